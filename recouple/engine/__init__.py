@@ -1,0 +1,1 @@
+"""Where and how kernels run: backends, randomness, planning, execution."""

@@ -1,0 +1,49 @@
+"""Exceptions raised by recouple.
+
+Every input check raises one of these with a message that names the argument,
+states what was expected, echoes what was received and says how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class RecoupleError(Exception):
+    """Base class of every error recouple raises on purpose."""
+
+
+class InputError(RecoupleError, ValueError):
+    """An argument does not meet the documented expectations."""
+
+
+class ShapeError(InputError):
+    """An array argument has the wrong shape or number of dimensions."""
+
+
+class BackendUnavailable(RecoupleError, ImportError):
+    """The requested array backend cannot be used on this machine."""
+
+
+class StoreError(RecoupleError):
+    """The cohort store is missing, malformed or inconsistent."""
+
+
+class ConfigError(InputError):
+    """A study file or command-line configuration is invalid."""
+
+
+def describe(value) -> str:
+    """Short description of a received value for error messages."""
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        dtype = getattr(value, "dtype", "?")
+        return f"an array of shape {tuple(shape)} and dtype {dtype}"
+    text = repr(value)
+    if len(text) > 80:
+        text = text[:77] + "..."
+    return f"{type(value).__name__} {text}"
+
+
+def input_error(argument: str, expected: str, received, fix: str, cls=InputError):
+    """Build an :class:`InputError` with recouple's four-part message."""
+    got = received if isinstance(received, str) else describe(received)
+    return cls(f"{argument} must be {expected}; got {got}. {fix}")

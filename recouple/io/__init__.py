@@ -1,0 +1,1 @@
+"""Readers and writers: cohort store, imaging files, tables."""

@@ -1,0 +1,100 @@
+"""Input checks shared by the public API. Each raises a recouple exception
+whose message names the argument, the expectation, what came, and the fix.
+Inputs are never modified: checks copy when they must convert."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .exceptions import InputError, ShapeError, describe
+
+
+def as_array(name: str, x, *, ndim_min: int | None = None, ndim: int | None = None, dtype=np.float64) -> np.ndarray:
+    """Host array of ``x`` (a copy only if conversion is needed), with dimension checks."""
+    try:
+        arr = np.asarray(_to_numpy(x))
+    except Exception as exc:
+        raise InputError(f"{name} must be array-like; got {describe(x)} ({exc}). Pass a NumPy array.") from exc
+    if dtype is not None:
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+            raise InputError(
+                f"{name} must hold numbers; got dtype {arr.dtype}. Convert it with np.asarray({name}, dtype=float)."
+            )
+        arr = arr.astype(dtype, copy=False)
+    if ndim is not None and arr.ndim != ndim:
+        raise ShapeError(f"{name} must have {ndim} dimension(s); got {describe(arr)}. Reshape it.")
+    if ndim_min is not None and arr.ndim < ndim_min:
+        raise ShapeError(
+            f"{name} must have at least {ndim_min} dimensions; got {describe(arr)}. "
+            "Stack subjects along the first axis."
+        )
+    return arr
+
+
+def _to_numpy(x):
+    mod = type(x).__module__
+    if mod.startswith("cupy"):
+        return x.get()
+    if mod.startswith("array_api_strict"):
+        return np.asarray(x._array)
+    return x
+
+
+def check_square(name: str, x: np.ndarray) -> None:
+    if x.ndim < 2 or x.shape[-1] != x.shape[-2]:
+        raise ShapeError(
+            f"{name} must be square matrices of shape (..., N, N); got {describe(x)}. "
+            "Pass one connectivity matrix per subject, regions x regions."
+        )
+
+
+def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ShapeError(
+            f"{name_a} and {name_b} must have the same shape; got {a.shape} and {b.shape}. "
+            "Use the same parcellation, region order and subject order for both."
+        )
+
+
+def check_finite(name: str, x: np.ndarray, *, allow_nan: bool = False) -> None:
+    bad = ~np.isfinite(x)
+    if allow_nan:
+        bad &= ~np.isnan(x)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        kind = "NaN or infinite" if not allow_nan else "infinite"
+        raise InputError(
+            f"{name} must contain only finite values; found {int(bad.sum())} {kind} value(s), "
+            f"the first at index {where}. Replace them (e.g. np.nan_to_num) or mask those entries."
+        )
+
+
+def check_symmetric(name: str, x: np.ndarray, *, atol: float = 1e-8) -> None:
+    dev = np.abs(x - np.swapaxes(x, -1, -2))
+    worst = float(dev.max()) if dev.size else 0.0
+    scale = max(float(np.abs(x).max()) if x.size else 0.0, 1.0)
+    if worst > atol * scale:
+        raise InputError(
+            f"{name} must be symmetric; got max |{name} - {name}.T| = {worst:.3g}. "
+            "Pass symmetrize=True to average it with its transpose."
+        )
+
+
+def check_nonnegative(name: str, x: np.ndarray) -> None:
+    if (x < 0).any():
+        raise InputError(
+            f"{name} must be non-negative (structural weights); got {int((x < 0).sum())} negative value(s), "
+            f"minimum {float(x.min()):.4g}. Pass allow_negative=True to use them as they are, or shift/clip "
+            "the weights first."
+        )
+
+
+def check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(map(repr, choices))}; got {value!r}. Pick one of those.")
+
+
+def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}. Pass e.g. {name}={max(minimum, 1)}.")
+    return int(value)
