@@ -1,0 +1,91 @@
+"""The ``recouple`` command: a thin layer over the engine.
+
+Each verb lives in ``recouple/cli/<verb>.py`` with ``add_parser(subparsers)``
+and ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help``
+stays fast. Bad usage exits with code 2 and a message that says what to do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+
+COMMANDS = (
+    "info",
+    "demo",
+    "run",
+    "ingest",
+    "coupling",
+    "export",
+    "nulls",
+    "associate",
+    "permute",
+    "genes",
+    "bench",
+    "report",
+)
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Options every verb accepts."""
+    parser.add_argument(
+        "--backend",
+        choices=("numpy", "jax", "cupy", "auto"),
+        default=None,
+        help="array backend (default: $RECOUPLE_BACKEND or numpy)",
+    )
+
+
+def _available_commands():
+    mods = {}
+    for name in COMMANDS:
+        try:
+            mods[name] = importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="recouple",
+        description="Structure-function coupling, spatial nulls, permutation inference and imaging "
+        "transcriptomics at cohort scale, on NumPy, JAX or CuPy.",
+    )
+    parser.add_argument("--version", action="version", version=f"recouple {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, mod in _available_commands().items():
+        p = mod.add_parser(sub)
+        add_common(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    from ..exceptions import RecoupleError
+
+    try:
+        if args.backend:
+            from ..engine.backend import set_backend
+
+            set_backend(args.backend)
+        return int(args._run(args) or 0)
+    except RecoupleError as exc:
+        print(f"recouple {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"recouple {args.command}: interrupted; finished results are kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
