@@ -1,0 +1,109 @@
+"""Provenance: what produced a result (version, parameters, seed, backend,
+device, dtype, chunking, scheduler and input checksums), stored as a JSON
+attribute with every result and written as a file next to exported outputs."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import socket
+from pathlib import Path
+
+__all__ = ["build_provenance", "write_provenance_file", "params_key"]
+
+
+def _jsonable(value):
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def params_key(params: dict) -> str:
+    """Canonical JSON of analysis parameters, used to decide whether a stored result can be resumed."""
+    return json.dumps(_jsonable(params), sort_keys=True)
+
+
+def build_provenance(*, analysis: str, params: dict, backend=None, seed=None, dtype="float64", chunking=None,
+                     inputs=None, scheduler=None, extra=None) -> dict:
+    """A JSON-ready provenance record for one analysis run.
+
+    Parameters
+    ----------
+    analysis : str
+        Result name (``results/<analysis>``).
+    params : dict
+        The analysis parameters that define the result.
+    backend : Backend or str, optional
+        Array backend used (its device is recorded too).
+    seed : int, optional
+    dtype : str
+    chunking : dict, optional
+        How the work was cut (chunk sizes, number of chunks).
+    inputs : dict, optional
+        ``{dataset: sha256}`` of the inputs read.
+    scheduler : str, optional
+        Dask scheduler used ("threads", "sync", or a distributed address).
+    """
+    import numpy as np
+
+    from .. import __version__
+
+    if backend is not None and not isinstance(backend, str):
+        backend_name, device = backend.name, backend.device
+    else:
+        from .backend import get_backend
+
+        be = get_backend(backend)
+        backend_name, device = be.name, be.device
+    try:
+        import dask
+
+        dask_version = dask.__version__
+    except ImportError:  # pragma: no cover
+        dask_version = None
+    record = {
+        "analysis": analysis,
+        "recouple_version": __version__,
+        "parameters": _jsonable(params),
+        "seed": seed,
+        "backend": backend_name,
+        "device": device,
+        "dtype": str(dtype),
+        "chunking": _jsonable(chunking or {}),
+        "scheduler": scheduler,
+        "inputs": _jsonable(inputs or {}),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "dask": dask_version,
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "user": os.environ.get("USER", ""),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if extra:
+        record.update(_jsonable(extra))
+    return record
+
+
+def write_provenance_file(output_path, provenance: dict) -> Path:
+    """Write ``<output>.provenance.json`` next to an exported output and return its path."""
+    out = Path(output_path)
+    target = out / "provenance.json" if out.is_dir() else out.with_name(out.name + ".provenance.json")
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(_jsonable(provenance), indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, target)
+    return target

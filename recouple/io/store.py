@@ -1,0 +1,745 @@
+"""The HDF5 cohort store: one file per cohort, a versioned schema, validation,
+and lazy picklable dataset handles that tasks open for themselves.
+
+The layout (schema version 1) is documented in ``docs/STORE.md``::
+
+    /                 attrs: format="recouple-cohort", schema_version=1, recouple_version
+    /scans/<column>   (S,) one dataset per column; attr ``columns`` keeps their order
+    /regions/label    (N,) str;  /regions/hemisphere (N,) str;  /regions/centroids (N, 3) mm
+    /sc, /fc          (S, N, N) float, chunked one scan per chunk
+    /ts               (S, N, T) parcel time series
+    /voxel/mask       (X, Y, Z) uint8, attr ``affine`` (4, 4); V = number of non-zero voxels
+    /voxel/bold       (S, V, T) voxel time series, voxels in C order of the mask
+    /voxel/sc/<k>/{data,indices,indptr}   CSR voxel x voxel SC rows of scan k
+    /voxel/profiles/{sc,fc}  (S, V, M) voxel x target profiles; /voxel/targets (M,) str
+    /maps/<name>      (N,), (V,) or (S, N)/(S, V) brain maps; attr ``space``
+    /results/<analysis>/<name>  outputs; attrs ``provenance`` (JSON), ``complete``;
+                      ``done`` (n_chunks,) uint8 completion flags, ``chunk_bounds``
+
+Writes of result chunks go to datasets allocated (and filled) when the
+analysis starts, so a chunk write only changes raw data bytes; the flag is set
+after the data has been flushed. A process killed part-way leaves a file that
+opens, validates and resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..exceptions import InputError, ShapeError, StoreError
+
+FORMAT = "recouple-cohort"
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+REQUIRED_COLUMNS = ("scan_id", "subject", "session", "group")
+STACKS = ("sc", "fc", "ts")
+_STR = h5py.string_dtype("utf-8")
+
+__all__ = [
+    "CohortStore",
+    "LazyDataset",
+    "ValidationReport",
+    "create_store",
+    "open_store",
+    "validate_store",
+    "checksum",
+]
+
+
+def _open_h5(path, mode):
+    """Open an HDF5 file without HDF5's own file lock.
+
+    Readers can then inspect a store (and workers read inputs) while a run
+    writes its results; concurrent writers are kept apart by the runner's
+    advisory lock instead. Within one process HDF5 shares a file opened for
+    writing with later readers, but cannot reopen for writing a file that a
+    reader holds open.
+    """
+    path = str(path)
+    try:
+        return h5py.File(path, mode, locking=False)
+    except FileNotFoundError:
+        raise StoreError(
+            f"store {path!r} does not exist. Create it with rc.store.create(...) or `recouple ingest`."
+        ) from None
+    except OSError as exc:
+        hint = ("close the other handles on this store in this process (e.g. st.close()) first"
+                if "already open" in str(exc) else "check that the path is a recouple store (HDF5 file)")
+        raise StoreError(f"store {path!r} could not be opened in mode {mode!r} ({exc}); {hint}.") from None
+
+
+# ----------------------------------------------------------------------------- lazy handles
+
+
+@dataclass(frozen=True)
+class LazyDataset:
+    """Picklable reference to one HDF5 dataset: a path and a dataset name.
+
+    Indexing opens the file read-only, reads the selection and closes it, so
+    the handle can travel through a Dask graph to any worker; no open HDF5
+    handle is ever shipped.
+    """
+
+    path: str
+    name: str
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __getitem__(self, key):
+        with _open_h5(self.path, "r") as f:
+            return f[self.name][key]
+
+    def __len__(self):
+        return self.shape[0]
+
+
+# ----------------------------------------------------------------------------- scans table
+
+
+def _columns_from(scans) -> dict:
+    try:
+        import pandas as pd
+
+        if isinstance(scans, pd.DataFrame):
+            return {str(c): scans[c].to_numpy() for c in scans.columns}
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pass
+    if isinstance(scans, dict):
+        return {str(k): np.asarray(v) for k, v in scans.items()}
+    raise InputError(
+        f"scans must be a pandas DataFrame or a dict of columns; got {type(scans).__name__}. "
+        "Pass e.g. scans={'scan_id': [...], 'subject': [...], 'session': [...], 'group': [...]}."
+    )
+
+
+def normalise_scans(scans) -> dict:
+    """Check a scans table and return ordered host columns (strings as str arrays)."""
+    cols = _columns_from(scans)
+    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
+    if missing:
+        raise InputError(
+            f"scans must have the columns {', '.join(REQUIRED_COLUMNS)}; missing {', '.join(missing)} "
+            f"(got {', '.join(cols)}). Add them (session and group may be constant, e.g. 'ses-1', 'all')."
+        )
+    lengths = {k: len(v) for k, v in cols.items()}
+    if len(set(lengths.values())) != 1:
+        raise ShapeError(f"scans columns must all have the same length; got {lengths}. Fix the table.")
+    out = {}
+    for key, values in cols.items():
+        arr = np.asarray(values)
+        if arr.dtype == object or arr.dtype.kind in "USO":
+            arr = np.array(["" if v is None else str(v) for v in arr.tolist()], dtype=str)
+        elif arr.dtype.kind not in "biuf":
+            raise InputError(
+                f"scans column {key!r} must hold numbers or strings; got dtype {arr.dtype}. Convert it first."
+            )
+        out[key] = arr
+    ids = out["scan_id"]
+    if ids.size == 0:
+        raise InputError("scans must hold at least one scan; got an empty table. Add rows.")
+    uniq, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        dup = uniq[counts > 1][:5].tolist()
+        raise InputError(
+            f"scan_id must be unique; got duplicates {dup}. Give every scan its own id "
+            "(e.g. '<subject>_<session>')."
+        )
+    bad = [s for s in ids.tolist() if not s or "/" in s]
+    if bad:
+        raise InputError(f"scan_id must be non-empty and contain no '/'; got {bad[:5]}. Rename those scans.")
+    return out
+
+
+def _write_table(group, columns: dict):
+    for key, arr in columns.items():
+        if arr.dtype.kind == "U":
+            group.create_dataset(key, data=arr.astype(object), dtype=_STR)
+        else:
+            group.create_dataset(key, data=arr)
+    group.attrs["columns"] = json.dumps(list(columns))
+
+
+def _read_table(group) -> dict:
+    names = json.loads(group.attrs["columns"]) if "columns" in group.attrs else sorted(group)
+    out = {}
+    for key in names:
+        ds = group[key]
+        if h5py.check_string_dtype(ds.dtype) is not None:
+            out[key] = ds.asstr()[()].astype(str)
+        else:
+            out[key] = ds[()]
+    return out
+
+
+# ----------------------------------------------------------------------------- the store
+
+
+def _dataset_name(name: str) -> str:
+    name = name.strip("/")
+    if not name:
+        raise InputError("name must be a dataset name such as 'sc', 'fc', 'ts' or 'maps/<name>'; got ''.")
+    return name
+
+
+class CohortStore:
+    """An open cohort store.
+
+    Use :func:`recouple.store.open` or :func:`recouple.store.create` rather
+    than this constructor. The store is a context manager; in read mode the
+    file is opened without taking the HDF5 file lock.
+
+    Attributes
+    ----------
+    path : str
+    mode : {"r", "r+"}
+    """
+
+    def __init__(self, path, mode="r"):
+        if mode not in ("r", "r+", "a"):
+            raise InputError(f"mode must be 'r' or 'r+'; got {mode!r}. Use 'r' to read, 'r+' to add data.")
+        self.path = str(Path(path))
+        self.mode = "r+" if mode == "a" else mode
+        self._file = _open_h5(self.path, self.mode)
+        if self._file.attrs.get("format") != FORMAT:
+            self._file.close()
+            raise StoreError(
+                f"{self.path!r} is an HDF5 file but not a recouple cohort store (no format='{FORMAT}' "
+                "attribute). Create a store with rc.store.create(...) or `recouple ingest`."
+            )
+
+    # -- housekeeping
+    @property
+    def file(self) -> h5py.File:
+        if not self._file:
+            self._file = _open_h5(self.path, self.mode)
+        return self._file
+
+    def close(self) -> None:
+        if self._file:
+            self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __repr__(self):
+        try:
+            return f"<CohortStore {self.path!r}: {self.n_scans} scans, {self.n_regions} regions, mode={self.mode!r}>"
+        except Exception:
+            return f"<CohortStore {self.path!r} (closed)>"
+
+    def _require_writable(self):
+        if self.mode == "r":
+            raise StoreError(
+                f"store {self.path!r} is open read-only; open it with rc.store.open(path, mode='r+') to write."
+            )
+
+    # -- tables
+    @property
+    def schema_version(self) -> int:
+        return int(self.file.attrs["schema_version"])
+
+    @property
+    def scans(self):
+        """Scans table as a pandas DataFrame (one row per scan, store order)."""
+        import pandas as pd
+
+        return pd.DataFrame(_read_table(self.file["scans"]))
+
+    @property
+    def scan_ids(self) -> np.ndarray:
+        return self.file["scans/scan_id"].asstr()[()].astype(str)
+
+    @property
+    def n_scans(self) -> int:
+        return int(self.file["scans/scan_id"].shape[0])
+
+    @property
+    def regions(self):
+        """Region table as a pandas DataFrame: label, hemisphere, x, y, z."""
+        import pandas as pd
+
+        g = self.file["regions"]
+        c = g["centroids"][()]
+        return pd.DataFrame(
+            {
+                "label": g["label"].asstr()[()].astype(str),
+                "hemisphere": g["hemisphere"].asstr()[()].astype(str),
+                "x": c[:, 0],
+                "y": c[:, 1],
+                "z": c[:, 2],
+            }
+        )
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.file["regions/label"].asstr()[()].astype(str)
+
+    @property
+    def n_regions(self) -> int:
+        return int(self.file["regions/label"].shape[0])
+
+    def __contains__(self, name) -> bool:
+        return _dataset_name(name) in self.file
+
+    def datasets(self) -> list[str]:
+        """Names of every dataset in the store (results included)."""
+        out = []
+        self.file.visititems(lambda n, o: out.append(n) if isinstance(o, h5py.Dataset) else None)
+        return out
+
+    # -- scans selection
+    def scan_index(self, scans=None) -> np.ndarray:
+        """Integer positions of a scan selection: None (all), scan ids, ints, a bool mask or a slice."""
+        n = self.n_scans
+        if scans is None:
+            return np.arange(n)
+        if isinstance(scans, slice):
+            return np.arange(n)[scans]
+        if isinstance(scans, (str, np.str_)):
+            scans = [scans]
+        sel = np.asarray(scans)
+        if sel.dtype == bool:
+            if sel.shape != (n,):
+                raise ShapeError(f"scans mask must have shape ({n},); got {sel.shape}. Pass one flag per scan.")
+            return np.nonzero(sel)[0]
+        if sel.dtype.kind in "iu":
+            if sel.size and (sel.min() < -n or sel.max() >= n):
+                raise InputError(f"scans indices must lie in [0, {n}); got {sel.tolist()[:5]}. Check the selection.")
+            return np.asarray(sel % n, dtype=np.int64)
+        ids = self.scan_ids
+        lookup = {s: i for i, s in enumerate(ids.tolist())}
+        unknown = [s for s in sel.astype(str).tolist() if s not in lookup]
+        if unknown:
+            raise InputError(
+                f"scans must name scan ids of this store; unknown {unknown[:5]}. See store.scans['scan_id']."
+            )
+        return np.array([lookup[s] for s in sel.astype(str).tolist()], dtype=np.int64)
+
+    # -- arrays
+    def _get(self, name):
+        name = _dataset_name(name)
+        if name not in self.file:
+            have = ", ".join(sorted(k for k in ("sc", "fc", "ts", "maps", "voxel", "results") if k in self.file))
+            raise StoreError(
+                f"store {self.path!r} has no dataset {name!r} (top level holds: {have or 'only tables'}). "
+                "Write it with store.write_array(...) or ingest it."
+            )
+        obj = self.file[name]
+        if not isinstance(obj, h5py.Dataset):
+            raise StoreError(f"{name!r} in store {self.path!r} is a group, not a dataset; name one of {sorted(obj)}.")
+        return obj
+
+    def read(self, name: str, scans=None) -> np.ndarray:
+        """Read dataset ``name`` ("sc", "fc", "ts", "maps/<name>", "voxel/bold", ...).
+
+        ``scans`` selects scans along the first axis of per-scan datasets.
+        """
+        ds = self._get(name)
+        if scans is None:
+            return ds[()]
+        idx = self.scan_index(scans)
+        if ds.shape[0] != self.n_scans:
+            raise InputError(f"scans can only select from per-scan datasets; {name!r} has shape {ds.shape}.")
+        if idx.size and np.all(np.diff(idx) > 0):
+            return ds[idx]
+        return np.stack([ds[int(i)] for i in idx]) if idx.size else ds[0:0]
+
+    def handle(self, name: str) -> LazyDataset:
+        """Picklable lazy handle on dataset ``name`` (opened only when indexed)."""
+        ds = self._get(name)
+        return LazyDataset(self.path, ds.name.lstrip("/"), tuple(ds.shape), ds.dtype)
+
+    def lazy(self, name: str, chunks=None):
+        """Dataset ``name`` as a lazy ``dask.array`` (default: one scan per chunk)."""
+        import dask.array as da
+
+        h = self.handle(name)
+        if chunks is None:
+            chunks = (1,) + tuple(h.shape[1:]) if h.ndim > 1 else h.shape
+        return da.from_array(h, chunks=chunks, lock=False, asarray=True, name=f"recouple-{h.path}-{h.name}",
+                             meta=np.empty((0,) * h.ndim, dtype=h.dtype))
+
+    def _expected_shape(self, name, array):
+        s, n = self.n_scans, self.n_regions
+        if name in ("sc", "fc"):
+            return (s, n, n)
+        if name == "ts":
+            return (s, n, array.shape[-1]) if array.ndim == 3 else None
+        return None
+
+    def write_array(self, name: str, array, *, scans=None, attrs: dict | None = None, overwrite: bool = False):
+        """Write an array (sc, fc, ts, maps/<name>, voxel/...) into the store.
+
+        Per-scan stacks are stored one scan per HDF5 chunk. With ``scans`` the
+        rows are written into an existing (or new, NaN-filled) dataset.
+        """
+        self._require_writable()
+        name = _dataset_name(name)
+        if name.startswith("results/"):
+            raise InputError("name must not start with 'results/'; use store.write_result(analysis, name, array).")
+        arr = np.asarray(array)
+        if arr.dtype.kind not in "biuf":
+            raise InputError(f"{name} must hold numbers; got dtype {arr.dtype}. Convert it with np.asarray(..., float).")
+        if scans is not None:
+            idx = self.scan_index(scans)
+            full = (self.n_scans,) + arr.shape[1:]
+            if name not in self.file:
+                self._create_stack(name, full, arr.dtype)
+            ds = self.file[name]
+            if ds.shape[1:] != arr.shape[1:] or arr.shape[0] != idx.size:
+                raise ShapeError(
+                    f"{name} rows must have shape {ds.shape[1:]} and one row per selected scan ({idx.size}); "
+                    f"got {arr.shape}."
+                )
+            for k, i in enumerate(idx):
+                ds[int(i)] = arr[k]
+        else:
+            expected = self._expected_shape(name, arr)
+            if expected is not None and arr.shape != expected:
+                raise ShapeError(
+                    f"{name} must have shape {expected} (scans x regions ...) for this store; got {arr.shape}. "
+                    "Use the store's scan and region order."
+                )
+            if name.startswith("maps/") and arr.ndim >= 1:
+                pass
+            if name in self.file:
+                if not overwrite:
+                    raise StoreError(f"store already holds {name!r}; pass overwrite=True to replace it.")
+                del self.file[name]
+            per_scan = name in STACKS or name == "voxel/bold"
+            if per_scan:
+                ds = self._create_stack(name, arr.shape, arr.dtype)
+                for i in range(arr.shape[0]):
+                    ds[i] = arr[i]
+            else:
+                ds = self.file.create_dataset(name, data=arr, track_times=False)
+        if attrs:
+            for k, v in attrs.items():
+                ds.attrs[k] = v if not isinstance(v, (dict, list)) else json.dumps(v)
+        self.file.flush()
+        return ds.name
+
+    def _create_stack(self, name, shape, dtype):
+        chunks = (1,) + tuple(shape[1:])
+        if name == "voxel/bold":
+            chunks = (1, min(shape[1], 4096), shape[2])
+        return self.file.create_dataset(
+            name, shape=shape, dtype=dtype, chunks=chunks, fillvalue=np.nan if np.dtype(dtype).kind == "f" else 0,
+            track_times=False,
+        )
+
+    # -- voxel data
+    def write_voxel_mask(self, mask, affine, *, overwrite: bool = False):
+        """Store the brain mask (X, Y, Z) and its (4, 4) affine; V = mask.sum()."""
+        self._require_writable()
+        m = np.asarray(mask)
+        a = np.asarray(affine, dtype=np.float64)
+        if m.ndim != 3:
+            raise ShapeError(f"mask must be a 3-D volume; got shape {m.shape}. Pass the brain mask image data.")
+        if a.shape != (4, 4):
+            raise ShapeError(f"affine must have shape (4, 4); got {a.shape}. Pass img.affine.")
+        if "voxel/mask" in self.file:
+            if not overwrite:
+                raise StoreError("store already holds voxel/mask; pass overwrite=True to replace it.")
+            del self.file["voxel/mask"]
+        ds = self.file.create_dataset("voxel/mask", data=(m != 0).astype(np.uint8), track_times=False)
+        ds.attrs["affine"] = a
+        self.file.flush()
+
+    @property
+    def voxel_mask(self) -> np.ndarray:
+        return self._get("voxel/mask")[()].astype(bool)
+
+    @property
+    def voxel_affine(self) -> np.ndarray:
+        return np.asarray(self._get("voxel/mask").attrs["affine"])
+
+    @property
+    def n_voxels(self) -> int:
+        return int(self._get("voxel/mask")[()].sum())
+
+    def write_voxel_sc(self, scan, data, indices, indptr, *, overwrite: bool = False):
+        """Store voxel x voxel SC rows of one scan in CSR form (``scipy.sparse`` layout)."""
+        self._require_writable()
+        k = int(self.scan_index(scan)[0])
+        data = np.asarray(data, dtype=np.float64)
+        indices = np.asarray(indices)
+        indptr = np.asarray(indptr)
+        v = int(indptr.shape[0]) - 1
+        if indices.shape != data.shape or indptr.ndim != 1 or indptr[-1] != data.shape[0]:
+            raise ShapeError(
+                f"voxel SC must be CSR arrays with len(indices) == len(data) == indptr[-1]; got data {data.shape}, "
+                f"indices {indices.shape}, indptr {indptr.shape} ending at {indptr[-1] if indptr.size else None}. "
+                "Pass csr.data, csr.indices, csr.indptr of a scipy.sparse.csr_array."
+            )
+        if indices.size and (indices.min() < 0 or indices.max() >= v):
+            raise InputError(f"voxel SC indices must lie in [0, {v}); got range [{indices.min()}, {indices.max()}].")
+        if not np.isfinite(data).all():
+            raise InputError("voxel SC data must be finite; found NaN or inf. Drop or fix those entries.")
+        name = f"voxel/sc/{k:06d}"
+        if name in self.file:
+            if not overwrite:
+                raise StoreError(f"store already holds {name!r}; pass overwrite=True to replace it.")
+            del self.file[name]
+        g = self.file.create_group(name)
+        g.create_dataset("data", data=data, track_times=False)
+        g.create_dataset("indices", data=indices.astype(np.int64), track_times=False)
+        g.create_dataset("indptr", data=indptr.astype(np.int64), track_times=False)
+        g.attrs["scan_id"] = str(self.scan_ids[k])
+        self.file.flush()
+
+    def read_voxel_sc(self, scan):
+        """CSR arrays ``(data, indices, indptr)`` of one scan's voxel SC."""
+        k = int(self.scan_index(scan)[0])
+        name = f"voxel/sc/{k:06d}"
+        if name not in self.file:
+            raise StoreError(f"store {self.path!r} has no voxel SC for scan {self.scan_ids[k]!r} ({name}).")
+        g = self.file[name]
+        return g["data"][()], g["indices"][()], g["indptr"][()]
+
+    # -- results
+    def write_result(self, analysis: str, name: str, array, *, attrs: dict | None = None, overwrite: bool = True):
+        """Write one result array to ``results/<analysis>/<name>`` with attributes (e.g. provenance)."""
+        self._require_writable()
+        group = self.file.require_group(f"results/{analysis}")
+        if name in group:
+            if not overwrite:
+                raise StoreError(f"results/{analysis}/{name} exists; pass overwrite=True to replace it.")
+            del group[name]
+        group.create_dataset(name, data=np.asarray(array), track_times=False)
+        for k, v in (attrs or {}).items():
+            group.attrs[k] = v if not isinstance(v, (dict, list, tuple)) else json.dumps(v, default=str)
+        if "complete" not in group.attrs:
+            group.attrs["complete"] = True
+        self.file.flush()
+
+    def read_result(self, analysis: str, name: str = "coupling") -> np.ndarray:
+        """Read ``results/<analysis>/<name>``."""
+        return self._get(f"results/{analysis}/{name}")[()]
+
+    def result_attrs(self, analysis: str) -> dict:
+        """Attributes of ``results/<analysis>`` with JSON values decoded (``provenance`` as a dict)."""
+        key = f"results/{analysis}"
+        if key not in self.file:
+            raise StoreError(f"store {self.path!r} has no results/{analysis}; run the analysis first.")
+        out = {}
+        for k, v in self.file[key].attrs.items():
+            if isinstance(v, str) and v[:1] in "[{":
+                try:
+                    v = json.loads(v)
+                except ValueError:
+                    pass
+            elif isinstance(v, np.generic):
+                v = v.item()
+            out[k] = v
+        return out
+
+    def results(self) -> list[str]:
+        """Names of the analyses under ``results/``."""
+        return sorted(self.file["results"]) if "results" in self.file else []
+
+
+# ----------------------------------------------------------------------------- create / open / validate
+
+
+def create_store(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: bool = False) -> CohortStore:
+    """Create a store holding the scans and region tables; returns it open in ``r+`` mode."""
+    path = Path(path)
+    cols = normalise_scans(scans)
+    labels = np.asarray(labels).astype(str)
+    if labels.ndim != 1 or labels.size < 2:
+        raise ShapeError(f"labels must be a 1-D list of at least 2 region names; got shape {labels.shape}.")
+    uniq, counts = np.unique(labels, return_counts=True)
+    if (counts > 1).any():
+        raise InputError(f"labels must be unique; got duplicates {uniq[counts > 1][:5].tolist()}. Rename them.")
+    n = labels.size
+    if hemisphere is None:
+        hemisphere = np.array(["L" if s.upper().startswith(("L", "LH")) else "R" if s.upper().startswith(("R", "RH"))
+                               else "" for s in labels.tolist()])
+    hemisphere = np.asarray(hemisphere).astype(str)
+    if hemisphere.shape != (n,):
+        raise ShapeError(f"hemisphere must have shape ({n},) like labels; got {hemisphere.shape}.")
+    if centroids is None:
+        centroids = np.full((n, 3), np.nan)
+    centroids = np.asarray(centroids, dtype=np.float64)
+    if centroids.shape != (n, 3):
+        raise ShapeError(f"centroids must have shape ({n}, 3) (x, y, z in mm per region); got {centroids.shape}.")
+    if path.exists():
+        if not overwrite:
+            raise StoreError(f"store {str(path)!r} already exists; pass overwrite=True (or --overwrite) to replace it.")
+        path.unlink()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    from .. import __version__
+
+    tmp = path.with_name(path.name + ".creating")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["recouple_version"] = __version__
+        _write_table(f.create_group("scans"), cols)
+        g = f.create_group("regions")
+        g.create_dataset("label", data=labels.astype(object), dtype=_STR)
+        g.create_dataset("hemisphere", data=hemisphere.astype(object), dtype=_STR)
+        g.create_dataset("centroids", data=centroids)
+    os.replace(tmp, path)  # a store appears whole or not at all
+    return CohortStore(path, "r+")
+
+
+def open_store(path, mode: str = "r") -> CohortStore:
+    """Open an existing store (``mode="r"`` to read, ``"r+"`` to add data)."""
+    return CohortStore(path, mode)
+
+
+@dataclass(frozen=True)
+class ValidationReport:
+    """What :func:`validate_store` found. ``incomplete`` lists results with unfinished chunks."""
+
+    path: str
+    n_scans: int
+    n_regions: int
+    datasets: tuple
+    incomplete: tuple = ()
+    notes: tuple = field(default=())
+
+    def __str__(self):
+        lines = [f"{self.path}: {self.n_scans} scans, {self.n_regions} regions; datasets: {', '.join(self.datasets)}"]
+        for name, done, total in self.incomplete:
+            lines.append(f"  results/{name}: {done}/{total} chunks done (re-run to finish)")
+        lines.extend(f"  {n}" for n in self.notes)
+        return "\n".join(lines)
+
+
+def validate_store(path, *, deep: bool = False) -> ValidationReport:
+    """Check a store against the schema; raise :class:`StoreError` naming the first problem.
+
+    ``deep=True`` also reads every SC/FC/time-series matrix and checks it is finite.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise StoreError(f"store {str(path)!r} does not exist. Check the path or create it with `recouple ingest`.")
+    try:
+        f = _open_h5(p, "r")
+    except StoreError as exc:
+        raise StoreError(f"store {str(path)!r} is not a readable HDF5 file ({exc}).") from None
+    with f:
+        fmt = f.attrs.get("format")
+        if fmt != FORMAT:
+            raise StoreError(f"{str(path)!r} is not a recouple cohort store (format attribute {fmt!r}).")
+        ver = int(f.attrs.get("schema_version", -1))
+        if ver not in SUPPORTED_VERSIONS:
+            raise StoreError(
+                f"store {str(path)!r} has schema_version {ver}; this recouple reads {SUPPORTED_VERSIONS}. "
+                "Upgrade recouple or re-ingest the data."
+            )
+        for grp in ("scans", "regions"):
+            if grp not in f:
+                raise StoreError(f"store {str(path)!r} lacks the /{grp} table required by the schema.")
+        cols = _read_table(f["scans"])
+        for c in REQUIRED_COLUMNS:
+            if c not in cols:
+                raise StoreError(f"/scans lacks the required column {c!r}.")
+        lengths = {k: len(v) for k, v in cols.items()}
+        if len(set(lengths.values())) != 1:
+            raise StoreError(f"/scans columns have different lengths {lengths}.")
+        s = len(cols["scan_id"])
+        if len(set(cols["scan_id"].tolist())) != s:
+            raise StoreError("/scans/scan_id holds duplicate scan ids.")
+        for key in ("label", "hemisphere", "centroids"):
+            if key not in f["regions"]:
+                raise StoreError(f"/regions lacks {key!r}.")
+        n = f["regions/label"].shape[0]
+        if f["regions/hemisphere"].shape != (n,) or f["regions/centroids"].shape != (n, 3):
+            raise StoreError(f"/regions entries disagree in length (label {n}, hemisphere "
+                             f"{f['regions/hemisphere'].shape}, centroids {f['regions/centroids'].shape}).")
+        names = []
+        for key in ("sc", "fc"):
+            if key in f:
+                names.append(key)
+                if f[key].shape != (s, n, n):
+                    raise StoreError(f"/{key} has shape {f[key].shape}; the schema needs (scans, regions, regions) = "
+                                     f"{(s, n, n)}.")
+        if "ts" in f:
+            names.append("ts")
+            if f["ts"].ndim != 3 or f["ts"].shape[:2] != (s, n):
+                raise StoreError(f"/ts has shape {f['ts'].shape}; the schema needs ({s}, {n}, T).")
+        if deep:
+            for key in ("sc", "fc", "ts"):
+                if key in f:
+                    for i in range(s):
+                        if not np.isfinite(f[key][i]).all():
+                            raise StoreError(f"/{key} of scan {cols['scan_id'][i]!r} holds NaN or inf values.")
+        if "voxel" in f:
+            vg = f["voxel"]
+            if "mask" not in vg or "affine" not in vg["mask"].attrs:
+                raise StoreError("/voxel needs /voxel/mask with an 'affine' attribute.")
+            v = int((vg["mask"][()] != 0).sum())
+            names.append("voxel/mask")
+            if "bold" in vg:
+                names.append("voxel/bold")
+                if vg["bold"].ndim != 3 or vg["bold"].shape[:2] != (s, v):
+                    raise StoreError(f"/voxel/bold has shape {vg['bold'].shape}; the schema needs ({s}, {v}, T) "
+                                     f"with V = voxels in the mask.")
+            if "sc" in vg:
+                names.append("voxel/sc")
+                for key in vg["sc"]:
+                    g = vg["sc"][key]
+                    if g["indptr"].shape != (v + 1,) or g["indices"].shape != g["data"].shape:
+                        raise StoreError(f"/voxel/sc/{key} is not a valid CSR matrix over {v} voxels.")
+            if "profiles" in vg:
+                for key in vg["profiles"]:
+                    names.append(f"voxel/profiles/{key}")
+                    if vg["profiles"][key].shape[:2] != (s, v):
+                        raise StoreError(f"/voxel/profiles/{key} must have shape ({s}, {v}, M); "
+                                         f"got {vg['profiles'][key].shape}.")
+        if "maps" in f:
+            names.extend(f"maps/{k}" for k in f["maps"])
+        incomplete = []
+        if "results" in f:
+            for key in f["results"]:
+                g = f["results"][key]
+                if "done" in g:
+                    flags = g["done"][()]
+                    if flags.sum() < flags.size:
+                        incomplete.append((key, int(flags.sum()), int(flags.size)))
+                if "provenance" not in g.attrs:
+                    raise StoreError(f"/results/{key} lacks its provenance attribute.")
+                names.append(f"results/{key}")
+    return ValidationReport(str(path), s, n, tuple(names), tuple(incomplete))
+
+
+def checksum(path, names) -> dict:
+    """SHA-256 of the raw bytes of each named dataset (read scan by scan)."""
+    out = {}
+    with _open_h5(path, "r") as f:
+        for name in names:
+            if name not in f:
+                continue
+            h = hashlib.sha256()
+            items = []
+            if isinstance(f[name], h5py.Group):
+                f[name].visititems(lambda n, o: items.append((n, o)) if isinstance(o, h5py.Dataset) else None)
+            else:
+                items = [("", f[name])]
+            for sub, ds in items:
+                h.update(str((sub, ds.shape, ds.dtype.str)).encode())
+                if ds.ndim and ds.shape[0] > 0:
+                    for i in range(ds.shape[0]):
+                        h.update(np.ascontiguousarray(ds[i]).tobytes())
+                else:
+                    h.update(np.ascontiguousarray(ds[()]).tobytes())
+            out[name] = h.hexdigest()
+    return out

@@ -1,0 +1,118 @@
+"""The cohort store: one HDF5 file per cohort (schema in ``docs/STORE.md``).
+
+>>> import recouple as rc
+>>> cohort = rc.simulate.cohort(n_regions=20, n_patients=2, n_controls=1, seed=0)
+>>> import tempfile, os
+>>> path = os.path.join(tempfile.mkdtemp(), "cohort.h5")
+>>> rc.store.from_simulated(cohort, path).close()
+>>> with rc.store.open(path) as st:
+...     st.read("sc").shape
+(6, 20, 20)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .exceptions import StoreError
+from .io.store import (
+    SCHEMA_VERSION,
+    CohortStore,
+    LazyDataset,
+    ValidationReport,
+    create_store,
+    open_store,
+    validate_store,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CohortStore",
+    "LazyDataset",
+    "StoreError",
+    "ValidationReport",
+    "create",
+    "open",
+    "validate",
+    "from_simulated",
+    "read_table",
+]
+
+
+def create(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: bool = False) -> CohortStore:
+    """Create a cohort store with its scans and region tables.
+
+    Parameters
+    ----------
+    path : str or Path
+        The HDF5 file to create.
+    scans : pandas.DataFrame or dict of (S,) columns
+        Must hold ``scan_id`` (unique), ``subject``, ``session`` and
+        ``group``; every other column (covariates, clinical scores) is kept.
+    labels : (N,) sequence of str
+        Region names, in the order of the matrices.
+    hemisphere : (N,) sequence of str, optional
+        "L"/"R" per region (guessed from an ``L``/``R`` prefix when omitted).
+    centroids : (N, 3) array_like, optional
+        Region centroids in millimetres (NaN when omitted).
+    overwrite : bool
+        Replace an existing file; otherwise an existing path raises
+        :class:`~recouple.exceptions.StoreError`.
+
+    Returns
+    -------
+    CohortStore
+        Open for writing (``mode="r+"``); use it as a context manager.
+    """
+    return create_store(path, scans=scans, labels=labels, hemisphere=hemisphere, centroids=centroids,
+                        overwrite=overwrite)
+
+
+def open(path, mode: str = "r") -> CohortStore:  # noqa: A001 - mirrors h5py/io naming
+    """Open a cohort store (``mode="r"`` reads without taking the file lock; ``"r+"`` writes)."""
+    return open_store(path, mode)
+
+
+def validate(path, *, deep: bool = False) -> ValidationReport:
+    """Check a store against its schema; raise :class:`~recouple.exceptions.StoreError` on the first problem.
+
+    Returns a :class:`ValidationReport` (scans, regions, datasets present and
+    results whose chunks are not all finished). ``deep=True`` also reads every
+    matrix and checks it is finite.
+    """
+    return validate_store(path, deep=deep)
+
+
+def read_table(path, table: str = "scans"):
+    """The ``scans`` or ``regions`` table of a store as a pandas DataFrame."""
+    with open_store(path) as st:
+        if table == "scans":
+            return st.scans
+        if table == "regions":
+            return st.regions
+    raise StoreError(f"table must be 'scans' or 'regions'; got {table!r}.")
+
+
+def from_simulated(cohort, path, *, overwrite: bool = False) -> CohortStore:
+    """Write a :class:`recouple.simulate.SimulatedCohort` into a new store.
+
+    Writes the scans and region tables, ``sc``, ``fc``, ``ts`` (when the
+    cohort has time series), ``maps/change_map`` and the expression matrix as
+    ``maps/expression`` (N, G) with the gene names in its ``genes`` attribute.
+    Returns the store open for writing.
+    """
+    st = create(path, scans=dict(cohort.scans), labels=cohort.labels, hemisphere=cohort.hemisphere,
+                centroids=cohort.centroids, overwrite=overwrite)
+    try:
+        st.write_array("sc", cohort.sc)
+        st.write_array("fc", cohort.fc)
+        if getattr(cohort, "timeseries", None) is not None:
+            st.write_array("ts", cohort.timeseries)
+        st.write_array("maps/change_map", np.asarray(cohort.change_map, dtype=np.float64),
+                       attrs={"space": "region"})
+        st.write_array("maps/expression", np.asarray(cohort.expression, dtype=np.float64),
+                       attrs={"space": "region", "genes": [str(g) for g in cohort.genes]})
+    except BaseException:
+        st.close()
+        raise
+    return st
