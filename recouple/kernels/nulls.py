@@ -168,3 +168,76 @@ def association_block(
     if store:
         out["null"] = xp.clip(r, -1.0, 1.0)
     return out
+
+
+def rotate_points(coords, rotations):
+    """Row-vector coordinates ``coords (n, 3)`` under rotations ``(K, 3, 3)``: ``(K, n, 3) = coords @ R``."""
+    xp = namespace(coords, rotations)
+    return xp.matmul(coords[None, :, :], rotations)
+
+
+def nearest_on_sphere(points, rotations):
+    """Spin reassignment by brute force: for each point i and rotation k, the
+    index j minimising ``|p_i - p_j R_k|`` (a batched matrix product + argmin).
+
+    Parameters
+    ----------
+    points : (n, 3) array
+    rotations : (K, 3, 3) array
+
+    Returns
+    -------
+    (K, n) int array
+        Entry i names the original point whose rotated position is nearest to i
+        (neuromaps / spin-test convention).
+
+    Notes
+    -----
+    ``|p_i - q_j|^2 = |p_i|^2 + |q_j|^2 - 2 p_i.q_j`` and ``|q_j| = |p_j|``, so
+    the argmin needs only ``|p_j|^2 - 2 p_i.(p_j R)``: one ``(n, 3) x (3, n)``
+    product per rotation. Memory is ``K n^2``: batch rotations for large n.
+    """
+    xp = namespace(points, rotations)
+    rotated = rotate_points(points, rotations)
+    sq = xp.sum(points * points, axis=-1)
+    cost = sq[None, None, :] - 2.0 * xp.matmul(points[None, :, :], xp.matrix_transpose(rotated))
+    return xp.argmin(cost, axis=-1)
+
+
+def nearest_by_candidates(queries, points, cell_candidates, *, n_theta, n_phi):
+    """Exact nearest point of each query among precomputed per-cell candidates.
+
+    Parameters
+    ----------
+    queries : (K, n, 3) array
+        Query coordinates (e.g. ``p_i R^T``: pushing ``p`` through ``R``).
+    points : (V, 3) array
+        Reference points.
+    cell_candidates : (n_theta * n_phi, C) int array
+        For each cell of an equal-angle grid over directions, every point that
+        can be nearest to a query in that cell, padded by repeating an entry.
+    n_theta, n_phi : int
+        Grid size (static).
+
+    Returns
+    -------
+    (K, n) int array of point indices.
+    """
+    xp = namespace(queries, points, cell_candidates)
+    x, y, z = queries[..., 0], queries[..., 1], queries[..., 2]
+    rad = xp.sqrt(x * x + y * y + z * z)
+    theta = xp.acos(xp.clip(z / rad, -1.0, 1.0))
+    phi = xp.atan2(y, x) + xp.pi
+    it = xp.clip(xp.astype(theta / xp.pi * n_theta, xp.int64), 0, n_theta - 1)
+    ip = xp.clip(xp.astype(phi / (2 * xp.pi) * n_phi, xp.int64), 0, n_phi - 1)
+    cell = it * n_phi + ip
+    cand = xp.take(cell_candidates, xp.reshape(cell, (-1,)), axis=0)  # (K*n, C)
+    c = cand.shape[-1]
+    flat = xp.reshape(cand, (-1,))
+    cp = xp.reshape(xp.take(points, flat, axis=0), (cand.shape[0], c, 3))
+    q = xp.reshape(queries, (-1, 1, 3))
+    d = cp - q
+    dist = xp.sqrt(xp.sum(d * d, axis=-1))
+    best = xp.argmin(dist, axis=-1)
+    out = xp.take_along_axis(cand, best[:, None], axis=-1)[:, 0]
+    return xp.reshape(out, queries.shape[:2])
