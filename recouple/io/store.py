@@ -309,7 +309,7 @@ class CohortStore:
             return np.arange(n)
         if isinstance(scans, slice):
             return np.arange(n)[scans]
-        if isinstance(scans, (str, np.str_)):
+        if isinstance(scans, (str, np.str_, int, np.integer)):
             scans = [scans]
         sel = np.asarray(scans)
         if sel.dtype == bool:
