@@ -60,6 +60,10 @@ __all__ = [
 
 ALTERNATIVES = ("two-sided", "greater", "less")
 _ENUMERATION_CAP = 2_000_000
+# Resamples that give the observed statistic up to rounding (e.g. swaps within
+# a group) must count as ties: scores within this relative distance of the
+# observed score count as "at least as extreme" (as scipy.stats.permutation_test).
+TIE_RTOL = 1e-10
 
 
 # --------------------------------------------------------------------------- results
@@ -550,7 +554,7 @@ def _fit_contrast(y, design, contrast, *, kind, matrix, alternative, batch_size,
     g_obs = np.where(degenerate, np.nan, g_obs)
     score_obs = np.asarray(_glm.tail_score(g_obs, alternative=alternative, rank=rank))
     # NaN scores never count as exceeded; +inf keeps them out of the counts.
-    score_cmp = np.where(np.isnan(score_obs), np.inf, score_obs)
+    score_cmp = np.where(np.isnan(score_obs), np.inf, score_obs - TIE_RTOL * np.abs(score_obs))
     resample = matrix if mode == "signflip" else np.argsort(matrix, axis=1)
     k_total = matrix.shape[0]
     bs = _batch_plan(k_total, n, v, rank, part.basis_z.shape[0], batch_size, memory_limit,
@@ -594,7 +598,8 @@ def _fit_contrast(y, design, contrast, *, kind, matrix, alternative, batch_size,
                 cl_max_extent[start:stop] = _clusters.max_per_map(extent, owner, stop - start)
                 cl_max_mass[start:stop] = _clusters.max_per_map(mass, owner, stop - start)
     pvalue = np.where(np.isnan(score_obs), np.nan, (counts + 1.0) / (k_total + 1.0))
-    pvalue_fwer = np.asarray(_kstats.permutation_pvalue(score_obs, max_score[:, None], alternative="greater"))
+    pvalue_fwer = np.asarray(_kstats.permutation_pvalue(score_cmp, max_score[:, None], alternative="greater"))
+    pvalue_fwer = np.where(np.isnan(score_obs), np.nan, pvalue_fwer)
     null_max = np.asarray(_glm.statistic_from_monotone(max_score, df=part.df, rank=rank))
     if rank == 1 and alternative == "two-sided":
         null_max = np.abs(null_max)
