@@ -504,57 +504,49 @@ def _prepare(expression, maps, labels, missing, map_names=None):
     return vals, y, index, names, aligned, al
 
 
-def resolve_nulls(nulls, maps, *, n_perm=1000, seed=None, coords=None, hemi=None, distance=None):
-    """Null maps for each map: ``(M, K, N)`` float array, or ``None``.
+SPIN_METHODS = ("spin", "vasa", "hungarian", "alexander_bloch")
 
-    Parameters
-    ----------
-    nulls : None, "none", "permutation", "spin", "variogram", path to ``.npy``, or array
-        Arrays are ``(K, N)`` integer indices (applied to every map; -1 drops
-        an entry, giving NaN) or float surrogate maps ``(K, N)`` (one map) /
-        ``(M, K, N)``. ``"permutation"`` draws spatially naive permutations;
-        ``"spin"`` needs ``coords`` (and ``hemi``); ``"variogram"`` needs
-        ``distance`` (both from :mod:`recouple.nulls`).
-    maps : (M, N) array
-        The maps the nulls belong to (in the maps' own region order).
-    """
-    y = np.atleast_2d(np.asarray(maps, dtype=np.float64))
+
+def _null_source(nulls, y, *, n_perm, seed, coords, hemi, distance):
+    """('index', (K, N) int) | ('maps', (M, K, N) float) | (None, None)."""
     m, n = y.shape
     if nulls is None or (isinstance(nulls, str) and nulls.lower() == "none"):
-        return None
-    n_perm = check_positive_int("n_perm", n_perm)
+        return None, None
     if isinstance(nulls, (str, Path)) and str(nulls).lower().endswith(".npy"):
+        if not Path(nulls).is_file():
+            raise InputError(f"nulls file must exist; got {str(nulls)!r}. Check the path.")
         nulls = np.load(nulls)
     if isinstance(nulls, str):
         kind = nulls.lower()
-        check_choice("nulls", kind, ("none", "permutation", "spin", "variogram"))
+        check_choice("nulls", kind, ("none", "permutation", "variogram") + SPIN_METHODS)
+        n_perm = check_positive_int("n_perm", n_perm)
         if kind == "permutation":
             from .engine.random import permutation_indices
 
-            nulls = permutation_indices(seed, n_perm, n)
-        elif kind == "spin":
-            if coords is None:
-                raise InputError("nulls='spin' needs coords; got None. Pass the regions' (N, 3) centroid "
-                                 "coordinates (and hemi), or precomputed spins as an array.")
-            from . import nulls as _nulls
+            return "index", permutation_indices(seed, n_perm, n)
+        from . import nulls as _nulls
 
-            kwargs = {"n_perm": n_perm, "seed": seed}
-            if hemi is not None:
-                kwargs["hemi"] = hemi
-            nulls = _nulls.spin_permutations(np.asarray(coords, dtype=np.float64), **kwargs)
-        else:
+        if kind == "variogram":
             if distance is None:
                 raise InputError("nulls='variogram' needs distance; got None. Pass the (N, N) distance matrix, "
                                  "or precomputed surrogates as an array.")
-            from . import nulls as _nulls
-
-            return np.stack([np.asarray(_nulls.variogram_surrogates(y[i], distance, n_perm=n_perm, seed=seed))
-                             for i in range(m)])
+            return "maps", np.stack([np.asarray(_nulls.variogram_surrogates(y[i], distance, n_perm=n_perm, seed=seed))
+                                     for i in range(m)])
+        if coords is None:
+            raise InputError(f"nulls={nulls!r} needs coords; got None. Pass the regions' (N, 3) sphere coordinates "
+                             "(and hemi), or precomputed spins as an array.")
+        method = "vasa" if kind == "spin" else kind
+        return "index", np.asarray(_nulls.spin_permutations(np.asarray(coords, dtype=np.float64), n_perm=n_perm,
+                                                            method=method, hemi=hemi, seed=seed))
     arr = np.asarray(getattr(nulls, "indices", nulls))
     if np.issubdtype(arr.dtype, np.integer):
-        from .nulls import null_maps
-
-        return np.stack([null_maps(y[i], arr) for i in range(m)])
+        if arr.ndim != 2 or arr.shape[1] != n:
+            raise ShapeError(f"nulls index arrays must be (n_perm, N) with N = {n} (the maps' regions); got "
+                             f"{arr.shape}. Transpose (N, n_perm) arrays from neuromaps.")
+        if arr.size and (arr.min() < -1 or arr.max() >= n):
+            raise InputError(f"nulls index arrays must hold indices in [-1, {n - 1}]; got {arr.min()}..{arr.max()}. "
+                             "Use -1 for dropped regions.")
+        return "index", arr.astype(np.int64, copy=False)
     arr = as_array("nulls", arr)
     if arr.ndim == 2:
         if m != 1:
@@ -564,6 +556,33 @@ def resolve_nulls(nulls, maps, *, n_perm=1000, seed=None, coords=None, hemi=None
     if arr.ndim != 3 or arr.shape[0] != m or arr.shape[2] != n:
         raise ShapeError(f"nulls must be (K, N) indices or surrogates, or (M, K, N) surrogates, with N = {n}, "
                          f"M = {m}; got {arr.shape}. Orient nulls one per row (transpose neuromaps' (N, K)).")
+    return "maps", arr
+
+
+def resolve_nulls(nulls, maps, *, n_perm=1000, seed=None, coords=None, hemi=None, distance=None):
+    """Null maps for each map: ``(M, K, N)`` float array, or ``None``.
+
+    Parameters
+    ----------
+    nulls : None, "none", "permutation", "spin", "vasa", "hungarian", "alexander_bloch", "variogram", ``.npy`` path or array
+        Arrays are ``(K, N)`` integer indices (applied to every map; -1 drops
+        an entry, giving NaN) or float surrogate maps ``(K, N)`` (one map) /
+        ``(M, K, N)``. ``"permutation"`` draws spatially naive permutations
+        (:func:`recouple.engine.random.permutation_indices`); spin names call
+        :func:`recouple.nulls.spin_permutations` (``"spin"`` = Váša) and need
+        ``coords`` (and ``hemi``); ``"variogram"`` calls
+        :func:`recouple.nulls.variogram_surrogates` and needs ``distance``.
+    maps : (M, N) array
+        The maps the nulls belong to, in the maps' own region order.
+    """
+    y = np.atleast_2d(np.asarray(maps, dtype=np.float64))
+    kind, arr = _null_source(nulls, y, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance)
+    if kind is None:
+        return None
+    if kind == "index":
+        from .nulls import null_maps
+
+        return np.stack([null_maps(y[i], arr) for i in range(y.shape[0])])
     return arr
 
 
@@ -629,7 +648,7 @@ def _map_position(names, which):
 
 def associate(maps, expression, *, labels=None, nulls=None, method="spearman", alternative="two-sided",
               n_perm=1000, seed=None, coords=None, hemi=None, distance=None, missing="error",
-              map_names=None, batch_size=None, backend=None) -> GeneAssociation:
+              map_names=None, batch_size=None, progress=False, backend=None) -> GeneAssociation:
     """Correlate every gene with one or more brain maps, with spatial nulls.
 
     Parameters
@@ -658,68 +677,39 @@ def associate(maps, expression, *, labels=None, nulls=None, method="spearman", a
     -------
     GeneAssociation
 
+    progress : bool
+        Progress bar on stderr.
+
     Notes
     -----
-    r for all genes is one product of standardised (ranked) rows; the null
-    is one (K x N) @ (N x G) product per batch of null maps (METHODS 5.2).
-    Null maps with dropped entries (NaN) use pairwise-complete correlation.
-    p-values use :func:`recouple.stats.permutation_pvalue` (+1 convention),
-    FDR :func:`recouple.stats.fdr_bh`, FWER the maximum |r| over genes.
+    Runs :func:`recouple.nulls.associate`: r for all genes is one product of
+    standardised (ranked) rows and the null one (K x N) @ (N x G) product
+    per batch of null maps (METHODS 5.2); p-values with the +1 convention
+    (floor ``1/(n_perm+1)``), BH-FDR across genes, FWER by the maximum
+    statistic across genes. Null maps with dropped entries (NaN) use
+    pairwise-complete correlation.
     """
     check_choice("method", method, METHODS)
     check_choice("alternative", alternative, ALTERNATIVES)
     vals, y, index, names, aligned, _ = _prepare(expression, maps, labels, missing, map_names)
     genes_t = np.ascontiguousarray(vals.T)
     y_used = y[:, index]
-    r = call_kernel(_ks.correlate, y_used, genes_t, backend=backend, static={"method": method})
-    null = resolve_nulls(nulls, y, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance)
-    if null is None:
+    kind, source = _null_source(nulls, y, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance)
+    if kind is None:
+        r = call_kernel(_ks.correlate, y_used, genes_t, backend=backend, static={"method": method})
         return GeneAssociation(r=r, pvalue=None, pvalue_fdr=None, pvalue_fwer=None, genes=aligned.genes,
                                maps=names, regions=aligned.regions, params={"method": method})
-    null = null[:, :, index]
-    k = null.shape[1]
-    p = np.empty_like(r)
-    p_fwer = np.empty_like(r)
-    for i in range(y.shape[0]):
-        rn = _null_correlations(null[i], genes_t, method, batch_size, backend)
-        p[i] = call_kernel(_ks.permutation_pvalue, r[i], rn, backend=backend,
-                           static={"alternative": alternative, "axis": 0, "plus_one": True})
-        extreme = _extreme(rn, alternative)
-        p_fwer[i] = call_kernel(_ks.permutation_pvalue, _orient(r[i], alternative), extreme[:, None],
-                                backend=backend, static={"alternative": "greater", "axis": 0, "plus_one": True})
-    q = call_kernel(_ks.fdr_bh, p, backend=backend, static={"axis": -1})
-    return GeneAssociation(r=r, pvalue=p, pvalue_fdr=q, pvalue_fwer=p_fwer, genes=aligned.genes, maps=names,
-                           regions=aligned.regions, n_perm=k,
+    from . import nulls as _nulls
+
+    if kind == "index" and np.array_equal(index, np.arange(y.shape[1])):
+        spec = source  # spins over exactly the analysed regions: ranks are computed once
+    else:
+        spec = resolve_nulls(source, y)[:, :, index]
+    res = _nulls.associate(y_used, genes_t, nulls=spec, method=method, alternative=alternative,
+                           batch_size=batch_size, progress=progress, backend=backend)
+    return GeneAssociation(r=res.r, pvalue=res.pvalue, pvalue_fdr=res.pvalue_fdr, pvalue_fwer=res.pvalue_fwer,
+                           genes=aligned.genes, maps=names, regions=aligned.regions, n_perm=int(res.n_perm),
                            params={"method": method, "alternative": alternative, "seed": seed})
-
-
-def _orient(r, alternative):
-    return np.abs(r) if alternative == "two-sided" else (r if alternative == "greater" else -r)
-
-
-def _extreme(rn, alternative):
-    with np.errstate(invalid="ignore"):
-        return np.nanmax(_orient(rn, alternative), axis=1)
-
-
-def _null_correlations(null, genes_t, method, batch_size, backend):
-    """(K, G) correlations of null maps with genes, batched over K."""
-    from .engine.planner import plan_batch
-
-    k, n = null.shape
-    g = genes_t.shape[0]
-    has_nan = np.isnan(null).any()
-    per_row = 8.0 * (g * (n if (has_nan and method == "spearman") else 3) + 4 * n)
-    step = batch_size or plan_batch(k, per_row)
-    out = np.empty((k, g))
-    for s in range(0, k, step):
-        block = null[s:s + step]
-        if has_nan and np.isnan(block).any():
-            out[s:s + step] = call_kernel(_ks.correlate_pairwise, block, genes_t, backend=backend,
-                                          static={"method": method, "min_count": 3})
-        else:
-            out[s:s + step] = call_kernel(_ks.correlate, block, genes_t, backend=backend, static={"method": method})
-    return out
 
 
 # --------------------------------------------------------------------------- PLS

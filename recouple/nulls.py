@@ -593,7 +593,7 @@ def _nearest_push(be, points, rots, *, index=None, batch=None):
             out[k0 : k0 + step] = to_host(fn(pts, be.to_device(rots[k0 : k0 + step])))
         return out
     fn = be.compile(_k.nearest_by_candidates, static_argnames=("n_theta", "n_phi"))
-    step = batch or max(1, int(2**25 // max(n * index.table.shape[1] * 8 * 4, 1)))
+    step = batch or max(1, int(2**18 // max(n * index.table.shape[1], 1)))
     pts, tab = be.to_device(points), be.to_device(index.table)
     for k0 in range(0, k_total, step):
         # |p_i - p_j R| = |p_i R^T - p_j|: query p_i R^T among the fixed points.

@@ -27,6 +27,11 @@ __all__ = [
 ]
 
 
+def _sign(xp, v):
+    """-1 where ``v < 0``, else +1 (a zero statistic keeps its orientation)."""
+    return xp.where(v < 0, xp.asarray(-1.0, dtype=v.dtype), xp.asarray(1.0, dtype=v.dtype))
+
+
 def gram(X):
     """Region Gram matrix ``A = X Xᵀ`` of ``X (N, G)``: (N, N)."""
     return X @ namespace(X).matrix_transpose(X)
@@ -113,7 +118,7 @@ def simpls_dual(A, Y, weights=None, *, n_components=1):
         t = xr - (xp.sum(w * xr, axis=0) / total_w)[None, :]
         norm_t = xp.sqrt(xp.sum(w * t * t, axis=0))
         q = xp.sum((w * t)[:, :, None] * Yc, axis=0)  # (B, M)
-        sign = xp.where(xp.sum(q, axis=1) < 0, -1.0, 1.0)
+        sign = _sign(xp, xp.sum(q, axis=1))
         s = sign / norm_t
         t = t * s[None, :]
         q = q * s[:, None]
@@ -216,7 +221,7 @@ def pls_bootstrap_moments(A, Y, counts, reference_projection, *, n_components=1)
     nb = counts.shape[0]
     Yb = xp.broadcast_to(Y[None, :, :], (nb,) + tuple(Y.shape))
     W = simpls_dual(A, Yb, counts, n_components=n_components)["weights_dual"]  # (N, B, C)
-    sign = xp.where(xp.sum(W * reference_projection[:, None, :], axis=0) < 0, -1.0, 1.0)  # (B, C)
+    sign = _sign(xp, xp.sum(W * reference_projection[:, None, :], axis=0))  # (B, C)
     W = W * sign[None, :, :]
     mean = xp.mean(W, axis=1)
     d = xp.permute_dims(W - mean[:, None, :], (2, 0, 1))  # (C, N, B)

@@ -232,12 +232,114 @@ def nearest_by_candidates(queries, points, cell_candidates, *, n_theta, n_phi):
     ip = xp.clip(xp.astype(phi / (2 * xp.pi) * n_phi, xp.int64), 0, n_phi - 1)
     cell = it * n_phi + ip
     cand = xp.take(cell_candidates, xp.reshape(cell, (-1,)), axis=0)  # (K*n, C)
-    c = cand.shape[-1]
     flat = xp.reshape(cand, (-1,))
-    cp = xp.reshape(xp.take(points, flat, axis=0), (cand.shape[0], c, 3))
-    q = xp.reshape(queries, (-1, 1, 3))
-    d = cp - q
-    dist = xp.sqrt(xp.sum(d * d, axis=-1))
-    best = xp.argmin(dist, axis=-1)
+    shape = cand.shape
+    # Coordinates gathered one axis at a time: contiguous (K*n, C) blocks.
+    d2 = None
+    for ax, qa in enumerate((x, y, z)):
+        pa = xp.reshape(xp.take(points[:, ax], flat, axis=0), shape)
+        diff = pa - xp.reshape(qa, (-1, 1))
+        d2 = diff * diff if d2 is None else d2 + diff * diff
+    best = xp.argmin(d2, axis=-1)
     out = xp.take_along_axis(cand, best[:, None], axis=-1)[:, 0]
     return xp.reshape(out, queries.shape[:2])
+
+
+def smoothed_variogram(maps, pair_i, pair_j, weights):
+    """Smoothed variograms of a batch of maps.
+
+    Parameters
+    ----------
+    maps : (B, N) array
+    pair_i, pair_j : (P,) int arrays
+        Region pairs entering the variogram.
+    weights : (nh, P) array
+        Gaussian distance weights, each row normalised to sum 1.
+
+    Returns
+    -------
+    (B, nh) array: ``gamma(h) = sum_p w_hp (x_i - x_j)^2 / 2``.
+    """
+    xp = namespace(maps, weights)
+    d = xp.take(maps, pair_i, axis=-1) - xp.take(maps, pair_j, axis=-1)
+    return (0.5 * d * d) @ xp.matrix_transpose(weights)
+
+
+def _fit(xp, gamma_perm, gamma_target):
+    # Least squares gamma_target ~ alpha + beta * gamma_perm, for every (batch, delta).
+    nh = gamma_target.shape[-1]
+    xm = xp.mean(gamma_perm, axis=-1, keepdims=True)
+    ym = xp.mean(gamma_target)
+    dx = gamma_perm - xm
+    sxy = xp.sum(dx * (gamma_target - ym), axis=-1)
+    sxx = xp.sum(dx * dx, axis=-1)
+    beta = sxy / xp.where(sxx > 0, sxx, 1.0)
+    alpha = ym - beta * xm[..., 0]
+    res = gamma_target - (alpha[..., None] + beta[..., None] * gamma_perm)
+    del nh
+    return alpha, beta, xp.sum(res * res, axis=-1)
+
+
+def variogram_block(perm_maps, normals, smoothers, pair_i, pair_j, weights, gamma_target):
+    """Burt et al. 2020 variogram-matched surrogates for a batch (brainsmash ``Base``).
+
+    Parameters
+    ----------
+    perm_maps : (B, N) array
+        Randomly permuted copies of the map.
+    normals : (B, N) array
+        Standard-normal draws for the residual term.
+    smoothers : (D, N, N) array
+        One row-normalised kNN kernel smoothing matrix per delta.
+    pair_i, pair_j, weights : variogram pairs and weights (see :func:`smoothed_variogram`).
+    gamma_target : (nh,) array
+        Smoothed variogram of the map.
+
+    Returns
+    -------
+    dict: ``maps`` (B, N) un-centred surrogates, ``delta_index`` (B,),
+    ``alpha``, ``beta``, ``sse`` (B,) of the chosen delta.
+    """
+    xp = namespace(perm_maps, smoothers)
+    b, n = perm_maps.shape
+    nd = smoothers.shape[0]
+    sm = xp.matmul(perm_maps[None, :, :], xp.matrix_transpose(smoothers))  # (D, B, N)
+    g = smoothed_variogram(xp.reshape(sm, (nd * b, n)), pair_i, pair_j, weights)
+    g = xp.reshape(g, (nd, b, -1))
+    alpha, beta, sse = _fit(xp, g, gamma_target)  # (D, B)
+    best = xp.argmin(sse, axis=0)  # (B,)
+    pick = best[None, :, None]
+    sm_best = xp.take_along_axis(sm, xp.broadcast_to(pick, (1, b, n)), axis=0)[0]
+    a = xp.take_along_axis(alpha, best[None, :], axis=0)[0]
+    be_ = xp.take_along_axis(beta, best[None, :], axis=0)[0]
+    s = xp.take_along_axis(sse, best[None, :], axis=0)[0]
+    surr = xp.sqrt(xp.abs(be_))[:, None] * sm_best + xp.sqrt(xp.abs(a))[:, None] * normals
+    return {"maps": surr, "delta_index": best, "alpha": a, "beta": be_, "sse": s}
+
+
+def moran_surrogates(x, eigvecs, signs):
+    """Moran spectral randomisation: ``mean(x) + U (r * signs) sqrt(n-1) sd(x)``.
+
+    Parameters
+    ----------
+    x : (N,) array
+    eigvecs : (N, C) array
+        Moran eigenvectors (unit norm, orthogonal to the constant).
+    signs : (K, C) array
+        Per-surrogate multipliers of the coefficients (Rademacher for the
+        singleton procedure; cos/sin rotations for the pair procedure are
+        applied by the caller as a (K, C) coefficient array with ``x=None``).
+
+    Returns
+    -------
+    (K, N) array
+    """
+    xp = namespace(x, eigvecs, signs)
+    n = x.shape[0]
+    mu = xp.mean(x)
+    sd = xp.sqrt(xp.sum((x - mu) ** 2) / (n - 1))
+    zx = (x - mu) / (sd * (n - 1) ** 0.5)
+    u0 = eigvecs - xp.mean(eigvecs, axis=0, keepdims=True)
+    u0 = u0 / xp.sqrt(xp.sum(u0 * u0, axis=0, keepdims=True))
+    r = zx @ u0  # Pearson r of x with each eigenvector
+    return mu + (signs * r[None, :]) @ xp.matrix_transpose(u0) * (sd * (n - 1) ** 0.5)
