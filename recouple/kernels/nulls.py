@@ -317,29 +317,21 @@ def variogram_block(perm_maps, normals, smoothers, pair_i, pair_j, weights, gamm
     return {"maps": surr, "delta_index": best, "alpha": a, "beta": be_, "sse": s}
 
 
-def moran_surrogates(x, eigvecs, signs):
-    """Moran spectral randomisation: ``mean(x) + U (r * signs) sqrt(n-1) sd(x)``.
+def moran_surrogates(coeffs, eigvecs, center, scale):
+    """Moran spectral randomisation maps ``center + scale * coeffs @ U^T``.
 
     Parameters
     ----------
-    x : (N,) array
+    coeffs : (K, C) array
+        Randomised correlations ``r*`` of the map with the C eigenvectors.
     eigvecs : (N, C) array
-        Moran eigenvectors (unit norm, orthogonal to the constant).
-    signs : (K, C) array
-        Per-surrogate multipliers of the coefficients (Rademacher for the
-        singleton procedure; cos/sin rotations for the pair procedure are
-        applied by the caller as a (K, C) coefficient array with ``x=None``).
+        Moran eigenvectors (zero mean, unit norm).
+    center, scale : () arrays
+        ``mean(x)`` and ``sqrt(n - 1) * sd(x)``.
 
     Returns
     -------
     (K, N) array
     """
-    xp = namespace(x, eigvecs, signs)
-    n = x.shape[0]
-    mu = xp.mean(x)
-    sd = xp.sqrt(xp.sum((x - mu) ** 2) / (n - 1))
-    zx = (x - mu) / (sd * (n - 1) ** 0.5)
-    u0 = eigvecs - xp.mean(eigvecs, axis=0, keepdims=True)
-    u0 = u0 / xp.sqrt(xp.sum(u0 * u0, axis=0, keepdims=True))
-    r = zx @ u0  # Pearson r of x with each eigenvector
-    return mu + (signs * r[None, :]) @ xp.matrix_transpose(u0) * (sd * (n - 1) ** 0.5)
+    xp = namespace(coeffs, eigvecs)
+    return center + scale * (coeffs @ xp.matrix_transpose(eigvecs))
