@@ -905,6 +905,8 @@ def _pls_null(A, null, n_components, batch_size, backend):
     m, k, n = null.shape
     out = np.full((k, n_components), np.nan)
     rows = np.flatnonzero(~np.isnan(null).any(axis=(0, 2)))
+    # each null map is standardised like the observed maps (matters with several maps)
+    null = (null - null.mean(axis=2, keepdims=True)) / null.std(axis=2, ddof=1, keepdims=True)
     step = batch_size or 4096
     Yn = np.ascontiguousarray(np.transpose(null, (1, 2, 0)))  # (K, N, M)
     for s in range(0, rows.size, step):
