@@ -1,0 +1,404 @@
+"""Communication predictors on connectivity graphs, batched over leading axes.
+
+Shortest paths (Floyd-Warshall as N min-plus pivot steps over ``(..., N, N)``
+blocks), search information, communicability, greedy navigation and
+diffusion efficiency. Path bookkeeping (search information, navigation) uses
+pointer doubling: ceil(log2 N) gathers instead of walking every path.
+"""
+
+from __future__ import annotations
+
+import math
+
+import array_api_compat
+
+from ._xp import as_float, is_numpy_namespace, namespace, take_along
+
+__all__ = [
+    "TRANSFORMS",
+    "euclidean_distance",
+    "weight_to_length",
+    "floyd_warshall",
+    "shortest_paths",
+    "search_information",
+    "communicability",
+    "navigation",
+    "reachability",
+    "mean_first_passage_time",
+    "diffusion_efficiency",
+]
+
+TRANSFORMS = ("neglog", "neglog_raw", "inv", "length", "hops")
+
+
+def _fori_loop(xp, n, body, carry):
+    """``carry = body(k, carry)`` for k in 0..n-1: ``lax.fori_loop`` on JAX
+    (one compiled step instead of n unrolled ones), a Python loop elsewhere."""
+    if array_api_compat.is_jax_namespace(xp):
+        from jax import lax
+
+        return lax.fori_loop(0, n, body, carry)
+    for k in range(n):
+        carry = body(k, carry)
+    return carry
+
+
+def _eye_bool(xp, n, like):
+    return xp.astype(xp.eye(n, dtype=like.dtype), xp.bool)
+
+
+def _doubling_steps(n):
+    return max(1, math.ceil(math.log2(max(n, 2))))
+
+
+def euclidean_distance(coords):
+    """Pairwise Euclidean distances between centroids.
+
+    Parameters
+    ----------
+    coords : (..., N, D) array
+
+    Returns
+    -------
+    dist : (..., N, N) array
+    """
+    xp = namespace(coords)
+    c = as_float(xp, coords)
+    diff = c[..., :, None, :] - c[..., None, :, :]
+    return xp.sqrt(xp.sum(diff * diff, axis=-1))
+
+
+def weight_to_length(w, *, transform="neglog"):
+    """Connection lengths from weights; absent edges (w == 0) get length inf.
+
+    ``"neglog"``: -log(w / (max w + 1)) with the maximum taken per matrix;
+    ``"neglog_raw"``: -log(w) (w <= 1); ``"inv"``: 1 / w; ``"length"``: ``w``
+    already holds lengths; ``"hops"``: every edge has length 1. The diagonal
+    is 0.
+    """
+    xp = namespace(w)
+    w = as_float(xp, w)
+    n = w.shape[-1]
+    edge = w != 0
+    safe = xp.where(edge, w, 1.0)
+    if transform == "neglog":
+        wmax = xp.max(w, axis=(-2, -1), keepdims=True)
+        length = -xp.log(safe / (wmax + 1.0))
+    elif transform == "neglog_raw":
+        length = -xp.log(safe)
+    elif transform == "inv":
+        length = 1.0 / safe
+    elif transform == "length":
+        length = safe
+    elif transform == "hops":
+        length = xp.ones_like(safe)
+    else:
+        raise ValueError(f"transform must be one of {TRANSFORMS}; got {transform!r}")
+    inf = xp.asarray(float("inf"), dtype=w.dtype)
+    length = xp.where(edge, length, inf)
+    return xp.where(_eye_bool(xp, n, w), xp.asarray(0.0, dtype=w.dtype), length)
+
+
+def floyd_warshall(length):
+    """All-pairs shortest paths by N batched min-plus pivot steps.
+
+    Parameters
+    ----------
+    length : (..., N, N) array
+        Edge lengths, inf where there is no edge, 0 on the diagonal.
+
+    Returns
+    -------
+    dist : (..., N, N) float array
+        Shortest path lengths (inf where unreachable).
+    hops : (..., N, N) float array
+        Edges on the chosen shortest path (inf where unreachable).
+    predecessor : (..., N, N) int array
+        Node before ``j`` on the chosen path from ``i`` to ``j``; -1 on the
+        diagonal and where unreachable.
+
+    Notes
+    -----
+    A pair is updated through pivot k only when the detour is strictly
+    shorter, pivots in ascending order: among equally short paths the one
+    kept is the one SciPy's and the Brain Connectivity Toolbox's
+    Floyd-Warshall keep.
+    """
+    xp = namespace(length)
+    d0 = as_float(xp, length)
+    n = d0.shape[-1]
+    finite = xp.isfinite(d0)
+    eye = _eye_bool(xp, n, d0)
+    edge = finite & ~eye
+    rows = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=xp.int64), (n, 1)), d0.shape)
+    pred0 = xp.where(edge, rows, xp.asarray(-1, dtype=xp.int64))
+    inf = xp.asarray(float("inf"), dtype=d0.dtype)
+    hops0 = xp.where(edge, xp.asarray(1.0, dtype=d0.dtype), xp.where(eye, xp.asarray(0.0, dtype=d0.dtype), inf))
+
+    if is_numpy_namespace(xp):
+        return _floyd_warshall_numpy(d0, hops0, pred0)
+
+    def pivot(k, carry):
+        d, h, p = carry
+        dk_col = d[..., :, k][..., :, None]
+        dk_row = d[..., k, :][..., None, :]
+        through = dk_col + dk_row
+        better = through < d
+        d = xp.where(better, through, d)
+        h = xp.where(better, h[..., :, k][..., :, None] + h[..., k, :][..., None, :], h)
+        p = xp.where(better, p[..., k, :][..., None, :], p)
+        return d, h, p
+
+    return _fori_loop(xp, n, pivot, (d0, hops0, pred0))
+
+
+def _floyd_warshall_numpy(d, h, p):
+    # Same pivot steps as the portable loop on preallocated buffers, updated
+    # in place (one add, one compare, one minimum, two masked copies a pivot).
+    import numpy as np
+
+    d = np.array(d, copy=True)
+    h = np.array(h, copy=True)
+    p = np.asarray(p).astype(np.int32)
+    n = d.shape[-1]
+    through = np.empty_like(d)
+    better = np.empty(d.shape, dtype=bool)
+    for k in range(n):
+        np.add(d[..., :, k, None], d[..., None, k, :], out=through)
+        np.less(through, d, out=better)
+        np.minimum(d, through, out=d)
+        np.add(h[..., :, k, None], h[..., None, k, :], out=through)
+        np.copyto(h, through, where=better)
+        np.copyto(p, p[..., None, k, :], where=better)
+    return d, h, p.astype(np.int64)
+
+
+def shortest_paths(w, *, transform="neglog"):
+    """Shortest paths of weight matrices ``w`` (..., N, N) after
+    :func:`weight_to_length`; returns ``(dist, hops, predecessor)`` as
+    :func:`floyd_warshall`."""
+    return floyd_warshall(weight_to_length(w, transform=transform))
+
+
+def _path_sums(xp, predecessor, step_cost):
+    """Sum ``step_cost[u, v]`` over the edges u -> v of every chosen path.
+
+    ``predecessor`` (..., N, N) as returned by :func:`floyd_warshall`.
+    Pointer doubling: after step s each entry has summed the last 2^s edges of
+    its path and points 2^s nodes further back, so ceil(log2 N) gathers reach
+    the source of every path. Unreachable pairs give inf; the diagonal 0.
+    """
+    n = predecessor.shape[-1]
+    dt = step_cost.dtype
+    rows = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=predecessor.dtype), (n, 1)), predecessor.shape)
+    reach = predecessor >= 0
+    parent = xp.where(reach, predecessor, rows)
+    # cost of the last edge parent[i, j] -> j of the path i -> j
+    cols = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=predecessor.dtype), (1, n)), predecessor.shape)
+    flat = parent * n + cols
+    cost_flat = xp.reshape(step_cost, step_cost.shape[:-2] + (n * n,))
+    last = take_along(xp, cost_flat, xp.reshape(flat, flat.shape[:-2] + (n * n,)), axis=-1)
+    last = xp.reshape(last, predecessor.shape)
+    eye = _eye_bool(xp, n, step_cost)
+    acc = xp.where(reach, last, xp.where(eye, xp.asarray(0.0, dtype=dt), xp.asarray(float("inf"), dtype=dt)))
+    for _ in range(_doubling_steps(n) + 1):
+        acc = acc + take_along(xp, acc, parent, axis=-1)
+        parent = take_along(xp, parent, parent, axis=-1)
+    return acc
+
+
+def search_information(w, predecessor):
+    """Search information along the chosen shortest paths (Goni et al. 2014).
+
+    Parameters
+    ----------
+    w : (..., N, N) array
+        Symmetric non-negative weights defining the random walk T = D^-1 W.
+    predecessor : (..., N, N) int array
+        From :func:`floyd_warshall` on the lengths of ``w``.
+
+    Returns
+    -------
+    si : (..., N, N) array
+        SI_ij = -log2 of the probability that a walker from i follows the
+        path to j without memory; for i > j the path from j to i walked
+        backwards (the reference convention for symmetric graphs). NaN on the
+        diagonal, inf where unreachable.
+    """
+    xp = namespace(w, predecessor)
+    w = as_float(xp, w)
+    n = w.shape[-1]
+    strength = xp.sum(w, axis=-1, keepdims=True)
+    trans = w / xp.where(strength > 0, strength, 1.0)
+    inf = xp.asarray(float("inf"), dtype=w.dtype)
+    step = xp.where(trans > 0, -xp.log2(xp.where(trans > 0, trans, 1.0)), inf)
+    forward = _path_sums(xp, predecessor, step)
+    backward = _path_sums(xp, predecessor, xp.matrix_transpose(step))
+    i = xp.reshape(xp.arange(n), (n, 1))
+    j = xp.reshape(xp.arange(n), (1, n))
+    si = xp.where(i < j, forward, xp.matrix_transpose(backward))
+    return xp.where(i == j, xp.asarray(float("nan"), dtype=w.dtype), si)
+
+
+def _expm_symmetric(xp, a):
+    lam, vec = xp.linalg.eigh(a)
+    return (vec * xp.exp(lam)[..., None, :]) @ xp.matrix_transpose(vec)
+
+
+def communicability(w, *, weighted=True, normalize=False):
+    """Communicability of symmetric graphs (expm by eigendecomposition).
+
+    Parameters
+    ----------
+    w : (..., N, N) array
+        Symmetric non-negative weights (binary adjacency when not weighted).
+    weighted : bool
+        ``True``: expm(D^-1/2 W D^-1/2) with the diagonal set to 0 (Crofts &
+        Higham 2009); nodes without connections get 0. ``False``: expm(A) of
+        the binary adjacency A = (w != 0) (Estrada & Hatano 2008).
+    normalize : bool
+        Binary only: divide A by its largest eigenvalue first.
+
+    Returns
+    -------
+    cmc : (..., N, N) array
+    """
+    xp = namespace(w)
+    w = as_float(xp, w)
+    n = w.shape[-1]
+    if weighted:
+        s = xp.sum(w, axis=-1)
+        inv_sqrt = xp.where(s > 0, 1.0 / xp.sqrt(xp.where(s > 0, s, 1.0)), 0.0)
+        a = inv_sqrt[..., :, None] * w * inv_sqrt[..., None, :]
+        out = _expm_symmetric(xp, a)
+        return xp.where(_eye_bool(xp, n, w), xp.asarray(0.0, dtype=w.dtype), out)
+    a = xp.astype(w != 0, w.dtype)
+    lam, vec = xp.linalg.eigh(a)
+    if normalize:
+        top = lam[..., -1:]
+        lam = lam / xp.where(top != 0, top, 1.0)
+    return (vec * xp.exp(lam)[..., None, :]) @ xp.matrix_transpose(vec)
+
+
+def navigation(w, dist):
+    """Greedy navigation (Seguin et al. 2018) from every node to every node.
+
+    At node u the walker moves to the neighbour v (w_uv != 0, v != u) closest
+    to the target by ``dist``, the lowest index among ties; it fails at a node
+    without neighbours or when it would revisit a node.
+
+    Parameters
+    ----------
+    w : (..., N, N) array
+        Connectivity (only its non-zero pattern is used).
+    dist : (..., N, N) array
+        Distances that guide the walker and measure the path (e.g. Euclidean).
+
+    Returns
+    -------
+    length : (..., N, N) array
+        Summed ``dist`` along the navigated path; inf where navigation fails;
+        0 on the diagonal.
+    hops : (..., N, N) array
+        Edges on the navigated path; inf where navigation fails.
+    """
+    xp = namespace(w, dist)
+    dist = as_float(xp, dist)
+    n = w.shape[-1]
+    shape = xp.broadcast_arrays(as_float(xp, w), dist)[0].shape
+    dist = xp.broadcast_to(dist, shape)
+    eye = _eye_bool(xp, n, dist)
+    adj = xp.broadcast_to((w != 0) & ~eye, shape)
+    inf = xp.asarray(float("inf"), dtype=dist.dtype)
+
+    # next hop from u towards target t: scan candidate neighbours v in order,
+    # keeping the first strict minimum of dist[v, t] (np.argmin's tie rule)
+    def scan(v, carry):
+        best, arg = carry
+        cand = xp.where(adj[..., :, v][..., :, None], dist[..., v, :][..., None, :], inf)
+        better = cand < best
+        return xp.where(better, cand, best), xp.where(better, v, arg)
+
+    best0 = xp.full(shape, float("inf"), dtype=dist.dtype)
+    rows = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=xp.int64), (n, 1)), shape)
+    cols = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=xp.int64), (1, n)), shape)
+    _, nxt = _fori_loop(xp, n, scan, (best0, xp.full(shape, -1, dtype=xp.int64)))
+    dead = nxt < 0
+    # the target absorbs; a dead end is a failure that stays in place
+    nxt = xp.where(eye, cols, xp.where(dead, rows, nxt))
+    # length of the edge u -> nxt[u, t]: dist[u, nxt[u, t]]
+    flat = xp.reshape(rows * n + nxt, shape[:-2] + (n * n,))
+    step = xp.reshape(take_along(xp, xp.reshape(dist, shape[:-2] + (n * n,)), flat, axis=-1), shape)
+    zero = xp.asarray(0.0, dtype=dist.dtype)
+    length = xp.where(eye, zero, xp.where(dead, inf, step))
+    hops = xp.where(eye, zero, xp.where(dead, inf, xp.asarray(1.0, dtype=dist.dtype)))
+    pos = nxt
+    for _ in range(_doubling_steps(n) + 1):
+        length = length + take_along(xp, length, pos, axis=-2)
+        hops = hops + take_along(xp, hops, pos, axis=-2)
+        pos = take_along(xp, pos, pos, axis=-2)
+    arrived = pos == cols
+    return xp.where(arrived, length, inf), xp.where(arrived, hops, inf)
+
+
+def reachability(w):
+    """Boolean (..., N, N): j can be reached from i (i reaches itself);
+    log-depth repeated squaring of (A + I)."""
+    xp = namespace(w)
+    w = as_float(xp, w)
+    n = w.shape[-1]
+    m = xp.astype((w != 0) | _eye_bool(xp, n, w), w.dtype)
+    for _ in range(_doubling_steps(n)):
+        m = xp.astype((m @ m) > 0, w.dtype)
+    return m > 0
+
+
+def mean_first_passage_time(w):
+    """Mean first-passage times of the random walk T = D^-1 W.
+
+    Parameters
+    ----------
+    w : (..., N, N) array
+        Symmetric non-negative weights.
+
+    Returns
+    -------
+    mfpt : (..., N, N) array
+        Expected steps from i to first reach j (0 on the diagonal; inf
+        between disconnected components).
+
+    Notes
+    -----
+    Fundamental matrix Z = (I - T + 1 pi^T)^-1 and mfpt_ij = (Z_jj - Z_ij) / pi_j
+    (Goni et al. 2013), applied per connected component with that
+    component's stationary distribution pi_j = s_j / sum of its strengths;
+    an isolated node forms its own component.
+    """
+    xp = namespace(w)
+    w = as_float(xp, w)
+    n = w.shape[-1]
+    s = xp.sum(w, axis=-1)
+    trans = w / xp.where(s > 0, s, 1.0)[..., :, None]
+    reach = reachability(w)
+    rf = xp.astype(reach, w.dtype)
+    mass = rf * s[..., None, :]
+    total = xp.sum(mass, axis=-1, keepdims=True)
+    pi = xp.where(total > 0, mass / xp.where(total > 0, total, 1.0), rf)
+    eye = xp.eye(n, dtype=w.dtype)
+    z = xp.linalg.inv(eye - trans + pi)
+    zdiag = xp.linalg.diagonal(z)[..., None, :]
+    safe_pi = xp.where(reach, pi, 1.0)
+    mfpt = (zdiag - z) / safe_pi
+    mfpt = xp.where(reach, mfpt, xp.asarray(float("inf"), dtype=w.dtype))
+    return xp.where(_eye_bool(xp, n, w), xp.asarray(0.0, dtype=w.dtype), mfpt)
+
+
+def diffusion_efficiency(w):
+    """Pairwise diffusion efficiency 1 / mfpt (..., N, N); 0 on the diagonal
+    and between disconnected components. Not symmetric."""
+    xp = namespace(w)
+    mfpt = mean_first_passage_time(w)
+    n = mfpt.shape[-1]
+    ok = xp.isfinite(mfpt) & (mfpt > 0)
+    eff = xp.where(ok, 1.0 / xp.where(ok, mfpt, 1.0), 0.0)
+    return xp.where(_eye_bool(xp, n, mfpt), xp.asarray(0.0, dtype=mfpt.dtype), eff)
