@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine.dispatch import call_batched
+from .engine.dispatch import call_batched, call_kernel
 from .kernels import coupling as _k
 from .validation import (
     as_array,
@@ -24,7 +24,16 @@ from .validation import (
     check_symmetric,
 )
 
-__all__ = ["NodalCoupling", "nodal", "prepare_connectivity"]
+__all__ = [
+    "NodalCoupling",
+    "nodal",
+    "prepare_connectivity",
+    "consistency_mask",
+    "CommunicationModel",
+    "communication",
+    "SDIResult",
+    "sdi",
+]
 
 
 @dataclass(frozen=True)
@@ -203,3 +212,440 @@ def nodal(
         r = np.where(undefined, fill_undefined, r)
     params = {"method": method, "edges": edges, "min_edges": min_edges, "fill_undefined": fill_undefined}
     return NodalCoupling(coupling=r, n_edges=n_edges, undefined=undefined, params=params)
+
+
+# --- group-consistency mask ---------------------------------------------------------------
+
+
+def consistency_mask(sc, *, fraction: float = 0.75, symmetrize: bool = False, backend=None) -> np.ndarray:
+    """Edges most consistent across subjects (Baum et al. 2020).
+
+    Keeps ``round(fraction * N (N - 1) / 2)`` of all region pairs: those
+    with the lowest coefficient of variation std/mean (ddof=1) of the weight
+    across subjects, as ``GLB_threshold_consistency(W, fraction)``. Pass the
+    result as ``nodal(..., mask=...)``.
+
+    Parameters
+    ----------
+    sc : (S, N, N) array_like
+        Subjects' structural connectivity (S >= 2), non-negative.
+    fraction : float in (0, 1]
+
+    Returns
+    -------
+    mask : (N, N) bool ndarray, symmetric, False on the diagonal
+
+    Examples
+    --------
+    >>> import recouple as rc
+    >>> cohort = rc.simulate.cohort(n_regions=30, n_patients=3, n_controls=2, seed=0)
+    >>> mask = rc.coupling.consistency_mask(cohort.sc, fraction=0.5)
+    >>> int(mask.sum()) == 2 * round(0.5 * 30 * 29 / 2)
+    True
+    """
+    from .exceptions import InputError, ShapeError
+
+    a = as_array("sc", sc, ndim=3)
+    check_square("sc", a)
+    check_finite("sc", a)
+    if a.shape[0] < 2:
+        raise ShapeError(
+            f"sc must stack at least 2 subjects to measure consistency; got {a.shape[0]}. "
+            "Pass the whole cohort, shape (S, N, N)."
+        )
+    if symmetrize:
+        a = (a + np.swapaxes(a, -1, -2)) / 2
+    else:
+        check_symmetric("sc", a)
+    check_nonnegative("sc", a)
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+        raise InputError(f"fraction must be a number in (0, 1]; got {fraction!r}. Pass e.g. fraction=0.75.")
+    n = a.shape[-1]
+    n_keep = int(round(fraction * n * (n - 1) / 2))
+    return np.asarray(call_kernel(_k.consistency_mask, a, backend=backend, static={"n_keep": n_keep}))
+
+
+# --- multilinear communication model --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CommunicationModel:
+    """Result of :func:`communication`.
+
+    Attributes
+    ----------
+    r2_adj : (..., N) ndarray
+        Adjusted R^2 of each node's model (NaN where undefined, e.g. a node
+        with unreachable regions under ``path_length``).
+    r2 : (..., N) ndarray
+        Plain R^2.
+    predictors : tuple of str
+        Predictor names, in the order of the last axis of ``dominance``.
+    dominance : (..., N, P) ndarray or None
+        General (total) dominance of each predictor on adjusted R^2
+        (Budescu 1993; netneurotools ``get_dominance_stats``); sums to
+        ``r2_adj`` over the last axis.
+    params : dict
+    """
+
+    r2_adj: np.ndarray
+    r2: np.ndarray
+    predictors: tuple
+    dominance: np.ndarray | None = None
+    params: dict = field(default_factory=dict)
+
+    def mean(self) -> float:
+        """Mean adjusted R^2 over defined nodes (and subjects)."""
+        return float(np.nanmean(self.r2_adj))
+
+
+def communication(
+    sc,
+    fc,
+    *,
+    coords=None,
+    predictors=("distance", "path_length", "communicability"),
+    weighted: bool = True,
+    dominance: bool = False,
+    symmetrize: bool = False,
+    backend: str | None = None,
+    batch_size: int | None = None,
+    memory_limit=None,
+) -> CommunicationModel:
+    """Local multilinear model of FC from SC communication predictors.
+
+    For every node i, FC(j, i) over the other regions j is regressed (OLS
+    with intercept) on the predictors' column i, and the adjusted R^2 is its
+    coupling (Vazquez-Rodriguez et al. 2019; METHODS 1.3).
+
+    Parameters
+    ----------
+    sc, fc : (N, N) or (..., N, N) array_like
+        Structural (symmetric, non-negative) and functional connectivity.
+    coords : (N, 3) or (..., N, 3) array_like, optional
+        Region centroids; required for ``"distance"`` and ``"navigation"``.
+    predictors : sequence of str or dict
+        Names from ``"distance"``, ``"path_length"``, ``"communicability"``,
+        ``"search_information"``, ``"navigation"``, ``"diffusion"`` computed
+        from ``sc``; or a dict ``{name: (N, N) or (..., N, N) array}`` of
+        precomputed predictor matrices (node i uses column i).
+    weighted : bool
+        ``True``: weighted predictors (-log(W / (max W + 1)) path lengths,
+        expm(D^-1/2 W D^-1/2), symmetrised search information / navigation /
+        diffusion efficiency; Liu et al. 2023). ``False``: the 2019 binary
+        set (hop counts, expm(A)).
+    dominance : bool
+        Also compute each predictor's general dominance per node.
+    symmetrize : bool
+        Average SC with its transpose instead of rejecting asymmetry.
+    backend, batch_size, memory_limit
+        Where to run; subjects per batch.
+
+    Returns
+    -------
+    CommunicationModel
+
+    References
+    ----------
+    Vazquez-Rodriguez B et al. PNAS 2019;116:21219-21227.
+    Liu ZQ et al. NeuroImage 2023;274:120276.
+
+    Examples
+    --------
+    >>> import recouple as rc
+    >>> cohort = rc.simulate.cohort(n_regions=40, n_patients=2, n_controls=1, seed=0)
+    >>> res = rc.coupling.communication(cohort.sc, cohort.fc, coords=cohort.centroids)
+    >>> res.r2_adj.shape == cohort.sc.shape[:-1]
+    True
+    """
+    from .exceptions import InputError, ShapeError
+    from .graph import prepare_coords
+
+    sc_a, fc_a = prepare_connectivity(sc, fc, symmetrize=symmetrize)
+    lead = sc_a.shape[:-2]
+    n = sc_a.shape[-1]
+    if n < 4:
+        raise ShapeError(f"sc must have at least 4 regions for a local regression; got {n}. Use a finer parcellation.")
+    custom = isinstance(predictors, dict)
+    names = tuple(predictors) if not custom else tuple(predictors.keys())
+    if not names:
+        raise InputError("predictors must name at least one predictor; got none. Pass e.g. ('distance', 'path_length').")
+    if not custom:
+        for name in names:
+            check_choice("predictors", name, _k.PREDICTORS)
+        if len(set(names)) != len(names):
+            raise InputError(f"predictors must not repeat a name; got {names!r}. List each predictor once.")
+    p = len(names)
+    if n - 1 - p - 1 < 1:
+        raise ShapeError(f"sc has too few regions ({n}) for {p} predictors; need N >= p + 3. Use fewer predictors.")
+    sc2 = sc_a.reshape((-1, n, n))
+    fc2 = fc_a.reshape((-1, n, n))
+    static = {"dominance": bool(dominance)}
+    if custom:
+        mats = []
+        for name in names:
+            m = as_array(f"predictors[{name!r}]", predictors[name], ndim_min=2)
+            check_square(f"predictors[{name!r}]", m)
+            if m.shape[-1] != n:
+                raise ShapeError(f"predictors[{name!r}] must be (N, N) with N = {n}; got {m.shape}. Use sc's regions.")
+            mats.append(np.broadcast_to(m, sc_a.shape).reshape((-1, n, n)))
+        x = np.stack(mats, axis=1)
+        out = call_batched(
+            _k.local_regression, x, fc2, backend=backend, static=static, batch_size=batch_size,
+            bytes_per_item=(3 * p + 4) * 8 * n * n, memory_limit=memory_limit,
+        )
+    else:
+        need_coords = {"distance", "navigation"} & set(names)
+        if need_coords and coords is None:
+            raise InputError(
+                f"coords must be given for the predictors {sorted(need_coords)}; got None. "
+                "Pass coords=<(N, 3) centroids> or drop those predictors."
+            )
+        c = None if coords is None else prepare_coords(coords, n, lead)
+        kw, shared = {}, {"coords": c}
+        if c is not None and c.ndim > 2:
+            kw = {"coords": np.broadcast_to(c, lead + c.shape[-2:]).reshape((-1, n, c.shape[-1]))}
+            shared = None
+        out = call_batched(
+            _k.communication_model, sc2, fc2, backend=backend,
+            static={**static, "names": names, "weighted": bool(weighted)}, batch_size=batch_size,
+            bytes_per_item=(3 * p + 14) * 8 * n * n, memory_limit=memory_limit, shared=shared, **kw,
+        )
+    r2 = np.asarray(out[0]).reshape(lead + (n,))
+    r2_adj = np.asarray(out[1]).reshape(lead + (n,))
+    dom = np.asarray(out[2]).reshape(lead + (n, p)) if dominance else None
+    params = {"predictors": names, "weighted": bool(weighted), "dominance": bool(dominance)}
+    return CommunicationModel(r2_adj=r2_adj, r2=r2, predictors=names, dominance=dom, params=params)
+
+
+# --- structural decoupling index --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SDIResult:
+    """Result of :func:`sdi`.
+
+    Attributes
+    ----------
+    sdi : (S, N) ndarray
+        Per-subject SDI = ||decoupled|| / ||coupled|| per region.
+    group_sdi : (N,) ndarray
+        mean_s ||decoupled|| / mean_s ||coupled|| (ratio of means).
+    log2_group_sdi : (N,) ndarray
+    cutoff : int
+        Number of low-frequency (coupled) harmonics.
+    eigenvalues : (N,) ndarray
+        Normalised-Laplacian eigenvalues, ascending.
+    energy : (N,) ndarray
+        Group-mean energy per harmonic.
+    coupled_norm, decoupled_norm : (S, N) ndarray
+    surrogates : dict
+        For each surrogate kind (``"informed"``, ``"ignorant"``):
+        ``sdi`` (S, K, N), ``n_above`` / ``n_below`` (N,) subjects whose SDI
+        is above every / below every surrogate, ``threshold`` (int), and
+        ``significant_above`` / ``significant_below`` (N,) bool.
+    params : dict
+    """
+
+    sdi: np.ndarray
+    group_sdi: np.ndarray
+    log2_group_sdi: np.ndarray
+    cutoff: int
+    eigenvalues: np.ndarray
+    energy: np.ndarray
+    coupled_norm: np.ndarray
+    decoupled_norm: np.ndarray
+    surrogates: dict = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+
+def _median_energy_cutoff(energy: np.ndarray) -> int:
+    # smallest c with trapz(energy[:c]) >= trapz(energy) / 2 (unit spacing, as GSP_Laplacian.m)
+    csum = np.concatenate([[0.0], np.cumsum((energy[1:] + energy[:-1]) / 2)])
+    total = csum[-1]
+    return int(np.argmax(csum >= total / 2)) + 1
+
+
+def binomial_threshold(n_subjects: int, n_regions: int, *, alpha: float = 0.05) -> int:
+    """Subjects needed to call a region significant (Preti & Van De Ville 2019).
+
+    x = smallest count of 100 with P(X > x | Bin(100, alpha)) < alpha / n_regions,
+    rescaled to ``floor(n_subjects / 100 * x) + 1``; a region is significant
+    when more subjects than this are flagged.
+    """
+    from scipy.stats import binom
+
+    x = next(k for k in range(101) if binom.sf(k, 100, alpha) < alpha / n_regions)
+    return int(np.floor(n_subjects / 100 * x) + 1)
+
+
+def sdi(
+    sc,
+    timeseries,
+    *,
+    cutoff="median_energy",
+    n_surrogates: int = 19,
+    surrogates=("informed", "ignorant"),
+    seed=0,
+    signs=None,
+    symmetrize: bool = False,
+    backend: str | None = None,
+    batch_size: int | None = None,
+    memory_limit=None,
+) -> SDIResult:
+    """Structural decoupling index (Preti & Van De Ville 2019; METHODS 1.4).
+
+    Parameters
+    ----------
+    sc : (N, N) or (S, N, N) array_like
+        Structural connectivity; a stack is averaged into the group SC.
+    timeseries : (S, N, T) array_like
+        Regional time series per subject (z-scored over time here).
+    cutoff : "median_energy" or int
+        Number of coupled (low-frequency) harmonics; ``"median_energy"``: where
+        the group energy spectrum reaches half its area.
+    n_surrogates : int
+        Sign-randomised surrogates per subject (19 as the reference); 0 skips.
+    surrogates : sequence of {"informed", "ignorant"}
+        SC-informed (structural harmonics) and SC-ignorant (configuration
+        model harmonics) surrogates.
+    seed : int
+        Surrogate k draws its signs from its own stream of ``seed``.
+    signs : dict, optional
+        Precomputed ``{kind: (K, S, N) array of +-1}`` (overrides ``seed``).
+    backend, batch_size, memory_limit
+        Where to run; subjects per batch.
+
+    Returns
+    -------
+    SDIResult
+
+    References
+    ----------
+    Preti MG, Van De Ville D. Nat Commun 2019;10:4747.
+
+    Examples
+    --------
+    >>> import recouple as rc
+    >>> cohort = rc.simulate.cohort(n_regions=30, n_patients=3, n_controls=2, n_timepoints=60, seed=0)
+    >>> res = rc.coupling.sdi(cohort.sc, cohort.timeseries, n_surrogates=5)
+    >>> res.sdi.shape == cohort.timeseries.shape[:2]
+    True
+    """
+    import warnings
+
+    from .engine.random import sign_flips
+    from .exceptions import InputError, ShapeError
+
+    w = as_array("sc", sc, ndim_min=2)
+    check_square("sc", w)
+    check_finite("sc", w)
+    if w.ndim > 3:
+        raise ShapeError(f"sc must be (N, N) or (S, N, N); got shape {w.shape}. Stack subjects on one axis.")
+    if symmetrize:
+        w = (w + np.swapaxes(w, -1, -2)) / 2
+    else:
+        check_symmetric("sc", w)
+    check_nonnegative("sc", w)
+    group = w.mean(axis=0) if w.ndim == 3 else w
+    n = group.shape[-1]
+    ts = as_array("timeseries", timeseries, ndim=3)
+    check_finite("timeseries", ts)
+    if ts.shape[1] != n:
+        raise ShapeError(
+            f"timeseries must be (S, N, T) with N = {n} regions as sc; got shape {ts.shape}. "
+            "Use the same parcellation and region order (transpose (S, T, N) input)."
+        )
+    if ts.shape[2] < 3:
+        raise ShapeError(f"timeseries must have at least 3 time points; got {ts.shape[2]}. Pass full series.")
+    if w.ndim == 3 and w.shape[0] != ts.shape[0]:
+        raise ShapeError(
+            f"sc and timeseries must have the same number of subjects; got {w.shape[0]} and {ts.shape[0]}. "
+            "Pass one SC per subject or a single group SC."
+        )
+    if (group.sum(axis=-1) == 0).any():
+        bad = np.flatnonzero(group.sum(axis=-1) == 0)
+        raise InputError(
+            f"sc must connect every region (group strength > 0); got all-zero rows at regions {bad[:5].tolist()}. "
+            "Drop those regions from sc and timeseries."
+        )
+    sd = ts.std(axis=-1)
+    if (sd == 0).any():
+        s, i = np.argwhere(sd == 0)[0]
+        raise InputError(
+            f"timeseries must vary over time in every region; subject {s}, region {i} is constant. "
+            "Drop or fix that region."
+        )
+    for kind in surrogates:
+        check_choice("surrogates", kind, ("informed", "ignorant"))
+    n_surrogates = check_positive_int("n_surrogates", n_surrogates, minimum=0)
+    lam, u = call_kernel(_eigh, _k.normalized_laplacian(group), backend=backend)
+    s_count = ts.shape[0]
+    ts_b = ts
+    energy = call_batched(_k.graph_energy, ts_b, shared={"harmonics": u}, backend=backend, batch_size=batch_size,
+                          bytes_per_item=4 * 8 * n * ts.shape[2], memory_limit=memory_limit).mean(axis=0)
+    if cutoff == "median_energy":
+        c = _median_energy_cutoff(energy)
+    else:
+        c = check_positive_int("cutoff", cutoff)
+        if c >= n:
+            raise InputError(f"cutoff must be below N = {n}; got {c}. Pass a smaller number of harmonics.")
+    if c < n and abs(lam[c] - lam[c - 1]) < 1e-10:
+        warnings.warn(
+            f"the cutoff ({c}) splits a degenerate eigenspace (eigenvalues {lam[c - 1]:.3g} = {lam[c]:.3g}); "
+            "the coupled/decoupled split is not unique there.",
+            UserWarning,
+            stacklevel=2,
+        )
+    coupled, decoupled = call_batched(
+        _k.decoupling_norms, ts_b, shared={"harmonics": u}, static={"n_low": c}, backend=backend,
+        batch_size=batch_size, bytes_per_item=4 * 8 * n * ts.shape[2], memory_limit=memory_limit,
+    )
+    subject_sdi = decoupled / coupled
+    group_sdi = decoupled.mean(axis=0) / coupled.mean(axis=0)
+    surr_out = {}
+    if n_surrogates > 0:
+        threshold = binomial_threshold(s_count, n)
+        for kind in surrogates:
+            basis = u if kind == "informed" else call_kernel(
+                _eigh, _k.configuration_laplacian(group), backend=backend)[1]
+            if signs is not None and kind in signs:
+                phi = np.asarray(signs[kind], dtype=np.float64)
+                if phi.shape != (phi.shape[0], s_count, n):
+                    raise ShapeError(
+                        f"signs[{kind!r}] must be (K, S, N) = (K, {s_count}, {n}); got {phi.shape}. "
+                        "Pass one +-1 vector per surrogate and subject."
+                    )
+            else:
+                phi = sign_flips(seed, n_surrogates, s_count * n, purpose=f"sdi_{kind}").reshape(-1, s_count, n)
+            phi_s = np.ascontiguousarray(np.swapaxes(phi, 0, 1))  # (S, K, N)
+            sc_c, sc_d = call_batched(
+                _k.surrogate_norms, ts_b, phi_s, shared={"harmonics": u, "basis": basis}, static={"n_low": c},
+                backend=backend, batch_size=batch_size,
+                bytes_per_item=4 * 8 * n * ts.shape[2] * phi.shape[0], memory_limit=memory_limit,
+            )
+            surr_sdi = sc_d / sc_c
+            above = (subject_sdi > surr_sdi.max(axis=1)).sum(axis=0)
+            below = (subject_sdi < surr_sdi.min(axis=1)).sum(axis=0)
+            surr_out[kind] = {
+                "sdi": surr_sdi,
+                "n_above": above,
+                "n_below": below,
+                "threshold": threshold,
+                "significant_above": above > threshold,
+                "significant_below": below > threshold,
+            }
+    params = {"cutoff": cutoff, "n_surrogates": n_surrogates, "surrogates": tuple(surrogates), "seed": seed}
+    return SDIResult(
+        sdi=subject_sdi, group_sdi=group_sdi, log2_group_sdi=np.log2(group_sdi), cutoff=c,
+        eigenvalues=np.asarray(lam), energy=energy, coupled_norm=coupled, decoupled_norm=decoupled,
+        surrogates=surr_out, params=params,
+    )
+
+
+def _eigh(a):
+    from .kernels._xp import namespace
+
+    xp = namespace(a)
+    lam, vec = xp.linalg.eigh(a)
+    return lam, vec

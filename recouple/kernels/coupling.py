@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._xp import namespace
+from ._xp import as_float, float_dtype, namespace
 from .stats import pearson_rows, spearman_rows
 
 EDGE_SETS = ("sc_nonzero", "offdiag", "both_nonzero", "mask")
@@ -64,3 +64,290 @@ def nodal_coupling(sc, fc, *, method="spearman", edges="sc_nonzero", min_edges=3
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
     n_edges = xp.sum(xp.astype(m, xp.int32), axis=-1)
     return r, n_edges
+
+
+# --- group-consistency thresholding (Baum et al. 2020) -----------------------------------
+
+
+def consistency_mask(w, *, n_keep):
+    """Boolean (N, N) mask of the ``n_keep`` edges (i < j pairs, mirrored) with
+    the lowest coefficient of variation std/mean across the leading axis.
+
+    Parameters
+    ----------
+    w : (S, N, N) array
+        Weights of S subjects.
+    n_keep : int
+        Number of unordered pairs to keep.
+
+    Notes
+    -----
+    CV uses the sample standard deviation (ddof=1, MATLAB ``std``). Pairs
+    whose mean weight is 0 have CV = inf and come last; ties keep the lower
+    flat upper-triangle index first.
+    """
+    xp = namespace(w)
+    w = as_float(xp, w)
+    s, n = w.shape[0], w.shape[-1]
+    mean = xp.mean(w, axis=0)
+    d = w - mean
+    sd = xp.sqrt(xp.sum(d * d, axis=0) / max(s - 1, 1))
+    inf = xp.asarray(float("inf"), dtype=w.dtype)
+    cv = xp.where(mean != 0, sd / xp.where(mean != 0, mean, 1.0), inf)
+    i = xp.reshape(xp.arange(n), (n, 1))
+    j = xp.reshape(xp.arange(n), (1, n))
+    upper = i < j
+    key = xp.reshape(xp.where(upper, cv, inf), (n * n,))
+    # lower triangle and diagonal are pushed behind every upper pair
+    order = xp.argsort(key, stable=True)
+    pos = xp.reshape(xp.astype(xp.where(upper, 0, 1), xp.int64), (n * n,))
+    order = xp.argsort(xp.take(pos, order) * (n * n) + xp.arange(n * n), stable=True)
+    order = xp.take(xp.argsort(key, stable=True), order)
+    rank = xp.argsort(order, stable=True)
+    keep = xp.reshape(rank < n_keep, (n, n)) & upper
+    return keep | xp.matrix_transpose(keep)
+
+
+# --- multilinear communication model (Vazquez-Rodriguez et al. 2019) ---------------------
+
+
+PREDICTORS = ("distance", "path_length", "communicability", "search_information", "navigation", "diffusion")
+
+
+def communication_predictors(sc, coords=None, *, names=("distance", "path_length", "communicability"), weighted=True):
+    """Predictor matrices (..., P, N, N) for the local communication model.
+
+    ``weighted=True`` (Liu et al. 2023; METHODS 1.3): path length on
+    -log(W / (max W + 1)) lengths, communicability expm(D^-1/2 W D^-1/2),
+    search information and navigation / diffusion efficiency, each
+    symmetrised ((M + M^T) / 2; non-finite search information set to 0
+    first). ``weighted=False`` (Vazquez-Rodriguez 2019): the same on the
+    binary graph A = (W != 0), with hop counts and expm(A).
+    """
+    from . import graph as g
+
+    xp = namespace(sc, coords)
+    w = as_float(xp, sc)
+    if not weighted:
+        w = xp.astype(w != 0, w.dtype)
+    transform = "neglog" if weighted else "hops"
+    need_paths = "path_length" in names or "search_information" in names
+    paths = g.shortest_paths(w, transform=transform) if need_paths else None
+    dist = g.euclidean_distance(coords) if coords is not None else None
+    out = []
+    zero = xp.asarray(0.0, dtype=w.dtype)
+    for name in names:
+        if name == "distance":
+            m = xp.broadcast_to(dist, w.shape)
+        elif name == "path_length":
+            m = paths[0]
+        elif name == "communicability":
+            m = g.communicability(w, weighted=weighted)
+        elif name == "search_information":
+            si = g.search_information(w, paths[2])
+            si = xp.where(xp.isfinite(si), si, zero)
+            m = (si + xp.matrix_transpose(si)) / 2
+        elif name == "navigation":
+            length, _ = g.navigation(w, xp.broadcast_to(dist, w.shape))
+            ok = xp.isfinite(length) & (length > 0)
+            e = xp.where(ok, 1.0 / xp.where(ok, length, 1.0), zero)
+            m = (e + xp.matrix_transpose(e)) / 2
+        elif name == "diffusion":
+            e = g.diffusion_efficiency(w)
+            m = (e + xp.matrix_transpose(e)) / 2
+        else:
+            raise ValueError(f"predictor must be one of {PREDICTORS}; got {name!r}")
+        out.append(m)
+    return xp.stack(out, axis=-3)
+
+
+def _subsets(p):
+    import itertools
+
+    return [c for k in range(1, p + 1) for c in itertools.combinations(range(p), k)]
+
+
+def local_regression(x, y, *, dominance=False):
+    """Per-node OLS of FC on predictors, leaving out the node's own row.
+
+    Parameters
+    ----------
+    x : (..., P, N, N) array
+        Predictor matrices; node i uses column i, rows j != i.
+    y : (..., N, N) array
+        Functional connectivity; node i's response is column i, rows j != i.
+    dominance : bool
+        Also return the general (total) dominance of each predictor.
+
+    Returns
+    -------
+    r2, r2_adj : (..., N) arrays
+    dominance : (..., N, P) array, only with ``dominance``
+        General dominance on adjusted R^2 (sums to ``r2_adj``). NaN for nodes whose predictors
+    or response are not finite or are constant over the n = N - 1 rows.
+
+    Notes
+    -----
+    With intercept, R^2 = r^T R^-1 r where R is the predictors' correlation
+    matrix and r their correlations with the response over rows j != i
+    (z-scoring after removing row i, as METHODS 1.3); adjusted
+    R^2 = 1 - (1 - R^2)(n - 1)/(n - p - 1). All nodes and subjects are solved
+    as one batch of P x P systems.
+    """
+    xp = namespace(x, y)
+    dt = xp.result_type(float_dtype(xp, x), float_dtype(xp, y))
+    x = xp.astype(x, dt)
+    y = xp.astype(y, dt)
+    n = y.shape[-1]
+    p = x.shape[-3]
+    m = n - 1
+    off = ~xp.astype(xp.eye(n, dtype=dt), xp.bool)
+    zero = xp.asarray(0.0, dtype=dt)
+    xt = xp.matrix_transpose(x)  # (..., P, i, j)
+    yt = xp.matrix_transpose(y)  # (..., i, j)
+    ok_x = xp.all(xp.isfinite(xt) | ~off, axis=-1)  # (..., P, i)
+    ok_y = xp.all(xp.isfinite(yt) | ~off, axis=-1)  # (..., i)
+    xt = xp.where(off & xp.isfinite(xt), xt, zero)
+    yt = xp.where(off & xp.isfinite(yt), yt, zero)
+    xc = xp.where(off, xt - xp.sum(xt, axis=-1, keepdims=True) / m, zero)
+    yc = xp.where(off, yt - xp.sum(yt, axis=-1, keepdims=True) / m, zero)
+    xn = xp.moveaxis(xc, -3, -2)  # (..., i, P, j)
+    sxx = xn @ xp.matrix_transpose(xn)  # (..., i, P, P)
+    sxy = xp.squeeze(xn @ yc[..., None], axis=-1)  # (..., i, P)
+    syy = xp.sum(yc * yc, axis=-1)  # (..., i)
+    dx = xp.sqrt(xp.linalg.diagonal(sxx))
+    ok = xp.all(xp.moveaxis(ok_x, -2, -1), axis=-1) & ok_y & xp.all(dx > 0, axis=-1) & (syy > 0)
+    dxs = xp.where(dx > 0, dx, 1.0)
+    corr = sxx / (dxs[..., :, None] * dxs[..., None, :])
+    eye_p = xp.eye(p, dtype=dt)
+    corr = xp.where(ok[..., None, None], corr, eye_p)
+    r = sxy / (dxs * xp.sqrt(xp.where(syy > 0, syy, 1.0))[..., None])
+    r = xp.where(ok[..., None], r, zero)
+    nan = xp.asarray(float("nan"), dtype=dt)
+
+    def r2_of(idx):
+        if len(idx) == p:
+            c, rv = corr, r
+        else:
+            ii = xp.asarray(idx)
+            c = xp.take(xp.take(corr, ii, axis=-1), ii, axis=-2)
+            rv = xp.take(r, ii, axis=-1)
+        beta = xp.linalg.solve(c, rv[..., None])
+        val = xp.sum(rv * beta[..., 0], axis=-1)
+        return xp.where(ok, val, nan)
+
+    def adjust(r2, k):
+        return 1.0 - (1.0 - r2) * (m - 1) / (m - k - 1)
+
+    r2 = r2_of(tuple(range(p)))
+    if not dominance:
+        return r2, adjust(r2, p)
+    subsets = _subsets(p)
+    adj = {s: adjust(r2_of(s), len(s)) for s in subsets}
+    cols = []
+    for a in range(p):
+        terms = []
+        for k in range(p):
+            with_a = [s for s in subsets if len(s) == k + 1 and a in s]
+            diffs = [adj[s] - (adj[tuple(v for v in s if v != a)] if k else 0.0) for s in with_a]
+            terms.append(sum(diffs[1:], diffs[0]) / len(diffs))
+        cols.append(sum(terms[1:], terms[0]) / p)
+    return r2, adjust(r2, p), xp.stack(cols, axis=-1)
+
+
+def communication_model(sc, fc, coords=None, *, names=("distance", "path_length", "communicability"),
+                        weighted=True, dominance=False):
+    """Predictors from ``sc`` then :func:`local_regression` of ``fc`` (one kernel)."""
+    x = communication_predictors(sc, coords, names=names, weighted=weighted)
+    return local_regression(x, fc, dominance=dominance)
+
+
+# --- structural decoupling index (Preti & Van De Ville 2019) -----------------------------
+
+
+def normalized_laplacian(w):
+    """Symmetric normalised Laplacian I - D^-1/2 W D^-1/2 (..., N, N)."""
+    xp = namespace(w)
+    w = as_float(xp, w)
+    s = xp.sum(w, axis=-1)
+    inv_sqrt = xp.where(s > 0, 1.0 / xp.sqrt(xp.where(s > 0, s, 1.0)), 0.0)
+    a = inv_sqrt[..., :, None] * w * inv_sqrt[..., None, :]
+    return xp.eye(w.shape[-1], dtype=w.dtype) - a
+
+
+def configuration_laplacian(w):
+    """Configuration-model Laplacian diag(k) - k k^T / sum(k), k = A_hat 1."""
+    xp = namespace(w)
+    w = as_float(xp, w)
+    s = xp.sum(w, axis=-1)
+    inv_sqrt = xp.where(s > 0, 1.0 / xp.sqrt(xp.where(s > 0, s, 1.0)), 0.0)
+    a = inv_sqrt[..., :, None] * w * inv_sqrt[..., None, :]
+    k = xp.sum(a, axis=-1)
+    return k[..., :, None] * xp.eye(w.shape[-1], dtype=w.dtype) - k[..., :, None] * k[..., None, :] / xp.sum(k)
+
+
+def zscore_time(ts):
+    """Each region's series z-scored over time (ddof=1; MATLAB zscore(X, 0, 2))."""
+    xp = namespace(ts)
+    ts = as_float(xp, ts)
+    t = ts.shape[-1]
+    d = ts - xp.mean(ts, axis=-1, keepdims=True)
+    sd = xp.sqrt(xp.sum(d * d, axis=-1, keepdims=True) / (t - 1))
+    return d / xp.where(sd > 0, sd, 1.0)
+
+
+def graph_energy(ts, harmonics):
+    """Mean energy per harmonic: mean over time of |U^T z(X)|^2, (S, N, T) -> (S, N)."""
+    xp = namespace(harmonics, ts)
+    xhat = xp.matrix_transpose(harmonics) @ zscore_time(ts)
+    return xp.mean(xhat * xhat, axis=-1)
+
+
+def _split_norms(xp, low, x):
+    coupled = low @ (xp.matrix_transpose(low) @ x)
+    decoupled = x - coupled
+    return xp.sqrt(xp.sum(coupled * coupled, axis=-1)), xp.sqrt(xp.sum(decoupled * decoupled, axis=-1))
+
+
+def decoupling_norms(ts, harmonics, *, n_low):
+    """Norms over time of the coupled and decoupled parts of z-scored signals.
+
+    Parameters
+    ----------
+    ts : (S, N, T) array
+    harmonics : (N, N) array, eigenvectors in columns, ascending eigenvalue
+    n_low : int
+        Number of low-frequency (coupled) harmonics.
+
+    Returns
+    -------
+    coupled, decoupled : (S, N) arrays
+    """
+    xp = namespace(ts, harmonics)
+    x = zscore_time(ts)
+    return _split_norms(xp, harmonics[:, :n_low], x)
+
+
+def surrogate_norms(ts, signs, harmonics, basis, *, n_low):
+    """Coupled/decoupled norms of sign-randomised surrogates V diag(phi) V^T z(X).
+
+    Parameters
+    ----------
+    ts : (S, N, T) array
+    signs : (S, K, N) array of +-1
+        One sign vector per subject and surrogate.
+    harmonics : (N, N) array
+        Structural harmonics U defining the coupled/decoupled split.
+    basis : (N, N) array
+        Eigenvectors V randomised: U itself (SC-informed) or those of a
+        configuration-model Laplacian (SC-ignorant).
+
+    Returns
+    -------
+    coupled, decoupled : (S, K, N) arrays
+    """
+    xp = namespace(ts, harmonics, basis, signs)
+    x = zscore_time(ts)
+    xhat = xp.matrix_transpose(basis) @ x  # (S, N, T)
+    surr = basis @ (signs[..., :, None] * xhat[:, None, :, :])  # (S, K, N, T)
+    return _split_norms(xp, harmonics[:, :n_low], surr)
