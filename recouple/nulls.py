@@ -400,6 +400,8 @@ def _progress(items, show):
 
 
 def _varies(Y):
+    if not np.isnan(Y).any():
+        return Y.max(axis=1) > Y.min(axis=1)
     finite = ~np.isnan(Y)
     hi = np.where(finite, Y, -np.inf).max(axis=1)
     lo = np.where(finite, Y, np.inf).min(axis=1)

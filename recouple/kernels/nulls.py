@@ -10,7 +10,9 @@ nulls and written against the array API (jittable; configuration static).
 
 from __future__ import annotations
 
-from ._xp import float_dtype, namespace
+import numpy as np
+
+from ._xp import float_dtype, is_numpy_namespace, namespace
 from .stats import _standardize_rows, correlate_pairwise, rankdata
 
 __all__ = [
@@ -55,7 +57,20 @@ def standardize_rows(y, *, method="pearson"):
     y = xp.astype(y, float_dtype(xp, y))
     if method == "spearman":
         y = rankdata(y, axis=-1)
+    if is_numpy_namespace(xp) and y.ndim == 2:
+        return _standardize_rows_numpy(np.asarray(y))
     return _standardize_rows(xp, y)
+
+
+def _standardize_rows_numpy(y):
+    # Same result as stats._standardize_rows with fewer passes over memory.
+    d = y - y.mean(axis=-1, keepdims=True)
+    ss = np.einsum("ij,ij->i", d, d)[:, None]
+    scale = np.maximum(np.abs(d.max(axis=-1)), np.abs(d.min(axis=-1)))[:, None]
+    ok = ss > y.shape[-1] * (8 * np.finfo(y.dtype).eps * scale) ** 2
+    d /= np.sqrt(np.where(ok, ss, 1.0))
+    d[~ok[:, 0]] = np.nan
+    return d
 
 
 def _statistic(xp, r, alternative):
@@ -97,6 +112,19 @@ def exceedance_counts(observed, null, *, alternative="two-sided", axis=0):
     count = xp.sum(xp.astype(hit & valid, dt), axis=axis)
     n_valid = xp.sum(xp.astype(valid, dt), axis=axis)
     return count, n_valid
+
+
+def _gemm_reduce_numpy(flat, target, thr, m, k, alternative):
+    # NumPy fast path: the product lands in a buffer we own, so the statistic
+    # is formed in place and the block is read twice (count, max).
+    r = flat @ target.T
+    if alternative == "two-sided":
+        np.abs(r, out=r)
+    elif alternative == "less":
+        np.negative(r, out=r)
+    r = r.reshape(m, k, -1)
+    count = np.add.reduce(r >= thr[:, None, :], axis=1, dtype=np.int64).astype(r.dtype)
+    return count, r.max(axis=-1)
 
 
 def association_block(
@@ -149,13 +177,16 @@ def association_block(
         # validity is per null, and the (K, G) block is touched twice.
         if not standardized:
             flat = standardize_rows(flat, method=method)
-        r = xp.reshape(flat @ xp.matrix_transpose(target), (m, k, target.shape[0]))
-        s = _statistic(xp, r, alternative)
-        thr = _statistic(xp, r_obs, alternative) - _TIE_RTOL * xp.abs(r_obs)
-        count = _count_true(xp, s >= thr[:, None, :], 1, dt)
         row_ok = xp.reshape(~xp.isnan(flat[:, 0]), (m, k))
-        n_valid = xp.sum(xp.astype(row_ok, dt), axis=1)[:, None] + xp.zeros_like(count)
-        smax = xp.max(s, axis=-1)
+        n_valid = xp.sum(xp.astype(row_ok, dt), axis=1)[:, None] + xp.zeros((m, target.shape[0]), dtype=dt)
+        thr = _statistic(xp, r_obs, alternative) - _TIE_RTOL * xp.abs(r_obs)
+        if is_numpy_namespace(xp) and not store:
+            count, smax = _gemm_reduce_numpy(np.asarray(flat), np.asarray(target), np.asarray(thr), m, k, alternative)
+        else:
+            r = xp.reshape(flat @ xp.matrix_transpose(target), (m, k, target.shape[0]))
+            s = _statistic(xp, r, alternative)
+            count = _count_true(xp, s >= thr[:, None, :], 1, dt)
+            smax = xp.max(s, axis=-1)
         null_max = xp.where(xp.isnan(smax), xp.asarray(-float("inf"), dtype=dt), smax)
     else:
         r = correlate_pairwise(flat, target, method=method, min_count=min_count)
