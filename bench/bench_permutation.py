@@ -1,0 +1,127 @@
+"""Benchmarks of subject-level permutation inference (issue sizes with RECOUPLE_BENCH=full).
+
+Groups:
+- ``signflip``: paired sign-flip t with max-stat, recouple (numpy, jax) vs the
+  bare sign-matrix GEMM and ``nilearn.mass_univariate.permuted_ols`` (n_jobs=2).
+  nilearn is timed on ``PEER_PERM`` flips and scaled linearly to the full count
+  (stated in ``extra_info``).
+- ``freedman_lane``: GLM with 3 nuisance covariates; throughput and the share of
+  the two GEMMs (effect and nuisance projections).
+- ``tfce``: TFCE of 91x109x91 maps, permutations per second.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+import recouple as rc
+
+FULL = os.environ.get("RECOUPLE_BENCH") == "full"
+SF = dict(n=100, v=79_800, k=10_000, peer_k=200) if FULL else dict(n=40, v=4_950, k=500, peer_k=100)
+FL = dict(n=200, v=50_000, k=5_000) if FULL else dict(n=60, v=5_000, k=300)
+TF = dict(shape=(91, 109, 91), k=4) if FULL else dict(shape=(30, 36, 30), k=4)
+
+
+def _signflip_data():
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(SF["n"], SF["v"])) + 0.05
+
+
+@pytest.fixture(scope="module")
+def signflip_problem():
+    y = _signflip_data()
+    signs = rc.permutation.sign_flip_matrix(SF["n"], n_perm=SF["k"], seed=0)
+    return y, signs
+
+
+@pytest.mark.benchmark(group="signflip")
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_signflip_recouple(benchmark, signflip_problem, backend):
+    y, signs = signflip_problem
+    rc.permutation.one_sample(y[:, :50], signs=signs[:8], backend=backend)  # warm up / compile
+    res = benchmark.pedantic(lambda: rc.permutation.one_sample(y, signs=signs, backend=backend), rounds=1,
+                             iterations=1)
+    benchmark.extra_info.update(dict(backend=backend, n=SF["n"], elements=SF["v"], n_perm=SF["k"], dtype="float64"))
+    assert res.null_max.shape == (SF["k"],)
+
+
+@pytest.mark.benchmark(group="signflip")
+def test_signflip_bare_gemm(benchmark, signflip_problem):
+    y, signs = signflip_problem
+
+    def gemm():
+        for s in range(0, signs.shape[0], 256):
+            signs[s : s + 256] @ y
+
+    benchmark.pedantic(gemm, rounds=1, iterations=1)
+    benchmark.extra_info.update(dict(backend="numpy GEMM only", n=SF["n"], elements=SF["v"], n_perm=SF["k"]))
+
+
+@pytest.mark.benchmark(group="signflip")
+def test_signflip_nilearn(benchmark, signflip_problem):
+    mu = pytest.importorskip("nilearn.mass_univariate")
+    y, _ = signflip_problem
+    k = SF["peer_k"]
+    mu.permuted_ols(np.ones((SF["n"], 1)), y[:, :100], n_perm=4, n_jobs=2, verbose=0)  # start workers
+    t0 = time.perf_counter()
+    benchmark.pedantic(lambda: mu.permuted_ols(np.ones((SF["n"], 1)), y, n_perm=k, n_jobs=2, random_state=0,
+                                               verbose=0), rounds=1, iterations=1)
+    elapsed = time.perf_counter() - t0
+    benchmark.extra_info.update(dict(backend="nilearn permuted_ols n_jobs=2", n=SF["n"], elements=SF["v"],
+                                     timed_n_perm=k, n_perm=SF["k"],
+                                     extrapolated_s=elapsed * SF["k"] / k,
+                                     note=f"timed on {k} flips, scaled linearly to {SF['k']}"))
+
+
+@pytest.fixture(scope="module")
+def fl_problem():
+    rng = np.random.default_rng(1)
+    n = FL["n"]
+    design = np.column_stack([rng.normal(size=n), np.ones(n), rng.normal(size=(n, 3))])
+    y = rng.normal(size=(n, FL["v"])) + design[:, 2:3]
+    perms = rc.permutation.permutation_matrix(n, n_perm=FL["k"], seed=0)
+    return y, design, perms
+
+
+@pytest.mark.benchmark(group="freedman_lane")
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_freedman_lane(benchmark, fl_problem, backend):
+    y, design, perms = fl_problem
+    rc.permutation.glm(y[:, :50], design, [1, 0, 0, 0, 0], permutations=perms[:8], backend=backend)
+    res = benchmark.pedantic(lambda: rc.permutation.glm(y, design, [1, 0, 0, 0, 0], permutations=perms,
+                                                        backend=backend), rounds=1, iterations=1)
+    # Matrix-product share: the two projections (effect + 4 nuisance rows) alone.
+    from recouple.permutation import _partition
+
+    part = _partition(design, np.array([[1.0, 0, 0, 0, 0]]))
+    inv = np.argsort(perms, axis=1)
+    t0 = time.perf_counter()
+    for s in range(0, perms.shape[0], 128):
+        rows = np.concatenate([part.basis_x[:, inv[s : s + 128]], part.basis_z[:, inv[s : s + 128]]])
+        rows.transpose(1, 0, 2).reshape(-1, y.shape[0]) @ y
+    gemm_s = time.perf_counter() - t0
+    total = benchmark.stats.stats.mean
+    benchmark.extra_info.update(dict(backend=backend, n=FL["n"], elements=FL["v"], n_perm=FL["k"], nuisance=3,
+                                     perms_per_s=FL["k"] / total,
+                                     element_perms_per_s=FL["k"] * FL["v"] / total,
+                                     gemm_s=gemm_s, gemm_share=gemm_s / total))
+    assert res.null_max.shape == (FL["k"],)
+
+
+@pytest.mark.benchmark(group="tfce")
+def test_tfce_volume(benchmark):
+    from scipy import ndimage
+
+    from recouple.kernels import clusters
+
+    rng = np.random.default_rng(2)
+    maps = ndimage.gaussian_filter(rng.normal(size=(TF["k"],) + TF["shape"]), (0, 2, 2, 2)) * 20
+    out = benchmark.pedantic(lambda: clusters.tfce(maps), rounds=1, iterations=1)
+    total = benchmark.stats.stats.mean
+    benchmark.extra_info.update(dict(backend="numpy+scipy.ndimage", shape=TF["shape"], maps=TF["k"],
+                                     steps=100, two_sided=True, perms_per_s=TF["k"] / total))
+    assert out.shape == maps.shape
