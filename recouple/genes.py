@@ -36,6 +36,7 @@ __all__ = [
     "PLSResult",
     "EnrichmentResult",
     "load_expression",
+    "from_annotations",
     "region_key",
     "align",
     "select_regions",
@@ -238,6 +239,20 @@ def _merge_duplicate_genes(values, genes, how):
     sums = np.zeros((values.shape[0], uniq.size))
     np.add.at(sums.T, inverse, values.T)
     return (sums / counts)[:, inverse[order]], genes[order]
+
+
+def from_annotations(maps) -> Expression:
+    """Treat parcellated annotation maps (receptor densities, ...) as an
+    expression-like table, so :func:`associate` and :func:`enrichment` run
+    on them unchanged.
+
+    Parameters
+    ----------
+    maps : recouple.io.annotations.AnnotationMaps
+        From ``parcellate_volume``, ``parcellate_surface`` or
+        ``load_annotation_table``.
+    """
+    return load_expression(np.asarray(maps.values, dtype=np.float64).T, regions=maps.regions, genes=maps.names)
 
 
 def _check_unique(name, arr, fix, shown=None):
