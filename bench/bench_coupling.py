@@ -1,0 +1,97 @@
+"""Coupling benchmarks: nodal vs a scipy.spearmanr loop, communication vs per-node statsmodels.
+
+Small sizes by default; RECOUPLE_BENCH=full runs the issue's sizes (1000 x 400 nodal,
+200 x 400 communication). Peers are timed on a few subjects and extrapolated linearly in
+the number of subjects (stated in extra_info)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import recouple as rc
+
+FULL = os.environ.get("RECOUPLE_BENCH") == "full"
+N = 400 if FULL else 100
+S_NODAL = 1000 if FULL else 40
+S_COMM = 200 if FULL else 6
+PEER_SUBJECTS = 20 if FULL else 4
+
+
+def _cohort(s, n):
+    return rc.simulate.cohort(n_regions=n, n_patients=s // 2, n_controls=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def nodal_data():
+    c = _cohort(S_NODAL, N)
+    return c.sc, c.fc
+
+
+@pytest.mark.benchmark(group="nodal")
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_nodal(benchmark, nodal_data, backend):
+    sc, fc = nodal_data
+    rc.coupling.nodal(sc[:100], fc[:100], backend=backend, batch_size=100)  # compile the batch shape
+    benchmark.extra_info.update(subjects=sc.shape[0], regions=N, backend=backend)
+    benchmark.pedantic(lambda: rc.coupling.nodal(sc, fc, backend=backend, batch_size=100), rounds=1, iterations=1)
+
+
+@pytest.mark.benchmark(group="nodal")
+def test_nodal_scipy_loop(benchmark, nodal_data):
+    sc, fc = nodal_data
+
+    def loop():
+        t = time.perf_counter()
+        for s in range(PEER_SUBJECTS):
+            for i in range(N):
+                j = sc[s, i] != 0
+                j[i] = False
+                stats.spearmanr(sc[s, i, j], fc[s, i, j])
+        return (time.perf_counter() - t) * sc.shape[0] / PEER_SUBJECTS
+
+    extrapolated = benchmark.pedantic(loop, rounds=1, iterations=1)
+    benchmark.extra_info.update(subjects_timed=PEER_SUBJECTS, subjects=sc.shape[0], regions=N,
+                                extrapolated_seconds=extrapolated, note="timed on subjects_timed, scaled linearly")
+
+
+@pytest.fixture(scope="module")
+def comm_data():
+    c = _cohort(S_COMM, N)
+    return c.sc, c.fc, c.centroids
+
+
+@pytest.mark.benchmark(group="communication")
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_communication(benchmark, comm_data, backend):
+    sc, fc, xyz = comm_data
+    rc.coupling.communication(sc[:2], fc[:2], coords=xyz, backend=backend, batch_size=2)
+    benchmark.extra_info.update(subjects=sc.shape[0], regions=N, backend=backend,
+                                predictors="distance,path_length,communicability")
+    benchmark.pedantic(lambda: rc.coupling.communication(sc, fc, coords=xyz, backend=backend, batch_size=2),
+                       rounds=1, iterations=1)
+
+
+@pytest.mark.benchmark(group="communication")
+def test_communication_statsmodels_per_node(benchmark, comm_data):
+    sm = pytest.importorskip("statsmodels.api")
+    sc, fc, xyz = comm_data
+    n_timed = max(1, PEER_SUBJECTS // 10)
+    x = rc.coupling._k.communication_predictors(sc[:n_timed], xyz)
+
+    def loop():
+        t = time.perf_counter()
+        for s in range(n_timed):
+            for i in range(N):
+                rows = np.arange(N) != i
+                sm.OLS(fc[s, rows, i], sm.add_constant(x[s][:, rows, i].T)).fit().rsquared_adj
+        return (time.perf_counter() - t) * sc.shape[0] / n_timed
+
+    extrapolated = benchmark.pedantic(loop, rounds=1, iterations=1)
+    benchmark.extra_info.update(subjects_timed=n_timed, subjects=sc.shape[0], regions=N,
+                                extrapolated_seconds=extrapolated,
+                                note="OLS fits only (predictors precomputed), scaled linearly")
