@@ -25,6 +25,8 @@ __all__ = ["SimulatedCohort", "cohort", "region_centroids"]
 
 # weight of the non-structural FC component; sets baseline coupling near 0.35
 _NONSTRUCTURAL_WEIGHT = 0.1
+# share of the non-structural FC component that is a stable subject fingerprint
+_FINGERPRINT = 0.6
 
 
 @dataclass
@@ -135,6 +137,12 @@ def _ou_correlation(sc, coupling_gain=0.85):
     cov = linalg.solve_continuous_lyapunov(a, -np.eye(n))
     sd = np.sqrt(np.diag(cov))
     return cov / np.outer(sd, sd)
+
+
+def _nonstructural(rng, n):
+    factors = rng.standard_normal((n, 6))
+    e = factors @ factors.T / 6 + rng.standard_normal((n, n)) * 0.35
+    return (e + e.T) / 2
 
 
 def _smooth_maps(dist, n_maps, length, rng):
@@ -253,9 +261,10 @@ def cohort(
             if session == "post":
                 lam[planted] *= 1.0 - effect * response
         # non-structural component: low-rank random factors + independent noise
-        factors = srng.standard_normal((n_regions, 6))
-        e = factors @ factors.T / 6 + srng.standard_normal((n_regions, n_regions)) * 0.35
-        e = (e + e.T) / 2
+        # non-structural component: a subject fingerprint shared by the subject's
+        # sessions plus session-specific variation (low-rank factors + noise)
+        e = np.sqrt(_FINGERPRINT) * _nonstructural(np.random.default_rng([sseed, 10**6]), n_regions)
+        e = e + np.sqrt(1 - _FINGERPRINT) * _nonstructural(srng, n_regions)
         mix = lam[:, None] * lam[None, :]
         if n_timepoints:
             target = 0.55 * f_struct + _NONSTRUCTURAL_WEIGHT * mix * e
@@ -325,3 +334,28 @@ def cohort(
         timeseries=ts,
         params=params,
     )
+
+
+def gene_sets(sim: SimulatedCohort, *, n_random: int = 40, min_size: int = 10, max_size: int = 40,
+              seed=0) -> dict[str, list[str]]:
+    """Gene categories for a simulated cohort: ``PLANTED_POSITIVE`` / ``PLANTED_NEGATIVE``
+    (planted genes whose expression rises / falls with the change map) and
+    ``n_random`` categories of random genes."""
+    rng = np.random.default_rng(seed)
+    planted = list(sim.planted_genes)
+    sets = {
+        "PLANTED_POSITIVE": [g for i, g in enumerate(planted) if i % 2 == 0],
+        "PLANTED_NEGATIVE": [g for i, g in enumerate(planted) if i % 2 == 1],
+    }
+    others = np.array([g for g in sim.genes if g not in set(planted)])
+    for k in range(n_random):
+        size_k = int(rng.integers(min_size, max_size + 1))
+        sets[f"RANDOM_{k + 1:03d}"] = sorted(rng.choice(others, size=min(size_k, others.size), replace=False))
+    return sets
+
+
+def write_gmt(path, sets: dict[str, list[str]]) -> None:
+    """Write gene sets in GMT format (name, description, genes; tab-separated)."""
+    with open(path, "w") as fh:
+        for name, genes in sets.items():
+            fh.write("\t".join([name, "simulated"] + list(genes)) + "\n")

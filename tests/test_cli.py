@@ -48,23 +48,28 @@ def test_info(capsys):
 
 
 def _read_coupling(folder):
-    return np.loadtxt(folder / "coupling.csv", delimiter=",", skiprows=1,
+    return np.loadtxt(folder / "results" / "tables" / "coupling.csv", delimiter=",", skiprows=1,
                       usecols=range(1, 41))
 
 
 def test_demo_numpy_equals_jax(tmp_path, capsys):
-    args = ["--regions", "40", "--patients", "6", "--controls", "3", "--seed", "2"]
+    args = ["--regions", "40", "--patients", "10", "--controls", "3", "--seed", "2", "--n-perm", "200",
+            "--n-nulls", "100"]
     assert main(["demo", "--out", str(tmp_path / "np"), *args]) == 0
     text = capsys.readouterr().out
-    assert "top" in text and "planted" in text
+    assert "report:" in text and "planted" in text and (tmp_path / "np" / "results" / "report.html").is_file()
     assert main(["demo", "--backend", "jax", "--out", str(tmp_path / "jx"), *args]) == 0
     a, b = _read_coupling(tmp_path / "np"), _read_coupling(tmp_path / "jx")
-    assert a.shape == (6 * 2 + 3 * 2, 40)
+    assert a.shape == (10 * 2 + 3 * 2, 40)
     assert np.nanmax(np.abs(a - b)) < 1e-10
-    prov = json.loads((tmp_path / "jx" / "provenance.json").read_text())
+    prov = json.loads((tmp_path / "jx" / "results" / "provenance.json").read_text())
     assert prov["backend"] == "jax"
-    table = (tmp_path / "np" / "change_pre_post.csv").read_text().splitlines()
-    assert table[0].startswith("region,") and len(table) == 41
+    t_np = np.loadtxt(tmp_path / "np" / "results" / "tables" / "contrast_post_vs_pre_patients.csv", delimiter=",",
+                      skiprows=1, usecols=range(1, 5))
+    t_jx = np.loadtxt(tmp_path / "jx" / "results" / "tables" / "contrast_post_vs_pre_patients.csv", delimiter=",",
+                      skiprows=1, usecols=range(1, 5))
+    assert t_np.shape == (40, 4)
+    np.testing.assert_allclose(t_np, t_jx, atol=1e-10)
 
 
 def test_console_script_runs():

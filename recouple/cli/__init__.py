@@ -25,7 +25,6 @@ COMMANDS = (
     "permute",
     "genes",
     "bench",
-    "report",
 )
 
 

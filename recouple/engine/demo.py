@@ -1,90 +1,94 @@
-"""The demo analysis: a simulated ECT cohort from scans to a ranked change table."""
+"""The demo: simulate an ECT cohort, write it to a cohort store and a
+STUDY.toml, run the study and point at the report. The TOML is a starting
+point users can edit for their own data."""
 
 from __future__ import annotations
 
-import json
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as sstats
-
-from .. import __version__
-from ..coupling import nodal
-from ..simulate import cohort
-from .backend import get_backend
 
 
 @dataclass(frozen=True)
 class DemoSummary:
     out: Path
+    study_file: Path
+    report: Path
     text: str
-    coupling: np.ndarray
-    t: np.ndarray
-    order: np.ndarray
+    result: object
 
 
-def paired_t(post: np.ndarray, pre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Paired t statistic and two-sided parametric p per column."""
-    d = post - pre
-    n = d.shape[0]
-    sd = d.std(axis=0, ddof=1)
-    t = d.mean(axis=0) / (sd / np.sqrt(n))
-    p = 2 * sstats.t.sf(np.abs(t), df=n - 1)
-    return t, p
+def demo_config(out: Path, *, n_perm: int, n_nulls: int, seed: int, backend: str) -> dict:
+    """The demo's study description (also written as STUDY.toml)."""
+    return {
+        "study": {"name": "Simulated ECT study: coupling change, symptoms and gene expression",
+                  "store": "cohort.h5", "output": "results",
+                  "description": "simulated with recouple.simulate.cohort"},
+        "coupling": {"method": "spearman", "edges": "sc_nonzero", "level": "region"},
+        "contrasts": [
+            {"name": "post_vs_pre_patients", "type": "paired", "group": "patient", "sessions": ["pre", "post"]},
+            {"name": "patients_vs_controls_change", "type": "group_by_time", "groups": ["patient", "control"],
+             "sessions": ["pre", "post"]},
+            {"name": "patients_vs_controls_baseline", "type": "two_sample", "groups": ["patient", "control"],
+             "session": "pre", "covariates": ["age", "sex"]},
+        ],
+        "clinical": {"score": "hamd", "group": "patient", "sessions": ["pre", "post"], "change": "improvement"},
+        "association": {"target": "post_vs_pre_patients", "expression": "store", "method": "spearman",
+                        "pls_components": 1, "pls_bootstrap": 500},
+        "nulls": {"method": "vasa", "n_perm": n_nulls, "seed": seed},
+        "permutation": {"n_perm": n_perm, "seed": seed, "alpha": 0.05},
+        "enrichment": {"gene_sets": "gene_sets.gmt", "min_size": 5, "max_size": 200},
+        "compute": {"backend": backend},
+    }
 
 
-def run_demo(*, out="recouple-demo", seed=0, n_regions=100, n_patients=24, n_controls=16,
-             backend=None, top=10) -> DemoSummary:
-    """Simulate the cohort, compute Baum nodal coupling per scan, test pre vs post in patients."""
+def run_demo(*, out="recouple-demo", seed=0, n_regions=100, n_patients=24, n_controls=16, backend=None,
+             n_perm=2000, n_nulls=1000, progress=False, log=print, overwrite=False) -> DemoSummary:
+    """Simulate the cohort, write store + STUDY.toml + gene sets, run the study."""
+    from ..engine.backend import get_backend
+    from ..simulate import cohort, gene_sets, write_gmt
+    from ..store import from_simulated
+    from ..study import load_config, write_config
+    from .pipeline import execute
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     be = get_backend(backend)
+    store = out / "cohort.h5"
     sim = cohort(n_regions=n_regions, n_patients=n_patients, n_controls=n_controls, seed=seed)
-    res = nodal(sim.sc, sim.fc, backend=be.name)
-    pre = sim.select(group="patient", session="pre")
-    post = sim.select(group="patient", session="post")
-    t, p = paired_t(res.coupling[post], res.coupling[pre])
-    order = np.argsort(-np.abs(t))
+    if overwrite or not store.exists():
+        from_simulated(sim, store, overwrite=True).close()
+    write_gmt(out / "gene_sets.gmt", gene_sets(sim, seed=seed))
+    study_file = write_config(out / "STUDY.toml", demo_config(out, n_perm=n_perm, n_nulls=n_nulls, seed=seed,
+                                                              backend=be.name))
+    cfg = load_config(study_file)
+    res = execute(cfg, progress=progress, overwrite=overwrite, log=log)
+
+    c = res.steps["contrasts"]["post_vs_pre_patients"]
+    labels = res.steps["coupling"]["labels"]
     planted = set(int(i) for i in sim.planted_regions)
-
-    header = "scan_id," + ",".join(sim.labels)
-    rows = [f"{sid}," + ",".join(f"{v:.12g}" for v in row) for sid, row in zip(sim.scans["scan_id"], res.coupling)]
-    (out / "coupling.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
-    lines = ["region,mean_pre,mean_post,delta,t,p_uncorrected,planted"]
-    for i in order:
-        lines.append(
-            f"{sim.labels[i]},{res.coupling[pre, i].mean():.12g},{res.coupling[post, i].mean():.12g},"
-            f"{(res.coupling[post, i] - res.coupling[pre, i]).mean():.12g},{t[i]:.12g},{p[i]:.6g},"
-            f"{int(i in planted)}"
-        )
-    (out / "change_pre_post.csv").write_text("\n".join(lines) + "\n")
-    prov = {
-        "recouple_version": __version__,
-        "analysis": "demo: nodal coupling (Baum 2020) + paired t pre vs post in patients",
-        "parameters": res.params | {"seed": seed, "n_regions": n_regions, "n_patients": n_patients,
-                                    "n_controls": n_controls},
-        "backend": be.name,
-        "device": be.device,
-        "dtype": "float64",
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-    }
-    (out / "provenance.json").write_text(json.dumps(prov, indent=2) + "\n")
-
-    k = min(top, n_regions)
-    hits = sum(int(i) in planted for i in order[:k])
-    text = [
-        f"recouple demo — simulated ECT cohort: {n_patients} patients (pre/post), {n_controls} controls, "
-        f"{sim.n_regions} regions, {sim.n_scans} scans; backend {be.name}",
-        f"nodal SC-FC coupling (Spearman over SC != 0): mean {res.mean():.3f}, "
-        f"range {np.nanmin(res.coupling):.2f} to {np.nanmax(res.coupling):.2f}",
-        f"top {k} regions by |paired t| (post - pre, patients):",
-        f"  {'region':<16}{'delta':>8}{'t':>8}{'p':>10}  planted",
+    sig = np.nonzero(np.asarray(c["pvalue_fwer"]) < 0.05)[0]
+    lines = [
+        f"recouple demo — simulated ECT cohort: {n_patients} patients (pre/post), {n_controls} controls (twice), "
+        f"{sim.n_regions} regions; backend {be.name}",
+        f"mean nodal coupling {np.nanmean(res.steps['coupling']['coupling']):.3f}",
+        f"post vs pre in patients: {sig.size} region(s) significant (FWER p < 0.05), "
+        f"{sum(int(i) in planted for i in sig)} of them among the {len(planted)} planted",
     ]
-    for i in order[:k]:
-        d = (res.coupling[post, i] - res.coupling[pre, i]).mean()
-        text.append(f"  {sim.labels[i]:<16}{d:>8.3f}{t[i]:>8.2f}{p[i]:>10.2g}  {'yes' if i in planted else ''}")
-    text.append(f"{hits} of the top {k} are planted regions ({len(planted)} planted in total)")
-    return DemoSummary(out=out, text="\n".join(text), coupling=res.coupling, t=t, order=order)
+    order = np.argsort(-np.asarray(c["statistic"]))[:5]
+    for i in order:
+        lines.append(f"  {labels[i]:<14} t = {c['statistic'][i]:6.2f}  FWER p = {c['pvalue_fwer'][i]:.4f}"
+                     f"{'  (planted)' if i in planted else ''}")
+    genes = res.steps.get("genes")
+    if genes is not None:
+        top = np.argsort(-np.abs(genes["r"]))[:10]
+        hits = sum(g in set(sim.planted_genes) for g in genes["genes"][top])
+        lines.append(f"genes: {hits} of the top 10 by |r| are planted genes")
+    enr = res.steps.get("enrichment")
+    if enr is not None:
+        k = int(np.argmin(enr["pvalue"]))
+        lines.append(f"enrichment: top category {enr['categories'][k]} (p = {enr['pvalue'][k]:.3g})")
+    lines.append(f"study file: {study_file} (edit it for your own data and run `recouple run {study_file.name}`)")
+    lines.append(f"report: {res.report}")
+    return DemoSummary(out=out, study_file=study_file, report=res.report, text="\n".join(lines), result=res)

@@ -1,0 +1,247 @@
+"""A whole study from one declarative file: ``recouple run STUDY.toml``.
+
+The file names the cohort store, the coupling definition, the contrasts, the
+clinical association, the spatial association targets (gene expression,
+receptor or other maps), the nulls, enrichment gene sets and the compute
+settings. :func:`run_study` runs every step through the engine, writes tables
+and maps to the output folder with a provenance file, and renders an HTML
+report with PNG figures. Each finished step leaves a completion marker, so a
+re-run after a crash continues where it stopped.
+
+A minimal file::
+
+    [study]
+    name = "ECT"
+    store = "cohort.h5"
+    output = "results"
+
+    [[contrasts]]
+    name = "post_vs_pre"
+    type = "paired"
+    group = "patient"
+    sessions = ["pre", "post"]
+
+See :data:`SCHEMA` for every key and its default.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import tomllib
+from pathlib import Path
+
+from .exceptions import ConfigError
+
+__all__ = ["SCHEMA", "load_config", "run_study", "write_config"]
+
+# section -> {key: default}; None marks a key without a default (optional).
+SCHEMA: dict[str, dict] = {
+    "study": {"name": "study", "store": None, "output": "results", "description": ""},
+    "coupling": {"method": "spearman", "edges": "sc_nonzero", "level": "region", "min_edges": 3,
+                 "symmetrize": False, "allow_negative": False},
+    "contrasts": {"name": None, "type": None, "group": None, "groups": None, "session": None, "sessions": None,
+                  "covariates": []},
+    "clinical": {"score": None, "group": "patient", "sessions": ["pre", "post"], "change": "improvement",
+                 "covariates": [], "method": "pearson", "regions": "significant"},
+    "association": {"target": None, "expression": "store", "maps": [], "method": "spearman", "pls_components": 1,
+                    "pls_bootstrap": 1000, "top_genes": 20},
+    "nulls": {"method": "vasa", "n_perm": 1000, "seed": 0},
+    "permutation": {"n_perm": 5000, "seed": 0, "alpha": 0.05},
+    "enrichment": {"gene_sets": None, "min_size": 10, "max_size": 200, "alternative": "two-sided"},
+    "compute": {"backend": "numpy", "scheduler": None, "memory_limit": None, "chunk_size": None},
+}
+CONTRAST_TYPES = ("paired", "two_sample", "group_by_time")
+REQUIRED = {"study": ("store",)}
+
+
+def _suggest(word, options):
+    close = difflib.get_close_matches(word, list(options), n=1)
+    return f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(sorted(options))}."
+
+
+def _check_keys(section: str, table: dict, where: str):
+    known = SCHEMA[section]
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} in [{section}].{_suggest(key, known)}")
+
+
+def load_config(path) -> dict:
+    """Read and validate a study file; return the config with defaults filled
+    and paths resolved relative to the file's folder.
+
+    Raises :class:`~recouple.exceptions.ConfigError` for unknown sections or
+    keys, missing required keys, missing files, bad contrast types and
+    contrasts that name groups or sessions absent from the store.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file must exist; got {str(path)!r}, which does not. Check the path.")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: is not valid TOML ({exc}). Fix the syntax at that line.") from exc
+    return validate_config(raw, base=path.parent, where=str(path))
+
+
+def validate_config(raw: dict, *, base=".", where="study") -> dict:
+    """Validate a config dict (as read from TOML) and fill defaults."""
+    base = Path(base)
+    for section in raw:
+        if section not in SCHEMA:
+            raise ConfigError(f"{where}: unknown section [{section}].{_suggest(section, SCHEMA)}")
+    cfg: dict = {}
+    for section, defaults in SCHEMA.items():
+        if section == "contrasts":
+            items = raw.get("contrasts", [])
+            if not isinstance(items, list):
+                raise ConfigError(f"{where}: contrasts must be an array of tables ([[contrasts]]); got a "
+                                  f"{type(items).__name__}. Write each contrast under its own [[contrasts]].")
+            cfg["contrasts"] = []
+            for i, item in enumerate(items):
+                _check_keys("contrasts", item, f"{where} contrast #{i + 1}")
+                c = copy.deepcopy(defaults) | item
+                if not c.get("name") or not c.get("type"):
+                    raise ConfigError(f"{where}: contrast #{i + 1} needs a name and a type (one of "
+                                      f"{', '.join(CONTRAST_TYPES)}); got {item}.")
+                if c["type"] not in CONTRAST_TYPES:
+                    raise ConfigError(f"{where}: contrast {c['name']!r} has type {c['type']!r}; expected one of "
+                                      f"{', '.join(CONTRAST_TYPES)}.")
+                cfg["contrasts"].append(c)
+            names = [c["name"] for c in cfg["contrasts"]]
+            if len(set(names)) != len(names):
+                raise ConfigError(f"{where}: contrast names must be unique; got {names}. Rename the duplicates.")
+            continue
+        table = raw.get(section, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{where}: [{section}] must be a table; got {table!r}.")
+        _check_keys(section, table, where)
+        present = section in raw
+        cfg[section] = copy.deepcopy(defaults) | table
+        cfg[section]["_present"] = present
+    for section, keys in REQUIRED.items():
+        for key in keys:
+            if cfg[section].get(key) in (None, ""):
+                raise ConfigError(f"{where}: [{section}] {key} is required; add e.g. {key} = \"cohort.h5\".")
+
+    def resolve(value):
+        if value in (None, "", "store"):
+            return value
+        p = Path(value)
+        return str(p if p.is_absolute() else (base / p))
+
+    cfg["study"]["store"] = resolve(cfg["study"]["store"])
+    cfg["study"]["output"] = resolve(cfg["study"]["output"])
+    if not Path(cfg["study"]["store"]).is_file():
+        raise ConfigError(f"{where}: [study] store {cfg['study']['store']!r} does not exist. Create it with "
+                          "`recouple ingest` (or rc.store.create) or fix the path.")
+    cfg["association"]["expression"] = resolve(cfg["association"]["expression"])
+    cfg["association"]["maps"] = [resolve(m) for m in cfg["association"]["maps"]]
+    cfg["enrichment"]["gene_sets"] = resolve(cfg["enrichment"]["gene_sets"])
+    for key, value in (("association.expression", cfg["association"]["expression"]),
+                       ("enrichment.gene_sets", cfg["enrichment"]["gene_sets"]),
+                       *(("association.maps", m) for m in cfg["association"]["maps"])):
+        if value not in (None, "", "store") and not Path(value).is_file():
+            raise ConfigError(f"{where}: {key} file {value!r} does not exist. Fix the path or remove the key.")
+    _check_against_store(cfg, where)
+    return cfg
+
+
+def _check_against_store(cfg, where):
+    from .store import open as open_store
+
+    with open_store(cfg["study"]["store"]) as st:
+        scans = st.scans
+    groups = set(map(str, scans["group"])) if "group" in scans else set()
+    sessions = set(map(str, scans["session"])) if "session" in scans else set()
+    for c in cfg["contrasts"]:
+        named_groups = [g for g in ([c.get("group")] + list(c.get("groups") or [])) if g]
+        named_sessions = [s for s in ([c.get("session")] + list(c.get("sessions") or [])) if s]
+        for g in named_groups:
+            if g not in groups:
+                raise ConfigError(f"{where}: contrast {c['name']!r} names group {g!r}, absent from the store "
+                                  f"(groups: {', '.join(sorted(groups)) or 'none'}).")
+        for s in named_sessions:
+            if s not in sessions:
+                raise ConfigError(f"{where}: contrast {c['name']!r} names session {s!r}, absent from the store "
+                                  f"(sessions: {', '.join(sorted(sessions)) or 'none'}).")
+        if c["type"] == "paired" and (not c.get("group") or len(c.get("sessions") or []) != 2):
+            raise ConfigError(f"{where}: paired contrast {c['name']!r} needs group = \"...\" and "
+                              "sessions = [\"pre\", \"post\"].")
+        if c["type"] == "two_sample" and (len(c.get("groups") or []) != 2 or not c.get("session")):
+            raise ConfigError(f"{where}: two_sample contrast {c['name']!r} needs groups = [\"a\", \"b\"] and "
+                              "session = \"...\".")
+        if c["type"] == "group_by_time" and (len(c.get("groups") or []) != 2 or len(c.get("sessions") or []) != 2):
+            raise ConfigError(f"{where}: group_by_time contrast {c['name']!r} needs groups = [\"a\", \"b\"] and "
+                              "sessions = [\"pre\", \"post\"].")
+        for cov in c.get("covariates") or []:
+            if cov not in scans:
+                raise ConfigError(f"{where}: contrast {c['name']!r} covariate {cov!r} is not a scans column "
+                                  f"(columns: {', '.join(scans.columns)}).")
+    clin = cfg["clinical"]
+    if clin["_present"] and clin.get("score"):
+        if clin["score"] not in scans:
+            raise ConfigError(f"{where}: [clinical] score {clin['score']!r} is not a scans column "
+                              f"(columns: {', '.join(scans.columns)}).")
+        if clin["change"] not in ("improvement", "difference"):
+            raise ConfigError(f"{where}: [clinical] change must be 'improvement' (pre - post) or 'difference' "
+                              f"(post - pre); got {clin['change']!r}.")
+    target = cfg["association"].get("target")
+    if target and target not in {c["name"] for c in cfg["contrasts"]}:
+        raise ConfigError(f"{where}: [association] target {target!r} is not a contrast name "
+                          f"({', '.join(c['name'] for c in cfg['contrasts']) or 'none defined'}).")
+
+
+def write_config(path, cfg: dict) -> Path:
+    """Write a config dict (as accepted by :func:`validate_config`) as TOML."""
+    lines = []
+
+    def fmt(v):
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, (int, float)):
+            return repr(v)
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(fmt(x) for x in v) + "]"
+        return '"' + str(v).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    for section, table in cfg.items():
+        if section == "contrasts":
+            for c in table:
+                lines.append("[[contrasts]]")
+                lines += [f"{k} = {fmt(v)}" for k, v in c.items() if v is not None and not k.startswith("_")]
+                lines.append("")
+            continue
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {fmt(v)}" for k, v in table.items() if v is not None and not k.startswith("_")]
+        lines.append("")
+    path = Path(path)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def run_study(config, *, output=None, progress=False, overwrite=False, log=print):
+    """Run a study described by a TOML file (path) or a config dict.
+
+    Parameters
+    ----------
+    config : str, Path or dict
+    output : str or Path, optional
+        Overrides ``[study] output``.
+    overwrite : bool
+        Recompute every step, ignoring completion markers.
+    log : callable
+        Receives one line per step (``print`` by default).
+
+    Returns
+    -------
+    StudyResult
+        Paths of the report and tables and the in-memory results of every step.
+    """
+    from .engine.pipeline import execute
+
+    cfg = load_config(config) if not isinstance(config, dict) else validate_config(config)
+    if output is not None:
+        cfg["study"]["output"] = str(output)
+    return execute(cfg, progress=progress, overwrite=overwrite, log=log)
