@@ -1,0 +1,482 @@
+"""``recouple bench``: time a representative set of operations on every usable
+backend and against the peer doing the same job, in one run.
+
+Each operation reports wall time (best of ``repeats``), throughput, the
+speed-up over the NumPy baseline, the speed-up over the peer (when the peer
+is installed; peers are timed on fewer items and scaled linearly, which is
+stated in the ``peer_note``), and for matrix-bound kernels the achieved
+fraction of this machine's measured float64 matrix-multiply rate.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .backend import available_backends, get_backend
+from .perf import measure_gemm_gflops
+
+
+@dataclass
+class Operation:
+    name: str
+    setup: Callable[[bool], dict]
+    run: Callable[[dict, str], object]
+    size: Callable[[dict], str]
+    items: Callable[[dict], tuple[float, str]]
+    flops: Callable[[dict], float] | None = None
+    peer: Callable[[dict], tuple[float, str]] | None = None
+    backends: tuple[str, ...] = ("numpy", "jax", "cupy")
+
+
+@dataclass
+class BenchRow:
+    operation: str
+    size: str
+    backend: str
+    time_s: float
+    throughput: float
+    unit: str
+    speedup_vs_numpy: float | None = None
+    speedup_vs_peer: float | None = None
+    peer: str | None = None
+    peer_note: str | None = None
+    gemm_fraction: float | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _best(fn, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _peer_time(fn, n_items_timed, n_items_full):
+    t = _best(fn, 1)
+    return t * n_items_full / n_items_timed
+
+
+# --------------------------------------------------------------------------- operations
+
+def _nodal_setup(quick):
+    from ..simulate import cohort
+
+    s, n = (16, 100) if quick else (200, 400)
+    sim = cohort(n_regions=n, n_patients=s // 2, n_controls=0, seed=0)
+    return {"sc": sim.sc[:s], "fc": sim.fc[:s]}
+
+
+def _nodal_peer(d):
+    import scipy.stats as ss
+
+    sc, fc = d["sc"], d["fc"]
+    k = 2
+
+    def loop():
+        for s in range(k):
+            for i in range(sc.shape[1]):
+                j = np.nonzero(sc[s, i])[0]
+                j = j[j != i]
+                ss.spearmanr(sc[s, i, j], fc[s, i, j])
+
+    return _peer_time(loop, k, sc.shape[0]), f"scipy.stats.spearmanr loop, timed on {k} subjects, scaled"
+
+
+def _graph_setup(quick):
+    from ..simulate import cohort
+
+    s, n = (4, 60) if quick else (20, 400)
+    sim = cohort(n_regions=n, n_patients=max(1, s // 2), n_controls=0, seed=1)
+    return {"sc": sim.sc[:s]}
+
+
+def _graph_run(d, backend):
+    from .. import graph
+
+    graph.path_length(d["sc"], backend=backend)
+    graph.communicability(d["sc"], backend=backend)
+    graph.search_information(d["sc"], backend=backend)
+
+
+def _graph_peer(d):
+    try:
+        from netneurotools import metrics
+    except Exception:
+        return None
+    sc = d["sc"]
+
+    def one():
+        w = sc[0]
+        length = -np.log(w / (w.max() + 1), where=w > 0, out=np.full_like(w, np.inf))
+        metrics.distance_wei_floyd(length)
+        metrics.communicability_wei(w)
+        metrics.search_information(w)
+
+    return _peer_time(one, 1, sc.shape[0]), "netneurotools.metrics per subject, timed on 1 subject, scaled"
+
+
+def _voxel_setup(quick):
+    from ..kernels.voxel import standardize_timeseries
+
+    v, t, c, k = (4000, 100, 500, 64) if quick else (50000, 300, 1000, 256)
+    rng = np.random.default_rng(0)
+    z = standardize_timeseries(rng.standard_normal((v, t)) + 0.3 * rng.standard_normal(t))
+    cols = np.sort(rng.integers(0, v, size=(c, k)), axis=1)
+    return {"z": z, "vals": rng.lognormal(size=(c, k)), "cols": cols, "valid": np.ones((c, k), bool),
+            "rows": np.arange(c), "c": c}
+
+
+def _voxel_run(d, backend):
+    from ..kernels.voxel import voxel_to_voxel_coupling
+
+    be = get_backend(backend)
+    fn = be.compile(voxel_to_voxel_coupling, static_argnames=("method", "edges", "min_edges"))
+    key = ("dev", backend)
+    if key not in d:
+        d[key] = tuple(be.to_device(d[k]) for k in ("z", "vals", "cols", "valid", "rows"))
+    z, vals, cols, valid, rows = d[key]
+    r, _ = fn(z[: d["c"]], z, vals, cols, valid, rows, method="spearman", edges="both_nonzero", min_edges=3)
+    return be.synchronize(r)
+
+
+def _spin_setup(quick):
+    from ..simulate import region_centroids
+
+    n, k = (100, 100) if quick else (400, 1000)
+    c = region_centroids(n, seed=0)
+    c = c / np.linalg.norm(c, axis=1, keepdims=True)
+    return {"coords": c, "hemi": np.repeat([0, 1], n // 2), "n_perm": k}
+
+
+def _spin_run(d, backend):
+    from .. import nulls
+
+    return nulls.spin_permutations(d["coords"], n_perm=d["n_perm"], method="vasa", hemi=d["hemi"], seed=0,
+                                   backend=backend)
+
+
+def _spin_peer(d):
+    try:
+        from neuromaps.nulls.spins import gen_spinsamples
+    except Exception:
+        return None
+    k = max(10, d["n_perm"] // 20)
+
+    def run():
+        gen_spinsamples(d["coords"], d["hemi"], n_rotate=k, method="vasa", seed=0)
+
+    return _peer_time(run, k, d["n_perm"]), f"neuromaps gen_spinsamples(method='vasa'), {k} rotations, scaled"
+
+
+def _vario_setup(quick):
+    from ..simulate import region_centroids
+
+    n, k = (100, 100) if quick else (400, 1000)
+    c = region_centroids(n, seed=0)
+    d = np.linalg.norm(c[:, None] - c[None], axis=-1)
+    rng = np.random.default_rng(0)
+    x = np.exp(-d / 30) @ rng.standard_normal(n)
+    return {"x": x, "dist": d, "n_perm": k}
+
+
+def _vario_run(d, backend):
+    from .. import nulls
+
+    return nulls.variogram_surrogates(d["x"], d["dist"], n_perm=d["n_perm"], seed=0, backend=backend)
+
+
+def _vario_peer(d):
+    try:
+        from brainsmash.mapgen.base import Base
+    except Exception:
+        return None
+    k = max(5, d["n_perm"] // 100)
+    gen = Base(d["x"], d["dist"], seed=0)
+    return _peer_time(lambda: gen(n=k), k, d["n_perm"]), f"brainsmash Base, {k} surrogates, scaled"
+
+
+def _assoc_setup(quick):
+    n, g, k = (100, 500, 500) if quick else (400, 20000, 10000)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(n)
+    idx = np.argsort(rng.random((k, n)), axis=1)
+    return {"x": x, "Y": rng.standard_normal((g, n)), "nulls": idx}
+
+
+def _assoc_run(d, backend):
+    from .. import nulls
+
+    return nulls.associate(d["x"], d["Y"], nulls=d["nulls"], method="pearson", backend=backend)
+
+
+def _assoc_flops(d):
+    k, n = d["nulls"].shape
+    return 2.0 * k * n * d["Y"].shape[0]
+
+
+def _assoc_peer(d):
+    try:
+        from neuromaps.stats import compare_images
+    except Exception:
+        return None
+    m = 2
+    null_cols = d["x"][d["nulls"]].T  # neuromaps orientation (N, n_perm)
+
+    def run():
+        for g in range(m):
+            compare_images(d["x"], d["Y"][g], metric="pearsonr", nulls=null_cols, ignore_zero=False)
+
+    return (_peer_time(run, m, d["Y"].shape[0]),
+            f"neuromaps.stats.compare_images with precomputed nulls, {m} maps, scaled")
+
+
+def _signflip_setup(quick):
+    n, e, k = (30, 2000, 500) if quick else (100, 79800, 10000)
+    rng = np.random.default_rng(0)
+    return {"pre": rng.standard_normal((n, e)), "post": rng.standard_normal((n, e)) + 0.1, "n_perm": k}
+
+
+def _signflip_run(d, backend):
+    from .. import permutation
+
+    return permutation.paired(d["pre"], d["post"], n_perm=d["n_perm"], seed=0, backend=backend)
+
+
+def _signflip_flops(d):
+    n, e = d["pre"].shape
+    return 2.0 * d["n_perm"] * n * e
+
+
+def _signflip_peer(d):
+    try:
+        from nilearn.mass_univariate import permuted_ols
+    except Exception:
+        return None
+    k = max(50, d["n_perm"] // 50)
+    diff = d["post"] - d["pre"]
+    n = diff.shape[0]
+
+    def run():
+        permuted_ols(np.ones((n, 1)), diff, model_intercept=False, n_perm=k, two_sided_test=True, n_jobs=2,
+                     random_state=0, verbose=0)
+
+    return _peer_time(run, k, d["n_perm"]), f"nilearn permuted_ols (n_jobs=2), {k} permutations, scaled"
+
+
+def _fl_setup(quick):
+    n, v, k = (40, 2000, 200) if quick else (200, 50000, 5000)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 4))
+    y = rng.standard_normal((n, v)) + 0.2 * x[:, :1]
+    return {"y": y, "design": np.column_stack([np.ones(n), x]), "n_perm": k}
+
+
+def _fl_run(d, backend):
+    from .. import permutation
+
+    c = np.zeros(d["design"].shape[1])
+    c[1] = 1.0
+    return permutation.glm(d["y"], d["design"], c, n_perm=d["n_perm"], seed=0, backend=backend)
+
+
+def _fl_flops(d):
+    n, v = d["y"].shape
+    return 2.0 * 2 * d["n_perm"] * n * v
+
+
+def _tfce_setup(quick):
+    from scipy import ndimage
+
+    shape, n, k = ((20, 24, 20), 12, 20) if quick else ((91, 109, 91), 20, 50)
+    rng = np.random.default_rng(0)
+    vols = ndimage.gaussian_filter(rng.standard_normal((n,) + shape), sigma=(0, 2, 2, 2))
+    mask = np.ones(shape, bool)
+    return {"data": vols.reshape(n, -1) + 0.05, "mask": mask, "n_perm": k}
+
+
+def _tfce_run(d, backend):
+    from .. import permutation
+
+    return permutation.one_sample(d["data"], n_perm=d["n_perm"], seed=0, tfce=True, mask=d["mask"],
+                                  backend=backend)
+
+
+def _pls_setup(quick):
+    n, g, b = (83, 2000, 100) if quick else (83, 15633, 1000)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, g))
+    y = x[:, :20].mean(axis=1) + rng.standard_normal(n)
+    labels = [f"r{i}" for i in range(n)]
+    from ..genes import load_expression
+
+    expr = load_expression(x, regions=labels, genes=[f"G{i}" for i in range(g)])
+    return {"expr": expr, "y": y, "labels": labels, "n_boot": b, "x": x}
+
+
+def _pls_run(d, backend):
+    from .. import genes
+
+    return genes.pls(d["expr"], d["y"], n_components=1, n_boot=d["n_boot"], seed=0, labels=d["labels"],
+                     backend=backend)
+
+
+def _pls_peer(d):
+    # The per-resample refit loop of pyls / imaging-transcriptomics, written out
+    # (pyls itself is not installable from PyPI).
+    x, y = d["x"], d["y"]
+    k = max(5, d["n_boot"] // 50)
+    rng = np.random.default_rng(0)
+
+    def loop():
+        for _ in range(k):
+            i = rng.integers(0, x.shape[0], x.shape[0])
+            xb = (x[i] - x[i].mean(0)) / x[i].std(0, ddof=1)
+            yb = (y[i] - y[i].mean()) / y[i].std(ddof=1)
+            u, s, vt = np.linalg.svd(xb.T @ yb[:, None], full_matrices=False)
+            w = u[:, 0] / np.linalg.norm(xb @ u[:, 0])
+            _ = xb @ w
+
+    return _peer_time(loop, k, d["n_boot"]), f"per-resample SIMPLS refit loop (pyls-style), {k} resamples, scaled"
+
+
+def _enrich_setup(quick):
+    n, g, c, k = (83, 2000, 50, 500) if quick else (83, 15633, 500, 10000)
+    rng = np.random.default_rng(0)
+    genes = [f"G{i}" for i in range(g)]
+    sets = {f"C{j}": list(rng.choice(genes, size=int(rng.integers(10, 200)), replace=False)) for j in range(c)}
+    labels = [f"r{i}" for i in range(n)]
+    from ..genes import load_expression
+
+    expr = load_expression(rng.standard_normal((n, g)), regions=labels, genes=genes)
+    idx = np.argsort(rng.random((k, n)), axis=1)
+    return {"expr": expr, "y": rng.standard_normal(n), "sets": sets, "labels": labels, "nulls": idx}
+
+
+def _enrich_run(d, backend):
+    from .. import genes
+
+    return genes.enrichment(d["y"], d["expr"], d["sets"], nulls=d["nulls"], labels=d["labels"], backend=backend)
+
+
+OPERATIONS: list[Operation] = [
+    Operation("nodal_coupling", _nodal_setup,
+              lambda d, b: __import__("recouple.coupling", fromlist=["nodal"]).nodal(d["sc"], d["fc"], backend=b),
+              lambda d: f"{d['sc'].shape[0]} subjects x {d['sc'].shape[1]} regions",
+              lambda d: (d["sc"].shape[0], "subjects/s"), peer=_nodal_peer),
+    Operation("communication_predictors", _graph_setup, _graph_run,
+              lambda d: f"{d['sc'].shape[0]} subjects x {d['sc'].shape[1]} regions (SPL + CMC + SRI)",
+              lambda d: (d["sc"].shape[0], "subjects/s"), peer=_graph_peer),
+    Operation("voxel_coupling", _voxel_setup, _voxel_run,
+              lambda d: f"{d['c']} voxels of V = {d['z'].shape[0]}, T = {d['z'].shape[1]}",
+              lambda d: (d["c"], "voxels/s"),
+              flops=lambda d: 2.0 * d["c"] * d["z"].shape[0] * d["z"].shape[1]),
+    Operation("spins_vasa", _spin_setup, _spin_run,
+              lambda d: f"{d['coords'].shape[0]} parcels x {d['n_perm']} rotations",
+              lambda d: (d["n_perm"], "rotations/s"), peer=_spin_peer, backends=("numpy",)),
+    Operation("variogram_surrogates", _vario_setup, _vario_run,
+              lambda d: f"{d['x'].size} parcels x {d['n_perm']} surrogates",
+              lambda d: (d["n_perm"], "surrogates/s"), peer=_vario_peer),
+    Operation("association", _assoc_setup, _assoc_run,
+              lambda d: f"1 map vs {d['Y'].shape[0]} maps, {d['x'].size} parcels, {d['nulls'].shape[0]} nulls",
+              lambda d: (d["Y"].shape[0], "maps/s"), flops=_assoc_flops, peer=_assoc_peer),
+    Operation("signflip_paired", _signflip_setup, _signflip_run,
+              lambda d: f"{d['pre'].shape[0]} pairs x {d['pre'].shape[1]} edges x {d['n_perm']} flips",
+              lambda d: (d["n_perm"], "permutations/s"), flops=_signflip_flops, peer=_signflip_peer),
+    Operation("freedman_lane_glm", _fl_setup, _fl_run,
+              lambda d: f"{d['y'].shape[0]} scans x {d['y'].shape[1]} elements x {d['n_perm']} permutations, "
+                        "3 nuisance",
+              lambda d: (d["n_perm"], "permutations/s"), flops=_fl_flops),
+    Operation("tfce", _tfce_setup, _tfce_run,
+              lambda d: f"{'x'.join(map(str, d['mask'].shape))} map, {d['data'].shape[0]} subjects, "
+                        f"{d['n_perm']} flips",
+              lambda d: (d["n_perm"], "permutations/s"), backends=("numpy", "jax")),
+    Operation("pls_bootstrap", _pls_setup, _pls_run,
+              lambda d: f"{d['x'].shape[0]} regions x {d['x'].shape[1]} genes, {d['n_boot']} resamples",
+              lambda d: (d["n_boot"], "resamples/s"), peer=_pls_peer),
+    Operation("enrichment", _enrich_setup, _enrich_run,
+              lambda d: f"{d['nulls'].shape[0]} nulls x {len(d['expr'].genes)} genes x {len(d['sets'])} categories",
+              lambda d: (d["nulls"].shape[0], "nulls/s")),
+]
+
+
+def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None, log=None) -> dict:
+    """Run the benchmark table; returns a JSON-ready dict with machine info and rows."""
+    import os
+    import platform
+
+    usable = {n: ok for n, (ok, _) in available_backends().items()}
+    names = [b for b in (backends or [n for n, ok in usable.items() if ok]) if usable.get(b)]
+    repeats = repeats or (1 if quick else 3)
+    gemm = {b: measure_gemm_gflops(get_backend(b), n=512 if quick else 2048) for b in names}
+    rows: list[BenchRow] = []
+    ops = [op for op in OPERATIONS if operations is None or op.name in operations]
+    for op in ops:
+        data = op.setup(quick)
+        items, unit = op.items(data)
+        peer = None
+        try:
+            peer = op.peer(data) if op.peer else None
+        except Exception as exc:  # a peer that breaks must not break the table
+            peer = None
+            if log:
+                log(f"  peer for {op.name} failed: {exc.__class__.__name__}: {exc}")
+        base = None
+        for b in names:
+            if b not in op.backends:
+                continue
+            op.run(data, b)  # warm up: compile, caches
+            t = _best(lambda: op.run(data, b), repeats)
+            if b == "numpy":
+                base = t
+            row = BenchRow(operation=op.name, size=op.size(data), backend=b, time_s=t, throughput=items / t,
+                           unit=unit)
+            if peer is not None:
+                row.speedup_vs_peer = peer[0] / t
+                row.peer_note = peer[1]
+                row.peer = peer[1].split(",")[0]
+            if op.flops is not None:
+                row.gemm_fraction = op.flops(data) / t / (gemm[b] * 1e9)
+            rows.append(row)
+            if log:
+                log(f"  {op.name:<26} {b:<6} {t:9.3f} s")
+        for row in rows:
+            if row.operation == op.name and base is not None:
+                row.speedup_vs_numpy = base / row.time_s
+    return {
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "devices": {b: get_backend(b).device for b in names}},
+        "gemm_gflops": gemm,
+        "quick": quick,
+        "operations": [op.name for op in ops],
+        "backends": names,
+        "rows": [asdict(r) for r in rows],
+    }
+
+
+def format_table(result: dict) -> str:
+    """The benchmark rows as a fixed-width text table."""
+    head = ["operation", "size", "backend", "time (s)", "throughput", "vs numpy", "vs peer", "GEMM frac"]
+    lines = []
+    for r in result["rows"]:
+        lines.append([
+            r["operation"], r["size"], r["backend"], f"{r['time_s']:.3f}",
+            f"{r['throughput']:.4g} {r['unit']}",
+            f"{r['speedup_vs_numpy']:.2f}x" if r["speedup_vs_numpy"] else "-",
+            f"{r['speedup_vs_peer']:.1f}x" if r["speedup_vs_peer"] else "-",
+            f"{100 * r['gemm_fraction']:.0f}%" if r["gemm_fraction"] is not None else "-",
+        ])
+    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(head)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)) for l in lines]
+    gem = ", ".join(f"{b} {g:.1f}" for b, g in result["gemm_gflops"].items())
+    out.append(f"measured float64 GEMM GFLOP/s: {gem}")
+    peers = sorted({r["peer_note"] for r in result["rows"] if r["peer_note"]})
+    if peers:
+        out.append("peers: " + "; ".join(peers))
+    return "\n".join(out)
