@@ -585,6 +585,24 @@ class _SphereIndex:
         self.table, self.n_theta, self.n_phi = table, n_theta, n_phi
 
 
+_INDEX_CACHE: dict = {}
+
+
+def _sphere_index(points):
+    # The grid index depends only on the points: keep the last few (spheres
+    # are reused across calls, e.g. once per hemisphere).
+    import hashlib
+
+    key = (points.shape, hashlib.sha1(np.ascontiguousarray(points).tobytes()).hexdigest())
+    idx = _INDEX_CACHE.get(key)
+    if idx is None:
+        idx = _SphereIndex(points)
+        if len(_INDEX_CACHE) >= 4:
+            _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
+        _INDEX_CACHE[key] = idx
+    return idx
+
+
 def _nearest_push(be, points, rots, *, index=None, batch=None):
     """(K, n): entry i = the point j whose rotated position p_j R is nearest to p_i."""
     n = len(points)
@@ -753,7 +771,7 @@ def spin_permutations(
         pts = coords_arr[sel]
         R = rots[:, h]
         if method in ("alexander_bloch", "vazquez_rodriguez"):
-            index = _SphereIndex(pts) if sel.size > 4096 else None
+            index = _sphere_index(pts) if sel.size > 4096 else None
             col = _nearest_push(be, pts, R, index=index, batch=batch_size)
         elif method == "vasa":
             col = _vasa(pts, R)
@@ -1067,6 +1085,30 @@ def _perm_normals(seed, n_perm, n, permutations, normals, purpose):
     return perms, z
 
 
+def _gaussian_weights(u, h, bw):
+    """``(nh, P)`` weights ``exp(-(2.68 (u - h_k) / b)^2 / 2)`` normalised per row.
+
+    With evenly spaced ``h`` and ``u >= h_0`` the rows follow a recursion,
+    ``w_{k+1} = w_k q exp(-(2k+1) s^2 / 2)`` with ``q = exp(t s)``, so one exp
+    per pair replaces ``nh`` (same values to ~1e-14 relative); it is used only
+    where no intermediate can underflow.
+    """
+    c = 2.68 / bw
+    t = c * (u - h[0])
+    step = c * (h[1] - h[0]) if len(h) > 1 else 0.0
+    if len(h) < 3 or t.min() < 0 or t.max() > 30 or step * (len(h) - 1) > 30:
+        tt = (u[None, :] - h[:, None]) * c
+        w = np.exp(-0.5 * (tt * tt))
+    else:
+        w = np.empty((len(h), u.size))
+        w[0] = np.exp(-0.5 * t * t)
+        q = np.exp(t * step)
+        for k in range(len(h) - 1):
+            np.multiply(w[k], q, out=w[k + 1])
+            w[k + 1] *= np.exp(-0.5 * (2 * k + 1) * step * step)
+    return w / w.sum(axis=1, keepdims=True)
+
+
 def _variogram_sampled(x_all, dist, index, *, n_perm, seed, deltas, kernel, pv, nh, resample, b, ns, knn,
                        permutations, normals, return_fit):
     if index is None:
@@ -1089,34 +1131,47 @@ def _variogram_sampled(x_all, dist, index, *, n_perm, seed, deltas, kernel, pv, 
     h = np.linspace(D.min(), dmax, nh)
     bw = 3.0 * (h[1] - h[0]) if b is None else float(b)
     ks = [max(1, int(d * knn)) for d in deltas]
-    kw = [_kernel_weights(D[:, :k], kernel) for k in ks]
+    from scipy.sparse import csr_matrix
+
+    # One sparse kNN smoothing matrix per delta: all surrogates of a batch are
+    # smoothed by one sparse x dense product each.
+    smoothers = []
+    for k in ks:
+        w = _kernel_weights(D[:, :k], kernel)
+        indptr = np.arange(0, n * k + 1, k)
+        smoothers.append(csr_matrix((w.ravel(), np.ascontiguousarray(J[:, :k]).ravel(), indptr), shape=(n, n)))
     perms, z = _perm_normals(seed, n_perm, n, permutations, normals, "variogram")
     from .engine.random import streams
 
     out = np.empty((n_perm, n))
     fit = {"delta": np.empty(n_perm), "alpha": np.empty(n_perm), "beta": np.empty(n_perm), "sse": np.empty(n_perm)}
-    for k, g in enumerate(streams(seed, "variogram-sample", range(n_perm))):
-        rows = g.choice(n, size=ns, replace=False)
-        u = D[rows]
-        m = u < dmax
-        uu = u[m]
-        w = np.exp(-np.square(2.68 * np.abs(uu[None, :] - h[:, None]) / bw) / 2)
-        w /= w.sum(axis=1, keepdims=True)
-        jj = J[rows][m]
-        ii = np.broadcast_to(rows[:, None], u.shape)[m]
-        gt = w @ (0.5 * np.square(x_all[ii] - x_all[jj]))
-        xp_ = x_all[perms[k]]
-        sms = np.stack([np.einsum("ij,ij->i", kw[t], xp_[J[:, : ks[t]]]) for t in range(len(ks))])
-        gp = (0.5 * np.square(sms[:, ii] - sms[:, jj])) @ w.T
-        a, bt, sse = _fit(np, gp, gt)
-        best = int(np.argmin(sse))
-        surr = np.sqrt(abs(bt[best])) * sms[best] + np.sqrt(abs(a[best])) * z[k]
-        if resample:
-            surr = np.sort(x_all)[np.argsort(np.argsort(surr, kind="stable"), kind="stable")]
-        else:
-            surr = surr - surr.mean()
-        out[k] = surr
-        fit["delta"][k], fit["alpha"][k], fit["beta"][k], fit["sse"][k] = deltas[best], a[best], bt[best], sse[best]
+    samplers = streams(seed, "variogram-sample", range(n_perm))
+    step = 32
+    for k0 in range(0, n_perm, step):
+        kk = range(k0, min(k0 + step, n_perm))
+        xperm = x_all[perms[k0 : k0 + step]].T  # (n, B)
+        sms = np.stack([S @ xperm for S in smoothers])  # (D, n, B)
+        for b, k in enumerate(kk):
+            rows = samplers[k].choice(n, size=ns, replace=False)
+            u = D[rows]
+            m = u < dmax
+            uu = u[m]
+            w = _gaussian_weights(uu, h, bw)
+            jj = J[rows][m]
+            ii = np.broadcast_to(rows[:, None], u.shape)[m]
+            gt = w @ (0.5 * np.square(x_all[ii] - x_all[jj]))
+            sm = sms[:, :, b]
+            gp = (0.5 * np.square(sm[:, ii] - sm[:, jj])) @ w.T
+            a, bt, sse = _fit(np, gp, gt)
+            best = int(np.argmin(sse))
+            surr = np.sqrt(abs(bt[best])) * sm[best] + np.sqrt(abs(a[best])) * z[k]
+            if resample:
+                surr = np.sort(x_all)[np.argsort(np.argsort(surr, kind="stable"), kind="stable")]
+            else:
+                surr = surr - surr.mean()
+            out[k] = surr
+            fit["delta"][k], fit["alpha"][k], fit["beta"][k], fit["sse"][k] = (deltas[best], a[best], bt[best],
+                                                                                sse[best])
     if return_fit:
         return VariogramFit(maps=out, h=h, target=np.full(nh, np.nan), **fit)
     return out

@@ -298,7 +298,6 @@ def smoothed_variogram(maps, pair_i, pair_j, weights):
 
 def _fit(xp, gamma_perm, gamma_target):
     # Least squares gamma_target ~ alpha + beta * gamma_perm, for every (batch, delta).
-    nh = gamma_target.shape[-1]
     xm = xp.mean(gamma_perm, axis=-1, keepdims=True)
     ym = xp.mean(gamma_target)
     dx = gamma_perm - xm
@@ -307,7 +306,6 @@ def _fit(xp, gamma_perm, gamma_target):
     beta = sxy / xp.where(sxx > 0, sxx, 1.0)
     alpha = ym - beta * xm[..., 0]
     res = gamma_target - (alpha[..., None] + beta[..., None] * gamma_perm)
-    del nh
     return alpha, beta, xp.sum(res * res, axis=-1)
 
 
@@ -340,10 +338,10 @@ def variogram_block(perm_maps, normals, smoothers, pair_i, pair_j, weights, gamm
     alpha, beta, sse = _fit(xp, g, gamma_target)  # (D, B)
     best = xp.argmin(sse, axis=0)  # (B,)
     pick = best[None, :, None]
-    sm_best = xp.take_along_axis(sm, xp.broadcast_to(pick, (1, b, n)), axis=0)[0]
-    a = xp.take_along_axis(alpha, best[None, :], axis=0)[0]
-    be_ = xp.take_along_axis(beta, best[None, :], axis=0)[0]
-    s = xp.take_along_axis(sse, best[None, :], axis=0)[0]
+    sm_best = xp.take_along_axis(sm, xp.broadcast_to(pick, (1, b, n)), axis=0)[0, ...]
+    a = xp.take_along_axis(alpha, best[None, :], axis=0)[0, ...]
+    be_ = xp.take_along_axis(beta, best[None, :], axis=0)[0, ...]
+    s = xp.take_along_axis(sse, best[None, :], axis=0)[0, ...]
     surr = xp.sqrt(xp.abs(be_))[:, None] * sm_best + xp.sqrt(xp.abs(a))[:, None] * normals
     return {"maps": surr, "delta_index": best, "alpha": a, "beta": be_, "sse": s}
 
