@@ -42,8 +42,8 @@ N_ROT_VERTEX = size(10, 1_000)
 N_ROT_VERTEX_PEER = size(5, 50)
 N_SURR = size(50, 1_000)
 N_SURR_PEER = size(10, 50)
-N_SURR_DENSE = size(5, 1_000)
-N_SURR_DENSE_PEER = size(2, 10)
+N_SURR_DENSE = size(5, 100)
+N_SURR_DENSE_PEER = size(2, 4)
 
 SHARED = Path(os.environ.get("RECOUPLE_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
