@@ -305,3 +305,32 @@ def test_bad_inputs(rng):
         rc.nulls.variogram_surrogates(rng.standard_normal(50), D[:, :5], mode="sampled", n_perm=2)
     with pytest.raises(InputError, match="vary"):
         rc.nulls.moran(np.ones(50), rc.nulls.moran_weights(D), n_perm=2)
+
+
+@pytest.mark.peer
+def test_burt2018_matches_neuromaps(rng):
+    burt = pytest.importorskip("neuromaps.nulls.burt")
+    pts = rng.uniform(0, 100, (50, 3))
+    D = rc.nulls.distance(pts)
+    x = np.sin(pts[:, 0] / 20) + 0.1 * rng.standard_normal(50)
+    rho, d0 = burt.estimate_rho_d0(D, x + abs(x.min()) + 0.1)
+    _, (r2, d2) = rc.nulls.burt2018_surrogates(x, D, n_perm=2, seed=0, normalize="neuromaps", return_params=True)
+    np.testing.assert_allclose([r2, d2], [rho, d0], rtol=1e-6)
+    u = rng.standard_normal((3, 50))
+    ours = rc.nulls.burt2018_surrogates(x, D, n_perm=3, normals=u, rho=rho, d0=d0, normalize="neuromaps")
+    w = burt._make_weight_matrix(D, d0)
+    for k in range(3):
+        s = np.linalg.solve(np.eye(50) - rho * w, u[k])
+        s[s.argsort()] = np.sort(x)
+        np.testing.assert_allclose(ours[k], s, atol=1e-12)
+
+
+def test_burt2018_row_normalised(rng):
+    pts = rng.uniform(0, 100, (40, 3))
+    D = rc.nulls.distance(pts)
+    x = pts[:, 1] + 5 * rng.standard_normal(40)
+    s = rc.nulls.burt2018_surrogates(x, D, n_perm=6, seed=2)
+    np.testing.assert_array_equal(np.sort(s, axis=1), np.broadcast_to(np.sort(x), (6, 40)))
+    np.testing.assert_array_equal(s, rc.nulls.burt2018_surrogates(x, D, n_perm=6, seed=2))
+    with pytest.raises(InputError, match="normalize"):
+        rc.nulls.burt2018_surrogates(x, D, n_perm=2, normalize="col")
