@@ -181,6 +181,9 @@ def _nulls_from_spec(spec, x2):
     if method in ("variogram", "burt2020"):
         distance = spec.pop("distance")
         return "maps", np.stack([variogram_surrogates(row, distance, **spec) for row in x2])
+    if method == "burt2018":
+        distance = spec.pop("distance")
+        return "maps", np.stack([burt2018_surrogates(row, distance, **spec) for row in x2])
     if method == "moran":
         w = spec.pop("weights", None)
         if w is None:
@@ -189,7 +192,7 @@ def _nulls_from_spec(spec, x2):
         return "maps", np.stack([moran(row, w, **spec) for row in x2])
     raise InputError(
         f"nulls spec 'method' must be one of 'alexander_bloch', 'vasa', 'hungarian', 'baum', 'cornblath', "
-        f"'permutation', 'variogram', 'moran'; got {method!r}. Pick one of those."
+        f"'permutation', 'variogram', 'burt2018', 'moran'; got {method!r}. Pick one of those."
     )
 
 
@@ -231,7 +234,7 @@ def associate(
         or a generator spec such as ``{"method": "vasa", "coords": coords,
         "hemi": hemi, "n_perm": 1000, "seed": 0}`` (methods of
         :func:`spin_permutations`, ``"permutation"``, ``"variogram"`` with
-        ``distance``, ``"moran"`` with ``distance`` or ``weights``).
+        ``distance``, ``"burt2018"`` with ``distance``, ``"moran"`` with ``distance`` or ``weights``).
     method : {"pearson", "spearman"}
     alternative : {"two-sided", "greater", "less"}
     store_null : bool

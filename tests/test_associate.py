@@ -174,3 +174,16 @@ def test_bad_inputs(data):
         rc.nulls.associate(np.stack([x, x + 1]), Y, nulls=np.zeros((5, x.size)))
     with pytest.raises(InputError, match="finite"):
         rc.nulls.associate(np.where(np.arange(x.size) == 0, np.inf, x), Y, nulls=perms)
+
+
+@pytest.mark.parametrize("method", ["variogram", "burt2018", "moran"])
+def test_generator_spec_surrogates(rng, method):
+    pts = rng.uniform(0, 100, (40, 3))
+    D = rc.nulls.distance(pts)
+    x = np.sin(pts[:, 0] / 20) + 0.1 * rng.standard_normal(40)
+    Y = rng.standard_normal((3, 40))
+    spec = {"method": method, "distance": D, "n_perm": 20, "seed": 0}
+    res = rc.nulls.associate(x, Y, nulls=spec)
+    gen = {"variogram": rc.nulls.variogram_surrogates, "burt2018": rc.nulls.burt2018_surrogates}.get(method)
+    surr = gen(x, D, n_perm=20, seed=0) if gen else rc.nulls.moran(x, rc.nulls.moran_weights(D), n_perm=20, seed=0)
+    np.testing.assert_array_equal(res.pvalue, rc.nulls.associate(x, Y, nulls=surr).pvalue)

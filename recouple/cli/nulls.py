@@ -4,7 +4,7 @@ and save them as ``(n_perm, N)`` ``.npy`` with a provenance JSON beside it."""
 from __future__ import annotations
 
 SPIN = ("alexander_bloch", "vasa", "hungarian", "baum", "cornblath")
-METHODS = SPIN + ("variogram", "moran", "permutation")
+METHODS = SPIN + ("variogram", "burt2018", "moran", "permutation")
 
 
 def add_parser(sub):
@@ -152,6 +152,8 @@ def run(args) -> int:
             raise InputError(f"--method {args.method} needs --distance or --coords; got neither.")
         if args.method == "variogram":
             res = nulls.variogram_surrogates(x, D, n_perm=args.n_perm, seed=args.seed)
+        elif args.method == "burt2018":
+            res = nulls.burt2018_surrogates(x, D, n_perm=args.n_perm, seed=args.seed)
         else:
             res = nulls.moran(x, nulls.moran_weights(D), n_perm=args.n_perm, seed=args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
