@@ -61,9 +61,8 @@ __all__ = [
 ALTERNATIVES = ("two-sided", "greater", "less")
 _ENUMERATION_CAP = 2_000_000
 # Resamples that give the observed statistic up to rounding (e.g. swaps within
-# a group) must count as ties: scores within this relative distance of the
-# observed score count as "at least as extreme" (as scipy.stats.permutation_test).
-TIE_RTOL = 1e-10
+# a group) count as ties: the package-wide tolerance of permutation_pvalue.
+TIE_RTOL = _kstats.TIE_RTOL
 
 
 # --------------------------------------------------------------------------- results
@@ -377,6 +376,16 @@ def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, sig
                                     whole_blocks=whole_blocks), False
 
 
+def _tie_threshold(score):
+    # Scores are partial correlations (|g| <= 1) or t/F-like values: a tie
+    # tolerance relative to max(|score|, 1) also catches statistics that are
+    # zero up to round-off (e.g. a mean difference that cancels exactly).
+    score = np.asarray(score, dtype=np.float64)
+    finite = np.isfinite(score)
+    safe = np.where(finite, score, 0.0)
+    return np.where(finite, safe - TIE_RTOL * np.maximum(np.abs(safe), 1.0), score)
+
+
 def _fwer_pvalue(observed, null_max, *, plus_one=True):
     """``(1 + #{null_max >= observed}) / (K + 1)`` for every observed score.
 
@@ -387,7 +396,7 @@ def _fwer_pvalue(observed, null_max, *, plus_one=True):
     obs = np.asarray(observed, dtype=np.float64)
     null = np.sort(np.asarray(null_max, dtype=np.float64)[~np.isnan(null_max)])
     k = null.size
-    count = k - np.searchsorted(null, obs, side="left")
+    count = k - np.searchsorted(null, _tie_threshold(obs), side="left")
     p = (count + 1.0) / (k + 1.0) if plus_one else count / max(k, 1)
     return np.where(np.isnan(obs), np.nan, p)
 
@@ -572,7 +581,7 @@ def _fit_contrast(y, design, contrast, *, kind, matrix, alternative, batch_size,
     g_obs = np.where(degenerate, np.nan, g_obs)
     score_obs = np.asarray(_glm.tail_score(g_obs, alternative=alternative, rank=rank))
     # NaN scores never count as exceeded; +inf keeps them out of the counts.
-    score_cmp = np.where(np.isnan(score_obs), np.inf, score_obs - TIE_RTOL * np.abs(score_obs))
+    score_cmp = np.where(np.isnan(score_obs), np.inf, _tie_threshold(score_obs))
     resample = matrix if mode == "signflip" else np.argsort(matrix, axis=1)
     k_total = matrix.shape[0]
     bs = _batch_plan(k_total, n, v, rank, part.basis_z.shape[0], batch_size, memory_limit,
@@ -616,7 +625,7 @@ def _fit_contrast(y, design, contrast, *, kind, matrix, alternative, batch_size,
                 cl_max_extent[start:stop] = _clusters.max_per_map(extent, owner, stop - start)
                 cl_max_mass[start:stop] = _clusters.max_per_map(mass, owner, stop - start)
     pvalue = np.where(np.isnan(score_obs), np.nan, (counts + 1.0) / (k_total + 1.0))
-    pvalue_fwer = _fwer_pvalue(score_cmp, max_score)
+    pvalue_fwer = _fwer_pvalue(np.where(np.isnan(score_obs), np.inf, score_obs), max_score)
     pvalue_fwer = np.where(np.isnan(score_obs), np.nan, pvalue_fwer)
     null_max = np.asarray(_glm.statistic_from_monotone(max_score, df=part.df, rank=rank))
     if rank == 1 and alternative == "two-sided":
