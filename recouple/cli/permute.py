@@ -11,9 +11,13 @@ def add_parser(sub):
         "<out>_fwep_c1, <out>_fdrp_c1 (and _tfce_*, _nbs_* when asked): NIfTI for voxel data, CSV otherwise; "
         "p-values are written as p (not -log10 p).",
     )
-    p.add_argument("data", help="scans x elements .npy/.csv, (scans, N, N) .npy for --nbs, or a 4-D NIfTI with --mask")
+    p.add_argument("data", help="scans x elements .npy/.csv, (scans, N, N) .npy for --nbs, a 4-D NIfTI with --mask, "
+                   "or a cohort store (.h5) whose stored result --result is tested")
     p.add_argument("--design", required=True,
-                   help="FSL design.mat, or a .tsv/.csv scans table used with --formula")
+                   help="FSL design.mat, a .tsv/.csv scans table used with --formula, or 'store' for the "
+                   "store's own scans table")
+    p.add_argument("--result", default=None,
+                   help="with a store: the result group to test (default: the only/first coupling result)")
     p.add_argument("--formula", default=None, help="formula-like spec over the table, e.g. '~ group + age + sex'")
     p.add_argument("--contrast", required=True,
                    help="FSL design.con, a column name of the formula design (e.g. 'group[T.patient]'), "
@@ -48,12 +52,36 @@ def _load_table(path):
     return pd.read_csv(path, sep=sep)
 
 
-def _load_data(path, mask_path):
+def _load_store(path, result):
+    from ..exceptions import InputError
+    from ..store import open as open_store
+
+    with open_store(path) as st:
+        names = st.results()
+        names = list(names) if not isinstance(names, dict) else list(names.keys())
+        if result is None:
+            coupling = [r for r in names if "coupling" in r]
+            if not coupling:
+                raise InputError(f"--result must name a stored result; {path} has none with coupling "
+                                 f"(results: {', '.join(names) or 'none'}). Run `recouple coupling {path}` first.")
+            result = coupling[0]
+        if result not in names:
+            raise InputError(f"--result must be one of {', '.join(names) or 'none'}; got {result!r}.")
+        values = st.read_result(result, "coupling")
+        labels = [str(v) for v in st.labels] if values.shape[1] == st.n_regions else None
+        table = st.scans
+    return values, labels, table
+
+
+def _load_data(path, mask_path, result=None):
     import numpy as np
 
     from ..exceptions import InputError
 
     text = str(path)
+    if text.endswith((".h5", ".hdf5")):
+        values, labels, _ = _load_store(text, result)
+        return values, labels, None
     if text.endswith((".nii", ".nii.gz")):
         import nibabel as nib
 
@@ -94,8 +122,15 @@ def _design(args, n):
     from ..io import design as dio
 
     blocks = None
+    if args.design == "store" and args.formula is None:
+        raise InputError("--formula is required with --design store; got none. Pass e.g. --formula '~ group + age'.")
     if args.formula is not None:
-        table = _load_table(args.design)
+        if args.design == "store":
+            if not str(args.data).endswith((".h5", ".hdf5")):
+                raise InputError(f"--design store needs DATA to be a cohort store (.h5); got {args.data!r}.")
+            table = _load_store(args.data, args.result)[2]
+        else:
+            table = _load_table(args.design)
         dm = dio.design_from_table(table, args.formula)
         if args.contrast.endswith(".con"):
             names, con = dio.read_fsl_contrasts(args.contrast)
@@ -160,7 +195,7 @@ def run(args) -> int:
     from ..exceptions import InputError
 
     t0 = time.perf_counter()
-    y, element_names, volume = _load_data(args.data, args.mask)
+    y, element_names, volume = _load_data(args.data, args.mask, args.result)
     n = y.shape[0]
     matrix, columns, con, con_names, blocks = _design(args, n)
     contrasts = [con] if args.test == "F" else [row for row in con]
