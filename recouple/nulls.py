@@ -629,9 +629,14 @@ def _nearest_push(be, points, rots, *, index=None, batch=None):
 
 
 def _euclidean(a, b):
-    # Same arithmetic as scipy.spatial.distance_matrix (sqrt of summed squares).
-    d = a[..., :, None, :] - b[..., None, :, :]
-    return np.sqrt(np.sum(d * d, axis=-1))
+    # Same arithmetic as scipy.spatial.distance_matrix (sqrt of squares summed
+    # x, y, z in order), one axis at a time to avoid a (..., n, m, 3) temporary.
+    d2 = None
+    for ax in range(a.shape[-1]):
+        diff = a[..., :, None, ax] - b[..., None, :, ax]
+        diff *= diff
+        d2 = diff if d2 is None else d2 + diff
+    return np.sqrt(d2)
 
 
 def _vasa(coords, rots):
@@ -650,7 +655,6 @@ def _vasa(coords, rots):
         R = rots[k0 : k0 + step]
         kb = len(R)
         dist = _euclidean(coords[None], np.matmul(coords[None], R))  # (kb, n, n)
-        removed_col = np.zeros((kb, n), dtype=bool)
         rowmin = dist.min(axis=2)
         rowarg = dist.argmin(axis=2)
         kk = ar(kb)
@@ -659,14 +663,15 @@ def _vasa(coords, rots):
             col = rowarg[kk, row]
             out[k0 + kk, row] = col
             rowmin[kk, row] = -np.inf
-            removed_col[kk, col] = True
-            # Rows (still unassigned) whose closest column was just taken.
-            stale = (rowarg == col[:, None]) & np.isfinite(rowmin) & (rowmin > -np.inf)
-            sk, sr = np.nonzero(stale)
+            rowarg[kk, row] = -1  # assigned rows never look stale
+            dist[kk, :, col] = np.inf  # the column is taken (dist is our own buffer)
+            # Rows whose closest column was just taken: recompute their minimum.
+            sk, sr = np.nonzero(rowarg == col[:, None])
             if sk.size:
-                d = np.where(removed_col[sk], np.inf, dist[sk, sr])
-                rowarg[sk, sr] = d.argmin(axis=1)
-                rowmin[sk, sr] = d[ar(sk.size), rowarg[sk, sr]]
+                d = dist[sk, sr]
+                a = d.argmin(axis=1)
+                rowarg[sk, sr] = a
+                rowmin[sk, sr] = d[ar(sk.size), a]
     return out
 
 
