@@ -72,12 +72,17 @@ def main(argv=None) -> int:
         return 2
     from ..exceptions import RecoupleError
 
+    import contextlib
+
     try:
         if args.backend:
-            from ..engine.backend import set_backend
+            from ..engine.backend import use_backend
 
-            set_backend(args.backend)
-        return int(args._run(args) or 0)
+            ctx = use_backend(args.backend)
+        else:
+            ctx = contextlib.nullcontext()
+        with ctx:
+            return int(args._run(args) or 0)
     except RecoupleError as exc:
         print(f"recouple {args.command}: error: {exc}", file=sys.stderr)
         return 2

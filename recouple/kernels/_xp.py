@@ -22,7 +22,7 @@ def float_dtype(xp, x):
 
 
 def as_float(xp, x):
-    return xp.astype(x, float_dtype(xp, x))
+    return xp.astype(x, float_dtype(xp, x), copy=False)
 
 
 def _shift(xp, x, s, fill, axis):

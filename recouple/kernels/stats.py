@@ -30,7 +30,7 @@ __all__ = [
 def _valid_mask(xp, x, mask):
     valid = ~xp.isnan(x)
     if mask is not None:
-        valid = valid & xp.astype(mask, xp.bool)
+        valid = valid & xp.astype(mask, xp.bool, copy=False)
     return valid
 
 
@@ -145,12 +145,12 @@ def pearson_rows(a, b, *, mask=None, min_count=3, axis=-1):
     """
     xp = namespace(a, b)
     dt = xp.result_type(float_dtype(xp, a), float_dtype(xp, b))
-    a = xp.astype(a, dt)
-    b = xp.astype(b, dt)
+    a = xp.astype(a, dt, copy=False)
+    b = xp.astype(b, dt, copy=False)
     a, b = xp.broadcast_arrays(a, b)
     valid = ~(xp.isnan(a) | xp.isnan(b))
     if mask is not None:
-        valid = valid & xp.astype(mask, xp.bool)
+        valid = valid & xp.astype(mask, xp.bool, copy=False)
     zero = xp.asarray(0.0, dtype=dt)
     w = xp.astype(valid, dt)
     n = xp.sum(w, axis=axis, keepdims=True)
@@ -181,12 +181,12 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
     """
     xp = namespace(a, b)
     dt = xp.result_type(float_dtype(xp, a), float_dtype(xp, b))
-    a = xp.astype(a, dt)
-    b = xp.astype(b, dt)
+    a = xp.astype(a, dt, copy=False)
+    b = xp.astype(b, dt, copy=False)
     a, b = xp.broadcast_arrays(a, b)
     valid = ~(xp.isnan(a) | xp.isnan(b))
     if mask is not None:
-        valid = valid & xp.astype(mask, xp.bool)
+        valid = valid & xp.astype(mask, xp.bool, copy=False)
     if is_numpy_namespace(xp) and a.ndim > 1:
         a, b, valid = _compact_valid_numpy(a, b, valid, axis)
         axis = -1
@@ -198,27 +198,22 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
 def _compact_valid_numpy(a, b, valid, axis):
     # Move each slice's valid entries to the front (in order) and cut the
     # slices to the longest valid count: sparse masks (e.g. SC != 0) then
-    # sort far fewer entries. NumPy-only: the output width depends on data.
+    # sort far fewer entries. A stable sort of the boolean mask (radix sort)
+    # gives the gather order. NumPy-only: the output width depends on data.
     a = np.moveaxis(np.asarray(a), axis, -1)
     b = np.moveaxis(np.asarray(b), axis, -1)
     valid = np.moveaxis(np.asarray(valid), axis, -1)
-    lead, m = a.shape[:-1], a.shape[-1]
+    m = a.shape[-1]
     counts = valid.sum(axis=-1)
     width = int(counts.max()) if counts.size else 0
     if width >= 0.75 * m:
         return a, b, valid
     width = max(width, 1)
-    v2 = valid.reshape(-1, m)
-    rows, _ = np.nonzero(v2)
-    cols = (np.cumsum(v2, axis=-1) - 1)[v2]
-    out = []
-    for arr in (a, b):
-        c = np.full((v2.shape[0], width), np.nan, dtype=arr.dtype)
-        c[rows, cols] = arr.reshape(-1, m)[v2]
-        out.append(c.reshape(lead + (width,)))
-    vc = np.zeros((v2.shape[0], width), dtype=bool)
-    vc[rows, cols] = True
-    return out[0], out[1], vc.reshape(lead + (width,))
+    order = np.argsort(~valid, axis=-1, kind="stable")[..., :width]
+    ac = np.take_along_axis(a, order, axis=-1)
+    bc = np.take_along_axis(b, order, axis=-1)
+    vc = np.arange(width) < counts[..., None]
+    return ac, bc, vc
 
 
 def _standardize_rows(xp, x):
@@ -252,8 +247,8 @@ def correlate(x, Y, *, method="pearson"):
     """
     xp = namespace(x, Y)
     dt = xp.result_type(float_dtype(xp, x), float_dtype(xp, Y))
-    x2 = xp.astype(x, dt)
-    Y2 = xp.astype(Y, dt)
+    x2 = xp.astype(x, dt, copy=False)
+    Y2 = xp.astype(Y, dt, copy=False)
     x_1d, y_1d = x2.ndim == 1, Y2.ndim == 1
     if x_1d:
         x2 = x2[None, :]
@@ -284,8 +279,8 @@ def correlate_pairwise(x, Y, *, method="pearson", min_count=3):
     """
     xp = namespace(x, Y)
     dt = xp.result_type(float_dtype(xp, x), float_dtype(xp, Y))
-    x2 = xp.astype(x, dt)
-    Y2 = xp.astype(Y, dt)
+    x2 = xp.astype(x, dt, copy=False)
+    Y2 = xp.astype(Y, dt, copy=False)
     x_1d, y_1d = x2.ndim == 1, Y2.ndim == 1
     if x_1d:
         x2 = x2[None, :]
@@ -410,7 +405,9 @@ def fdr_bh(p, *, axis=-1):
     order = xp.argsort(key, axis=-1, stable=True)
     ps = take_along(xp, key, order, axis=-1)
     rank = xp.arange(1, p.shape[-1] + 1, dtype=p.dtype)
-    q = ps * m / rank
+    finite = xp.isfinite(ps)
+    inf = xp.asarray(float("inf"), dtype=p.dtype)
+    q = xp.where(finite, xp.where(finite, ps, 0.0) * m / rank, inf)
     q = xp.flip(cumulative_min(xp, xp.flip(q, axis=-1), axis=-1), axis=-1)
     q = xp.minimum(q, 1.0)
     q = take_along(xp, q, _inverse_permutation(xp, order, -1), axis=-1)
