@@ -293,7 +293,7 @@ def _fl_flops(d):
 def _tfce_setup(quick):
     from scipy import ndimage
 
-    shape, n, k = ((20, 24, 20), 12, 20) if quick else ((91, 109, 91), 20, 50)
+    shape, n, k = ((20, 24, 20), 12, 20) if quick else ((91, 109, 91), 20, 10)
     rng = np.random.default_rng(0)
     vols = ndimage.gaussian_filter(rng.standard_normal((n,) + shape), sigma=(0, 2, 2, 2))
     mask = np.ones(shape, bool)

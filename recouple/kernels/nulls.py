@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._xp import float_dtype, is_numpy_namespace, namespace
-from .stats import _standardize_rows, correlate_pairwise, rankdata
+from .stats import TIE_RTOL, _standardize_rows, correlate_pairwise, rankdata
 
 __all__ = [
     "gather_nulls",
@@ -22,7 +22,7 @@ __all__ = [
     "exceedance_counts",
 ]
 
-_TIE_RTOL = 1e-12
+_TIE_RTOL = TIE_RTOL  # the package-wide tie tolerance of permutation p-values
 
 
 def gather_nulls(x, idx):
