@@ -144,6 +144,19 @@ class ShortestPaths:
     params: dict = field(default_factory=dict)
 
 
+def _prepare_paths_input(w, transform, symmetrize):
+    check_choice("transform", transform, _k.TRANSFORMS)
+    a = prepare_weights(w, symmetrize=symmetrize)
+    if transform == "neglog_raw" and (a > 1).any():
+        from .exceptions import InputError
+
+        raise InputError(
+            f"w must be <= 1 for transform='neglog_raw' (-log W); got maximum {a.max():.4g}. "
+            "Use transform='neglog' (-log(W / (max W + 1))) or scale the weights."
+        )
+    return a
+
+
 def shortest_paths(w, *, transform="neglog", symmetrize=False, backend=None, batch_size=None, memory_limit=None):
     """All-pairs shortest paths, batched Floyd-Warshall.
 
@@ -165,15 +178,7 @@ def shortest_paths(w, *, transform="neglog", symmetrize=False, backend=None, bat
     -------
     ShortestPaths
     """
-    check_choice("transform", transform, _k.TRANSFORMS)
-    a = prepare_weights(w, symmetrize=symmetrize)
-    if transform == "neglog_raw" and (a > 1).any():
-        from .exceptions import InputError
-
-        raise InputError(
-            f"w must be <= 1 for transform='neglog_raw' (-log W); got maximum {a.max():.4g}. "
-            "Use transform='neglog' (-log(W / (max W + 1))) or scale the weights."
-        )
+    a = _prepare_paths_input(w, transform, symmetrize)
     lead = a.shape[:-2]
     dist, hops, pred = _run(
         _k.shortest_paths, a, lead=lead, backend=backend, batch_size=batch_size,
@@ -194,26 +199,35 @@ def path_length(w, *, transform="neglog", symmetrize=False, backend=None, batch_
     >>> rc.graph.path_length(a, transform="hops")[0, 2]
     2.0
     """
-    return shortest_paths(
-        w, transform=transform, symmetrize=symmetrize, backend=backend,
-        batch_size=batch_size, memory_limit=memory_limit,
-    ).length
+    a = _prepare_paths_input(w, transform, symmetrize)
+    return _run(_k.path_lengths, a, lead=a.shape[:-2], backend=backend, batch_size=batch_size,
+                memory_limit=memory_limit, static={"transform": transform}, bytes_factor=4)
 
 
 def _si_kernel(w, *, transform):
-    _, _, pred = _k.shortest_paths(w, transform=transform)
+    _, _, pred = _k.shortest_paths(w, transform=transform, track="predecessor")
     return _k.search_information(w, pred)
 
 
-def search_information(w, *, transform="neglog", symmetrize=False, backend=None, batch_size=None, memory_limit=None):
+def _si_from_predecessors(w, predecessor):
+    return _k.search_information(w, predecessor)
+
+
+def search_information(w, *, transform=None, paths=None, symmetrize=False, backend=None, batch_size=None,
+                       memory_limit=None):
     """Search information along weighted shortest paths (Goni et al. 2014).
 
     Parameters
     ----------
     w : (N, N) or (..., N, N) array_like
         Symmetric non-negative weights; the random walk is T = D^-1 W.
-    transform : str
-        Weight-to-length map for the shortest paths (see :func:`shortest_paths`).
+    transform : str, optional
+        Weight-to-length map for the shortest paths (see
+        :func:`shortest_paths`); ``"neglog"`` when neither it nor ``paths``
+        is given.
+    paths : ShortestPaths, optional
+        Result of :func:`shortest_paths` on the same ``w`` (same symmetrize
+        choice), reused instead of running Floyd-Warshall again.
 
     Returns
     -------
@@ -223,10 +237,35 @@ def search_information(w, *, transform="neglog", symmetrize=False, backend=None,
         the convention of netneurotools/BCT for symmetric graphs). NaN on the
         diagonal, inf where unreachable. Not symmetric.
     """
-    check_choice("transform", transform, _k.TRANSFORMS)
+    from .exceptions import InputError
+
     a = prepare_weights(w, symmetrize=symmetrize)
-    return _run(_si_kernel, a, lead=a.shape[:-2], backend=backend, batch_size=batch_size,
-                memory_limit=memory_limit, static={"transform": transform}, bytes_factor=16)
+    lead = a.shape[:-2]
+    if paths is None:
+        transform = "neglog" if transform is None else transform
+        check_choice("transform", transform, _k.TRANSFORMS)
+        return _run(_si_kernel, a, lead=lead, backend=backend, batch_size=batch_size,
+                    memory_limit=memory_limit, static={"transform": transform}, bytes_factor=16)
+    if not isinstance(paths, ShortestPaths):
+        raise InputError(
+            f"paths must be a ShortestPaths result; got {type(paths).__name__}. "
+            "Pass rc.graph.shortest_paths(w, ...) or leave paths=None."
+        )
+    used = paths.params.get("transform")
+    if transform is not None and used is not None and transform != used:
+        raise InputError(
+            f"transform must match the one paths were computed with ({used!r}); got {transform!r}. "
+            "Leave transform=None when passing paths, or recompute the paths."
+        )
+    pred = np.asarray(paths.predecessor)
+    if pred.shape != a.shape:
+        raise ShapeError(
+            f"paths.predecessor must have the shape of w {a.shape}; got {describe(pred)}. "
+            "Pass the shortest paths of this same w."
+        )
+    n = a.shape[-1]
+    return _run(_si_from_predecessors, a, lead=lead, backend=backend, batch_size=batch_size,
+                memory_limit=memory_limit, bytes_factor=16, predecessor=pred.reshape((-1, n, n)))
 
 
 def communicability(w, *, weighted=True, normalize=False, symmetrize=False, backend=None, batch_size=None,

@@ -208,3 +208,18 @@ def test_bad_input():
         rc.coupling.nodal(sc + np.triu(np.ones((12, 12)), 1), fc)
     with pytest.raises(InputError, match="mask"):
         rc.coupling.nodal(sc, fc, edges="mask")
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_path_predictors_equal_graph_functions(weighted):
+    coh = rc.simulate.cohort(n_regions=24, n_patients=2, n_controls=0, seed=5)
+    sc = coh.sc if weighted else (coh.sc != 0).astype(float)
+    transform = "neglog" if weighted else "hops"
+    for names in (("path_length",), ("search_information", "path_length")):
+        x = rc.coupling._k.communication_predictors(sc, names=names, weighted=weighted)
+        got = dict(zip(names, np.moveaxis(x, -3, 0)))
+        np.testing.assert_array_equal(got["path_length"], rc.graph.path_length(sc, transform=transform))
+        if "search_information" in got:
+            si = rc.graph.search_information(sc, transform=transform)
+            si = np.where(np.isfinite(si), si, 0.0)
+            np.testing.assert_array_equal(got["search_information"], (si + np.swapaxes(si, -1, -2)) / 2)

@@ -130,6 +130,60 @@ def test_diffusion_efficiency_per_component_matches_netneurotools(rng):
     assert np.isinf(mfpt[0, h]) and eff[0, h] == 0 and np.all(eff[5] == 0)
 
 
+def _hops_by_walking(pred):
+    """Edges on each predecessor path, walked one node at a time."""
+    n = pred.shape[-1]
+    hops = np.full((n, n), np.inf)
+    for i in range(n):
+        for j in range(n):
+            if i == j:
+                hops[i, j] = 0
+                continue
+            k, count = j, 0
+            while k != i and k >= 0:
+                k, count = pred[i, k], count + 1
+            if k == i:
+                hops[i, j] = count
+    return hops
+
+
+@pytest.mark.parametrize("transform", ["neglog", "hops"])
+def test_floyd_warshall_track_options(rng, transform):
+    from scipy.sparse.csgraph import floyd_warshall as scipy_fw
+
+    w = np.stack([random_graph(rng, components=True), random_graph(rng, n=24, density=0.2)])
+    length = gk.weight_to_length(w, transform=transform)
+    d_all, h_all, p_all = gk.floyd_warshall(length, track="all")
+    d_len, h_len, p_len = gk.floyd_warshall(length, track="length")
+    d_pred, h_pred, p_pred = gk.floyd_warshall(length, track="predecessor")
+    assert h_len is None and p_len is None and h_pred is None
+    assert np.array_equal(d_len, d_all) and np.array_equal(d_pred, d_all)
+    assert np.array_equal(p_pred, p_all)
+    np.testing.assert_array_equal(gk.path_lengths(w, transform=transform), d_all)
+    for s in range(2):
+        ref_d, ref_p = scipy_fw(np.where(np.isfinite(length[s]), length[s], 0), return_predecessors=True)
+        same(d_all[s], ref_d, tol=1e-12)
+        assert np.array_equal(p_all[s], np.where(ref_p < 0, -1, ref_p))
+        np.testing.assert_array_equal(h_all[s], _hops_by_walking(p_all[s]))
+    with pytest.raises(ValueError, match="track"):
+        gk.floyd_warshall(length, track="hops")
+
+
+def test_search_information_reuses_paths(rng):
+    w = np.stack([random_graph(rng) for _ in range(3)])
+    for transform in ("neglog", "inv"):
+        paths = rc.graph.shortest_paths(w, transform=transform)
+        np.testing.assert_array_equal(rc.graph.search_information(w, paths=paths, batch_size=2),
+                                      rc.graph.search_information(w, transform=transform))
+    np.testing.assert_array_equal(rc.graph.path_length(w, transform="inv", batch_size=2), paths.length)
+    with pytest.raises(InputError, match="ShortestPaths"):
+        rc.graph.search_information(w, paths=paths.predecessor)
+    with pytest.raises(InputError, match="transform must match"):
+        rc.graph.search_information(w, paths=paths, transform="neglog")
+    with pytest.raises(ShapeError, match="predecessor"):
+        rc.graph.search_information(w[:2], paths=paths)
+
+
 def test_euclidean_distance_matches_scipy(rng):
     from scipy.spatial.distance import cdist
 
@@ -155,7 +209,9 @@ def test_kernels_agree_across_backends(xp, rng):
 
     def all_predictors(w, dist):
         d, h, p = gk.shortest_paths(w, transform="neglog")
-        return (d, h, gk.search_information(w, p), gk.communicability(w),
+        d_len = gk.path_lengths(w, transform="hops")
+        d_pred, _, p_pred = gk.shortest_paths(w, transform="inv", track="predecessor")
+        return (d, h, d_len, d_pred, gk.search_information(w, p_pred), gk.communicability(w),
                 gk.communicability(w, weighted=False, normalize=True), gk.navigation(w, dist)[0],
                 gk.diffusion_efficiency(w))
 

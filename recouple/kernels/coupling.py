@@ -131,8 +131,14 @@ def communication_predictors(sc, coords=None, *, names=("distance", "path_length
     if not weighted:
         w = xp.astype(w != 0, w.dtype)
     transform = "neglog" if weighted else "hops"
-    need_paths = "path_length" in names or "search_information" in names
-    paths = g.shortest_paths(w, transform=transform) if need_paths else None
+    # one Floyd-Warshall for both path predictors; predecessors only when
+    # search information needs them
+    if "search_information" in names:
+        paths = g.shortest_paths(w, transform=transform, track="predecessor")
+    elif "path_length" in names:
+        paths = g.shortest_paths(w, transform=transform, track="length")
+    else:
+        paths = None
     dist = g.euclidean_distance(coords) if coords is not None else None
     out = []
     zero = xp.asarray(0.0, dtype=w.dtype)

@@ -18,8 +18,10 @@ __all__ = [
     "TRANSFORMS",
     "euclidean_distance",
     "weight_to_length",
+    "TRACK",
     "floyd_warshall",
     "shortest_paths",
+    "path_lengths",
     "search_information",
     "communicability",
     "navigation",
@@ -99,21 +101,28 @@ def weight_to_length(w, *, transform="neglog"):
     return xp.where(_eye_bool(xp, n, w), xp.asarray(0.0, dtype=w.dtype), length)
 
 
-def floyd_warshall(length):
+TRACK = ("length", "predecessor", "all")
+
+
+def floyd_warshall(length, *, track="all"):
     """All-pairs shortest paths by N batched min-plus pivot steps.
 
     Parameters
     ----------
     length : (..., N, N) array
         Edge lengths, inf where there is no edge, 0 on the diagonal.
+    track : {"length", "predecessor", "all"}
+        What to compute besides the lengths: ``"length"`` nothing (one
+        add and one minimum a pivot), ``"predecessor"`` the predecessors,
+        ``"all"`` predecessors and hop counts. Untracked outputs are None.
 
     Returns
     -------
     dist : (..., N, N) float array
         Shortest path lengths (inf where unreachable).
-    hops : (..., N, N) float array
+    hops : (..., N, N) float array or None
         Edges on the chosen shortest path (inf where unreachable).
-    predecessor : (..., N, N) int array
+    predecessor : (..., N, N) int array or None
         Node before ``j`` on the chosen path from ``i`` to ``j``; -1 on the
         diagonal and where unreachable.
 
@@ -122,62 +131,80 @@ def floyd_warshall(length):
     A pair is updated through pivot k only when the detour is strictly
     shorter, pivots in ascending order: among equally short paths the one
     kept is the one SciPy's and the Brain Connectivity Toolbox's
-    Floyd-Warshall keep.
+    Floyd-Warshall keep. Hop counts are summed along the predecessor paths
+    afterwards (pointer doubling, ceil(log2 N) gathers) rather than carried
+    through the N pivot steps.
     """
+    if track not in TRACK:
+        raise ValueError(f"track must be one of {TRACK}; got {track!r}")
     xp = namespace(length)
     d0 = as_float(xp, length)
     n = d0.shape[-1]
+    if track == "length":
+        if is_numpy_namespace(xp):
+            return _floyd_warshall_numpy(d0, None), None, None
+
+        def relax(k, d):
+            return xp.minimum(d, d[..., :, k][..., :, None] + d[..., k, :][..., None, :])
+
+        return _fori_loop(xp, n, relax, d0), None, None
+
     finite = xp.isfinite(d0)
     eye = _eye_bool(xp, n, d0)
     edge = finite & ~eye
     rows = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=xp.int64), (n, 1)), d0.shape)
     pred0 = xp.where(edge, rows, xp.asarray(-1, dtype=xp.int64))
-    inf = xp.asarray(float("inf"), dtype=d0.dtype)
-    hops0 = xp.where(edge, xp.asarray(1.0, dtype=d0.dtype), xp.where(eye, xp.asarray(0.0, dtype=d0.dtype), inf))
 
     if is_numpy_namespace(xp):
-        return _floyd_warshall_numpy(d0, hops0, pred0)
+        dist, pred = _floyd_warshall_numpy(d0, pred0)
+    else:
+        def pivot(k, carry):
+            d, p = carry
+            through = d[..., :, k][..., :, None] + d[..., k, :][..., None, :]
+            better = through < d
+            return xp.where(better, through, d), xp.where(better, p[..., k, :][..., None, :], p)
 
-    def pivot(k, carry):
-        d, h, p = carry
-        dk_col = d[..., :, k][..., :, None]
-        dk_row = d[..., k, :][..., None, :]
-        through = dk_col + dk_row
-        better = through < d
-        d = xp.where(better, through, d)
-        h = xp.where(better, h[..., :, k][..., :, None] + h[..., k, :][..., None, :], h)
-        p = xp.where(better, p[..., k, :][..., None, :], p)
-        return d, h, p
-
-    return _fori_loop(xp, n, pivot, (d0, hops0, pred0))
+        dist, pred = _fori_loop(xp, n, pivot, (d0, pred0))
+    if track == "predecessor":
+        return dist, None, pred
+    one = xp.where(edge, xp.asarray(1.0, dtype=d0.dtype), xp.asarray(0.0, dtype=d0.dtype))
+    return dist, _path_sums(xp, pred, one), pred
 
 
-def _floyd_warshall_numpy(d, h, p):
+def _floyd_warshall_numpy(d, p):
     # Same pivot steps as the portable loop on preallocated buffers, updated
-    # in place (one add, one compare, one minimum, two masked copies a pivot).
+    # in place: one add and one minimum a pivot for the lengths, plus one
+    # compare and one masked copy when the predecessors are tracked.
     import numpy as np
 
     d = np.array(d, copy=True)
-    h = np.array(h, copy=True)
-    p = np.asarray(p).astype(np.int32)
     n = d.shape[-1]
     through = np.empty_like(d)
+    if p is None:
+        for k in range(n):
+            np.add(d[..., :, k, None], d[..., None, k, :], out=through)
+            np.minimum(d, through, out=d)
+        return d
+    p = np.asarray(p).astype(np.int32)
     better = np.empty(d.shape, dtype=bool)
     for k in range(n):
         np.add(d[..., :, k, None], d[..., None, k, :], out=through)
         np.less(through, d, out=better)
         np.minimum(d, through, out=d)
-        np.add(h[..., :, k, None], h[..., None, k, :], out=through)
-        np.copyto(h, through, where=better)
         np.copyto(p, p[..., None, k, :], where=better)
-    return d, h, p.astype(np.int64)
+    return d, p.astype(np.int64)
 
 
-def shortest_paths(w, *, transform="neglog"):
+def shortest_paths(w, *, transform="neglog", track="all"):
     """Shortest paths of weight matrices ``w`` (..., N, N) after
     :func:`weight_to_length`; returns ``(dist, hops, predecessor)`` as
-    :func:`floyd_warshall`."""
-    return floyd_warshall(weight_to_length(w, transform=transform))
+    :func:`floyd_warshall` (None for what ``track`` leaves out)."""
+    return floyd_warshall(weight_to_length(w, transform=transform), track=track)
+
+
+def path_lengths(w, *, transform="neglog"):
+    """Shortest path lengths only (..., N, N) (inf where unreachable)."""
+    return shortest_paths(w, transform=transform, track="length")[0]
 
 
 def _path_sums(xp, predecessor, step_cost):
