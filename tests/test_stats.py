@@ -210,3 +210,13 @@ def test_public_bad_input():
         rc.stats.rankdata(np.array([1.0, np.inf]))
     with pytest.raises(InputError, match="alternative"):
         rc.stats.permutation_pvalue(np.zeros(2), np.zeros((3, 2)), alternative="both")
+
+
+def test_zscore_matches_scipy(xp, rng):
+    x = rng.standard_normal((4, 30)) * 3 + 1
+    x[2] = 5.0  # constant row -> NaN
+    z = xp.to_numpy(xp.jit(K.zscore, axis=-1, ddof=1)(xp.asarray(x)))
+    np.testing.assert_allclose(z[[0, 1, 3]], ss.zscore(x[[0, 1, 3]], axis=-1, ddof=1), atol=TOL)
+    assert np.isnan(z[2]).all()
+    z0 = xp.to_numpy(xp.jit(K.zscore, axis=0, ddof=0)(xp.asarray(x[:, :5])))
+    np.testing.assert_allclose(z0[:, :5], ss.zscore(x[:, :5], axis=0, ddof=0), atol=TOL)
