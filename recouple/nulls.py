@@ -555,37 +555,79 @@ def _check_sphere(coords, hemi):
 
 
 class _SphereIndex:
-    """Exact nearest-point lookup on a sphere through an equal-angle grid of
-    candidate lists (built once with a KD-tree; queried as a gather + argmin)."""
+    """Exact nearest-point lookup on a sphere through a cube-map grid of
+    candidate lists (built once with a KD-tree; queried as a cell lookup,
+    with a gather + argmin only in cells that several points can own).
 
-    def __init__(self, points, cells_per_point=8):
+    A point j is a candidate of a cell when some query in the cell's
+    bounding cap (at any radius the points take) is at least as near to j
+    as to the point k nearest the cell centre: ``max (p_j - p_k).q >=
+    (|p_j|^2 - |p_k|^2) / 2`` over the cap, with a small safety margin.
+    """
+
+    def __init__(self, points, cells_per_point=16):
         from scipy.spatial import cKDTree
 
         self.points = points
         n = len(points)
-        n_theta = max(8, int(np.sqrt(cells_per_point * n / 2)))
-        n_phi = 2 * n_theta
+        grid = max(4, int(np.ceil(np.sqrt(cells_per_point * n / 6))))
         r = np.linalg.norm(points, axis=1)
-        r0, slack = r.mean(), np.abs(r - r.mean()).max()
-        th = (np.arange(n_theta) + 0.5) * np.pi / n_theta
-        ph = (np.arange(n_phi) + 0.5) * 2 * np.pi / n_phi - np.pi
-        T, P = np.meshgrid(th, ph, indexing="ij")
-        centers = r0 * np.stack([np.sin(T) * np.cos(P), np.sin(T) * np.sin(P), np.cos(T)], -1).reshape(-1, 3)
-        # Angular circumradius of each cell, bounded through its corners.
-        dth, dph = np.pi / n_theta, 2 * np.pi / n_phi
-        smax = np.minimum(np.sin(np.abs(T) + dth / 2), 1.0)
-        ang = np.sqrt((dth / 2) ** 2 + (smax * dph / 2) ** 2).reshape(-1)
-        rad = r0 * ang * 1.01 + 2 * slack
+        r0, rmin, rmax = r.mean(), r.min(), r.max()
+        edges = np.linspace(-1.0, 1.0, grid + 1)
+        mid = (edges[:-1] + edges[1:]) / 2
+        centers, angles = [], []
+        for axis in range(3):
+            others = [a for a in range(3) if a != axis]
+            for sign in (1.0, -1.0):
+
+                def direction(u, v):
+                    d = np.empty(u.shape + (3,))
+                    d[..., axis], d[..., others[0]], d[..., others[1]] = sign, u, v
+                    return d / np.linalg.norm(d, axis=-1, keepdims=True)
+
+                U, V = np.meshgrid(mid, mid, indexing="ij")
+                c = direction(U, V)
+                ang = np.zeros(U.shape)
+                for eu in (edges[:-1], edges[1:]):
+                    for ev in (edges[:-1], edges[1:]):
+                        corner = direction(*np.meshgrid(eu, ev, indexing="ij"))
+                        ang = np.maximum(ang, np.arccos(np.clip((c * corner).sum(-1), -1.0, 1.0)))
+                centers.append(c.reshape(-1, 3))
+                angles.append(ang.reshape(-1))
+        # Cell order matches kernels.nulls.cube_cells: face = 2 axis + (major < 0).
+        unit = np.concatenate(centers)
+        alpha = np.minimum(np.concatenate(angles) * 1.01 + 1e-9, np.pi)
         tree = cKDTree(points)
-        dnn, _ = tree.query(centers)
-        lists = tree.query_ball_point(centers, dnn + 2 * rad + 1e-9 * r0)
+        dnn, nn = tree.query(r0 * unit)
+        # Superset by the triangle inequality (chord <= arc), then the exact cap test.
+        reach = dnn + 2 * (r0 * alpha + (rmax - rmin)) + 1e-9 * r0
+        lists = tree.query_ball_point(r0 * unit, reach)
         width = max(len(lst) for lst in lists)
-        table = np.empty((len(lists), width), dtype=np.int64)
+        raw = np.empty((len(lists), width), dtype=np.int64)
         for i, lst in enumerate(lists):
             lst = sorted(lst)
-            table[i, : len(lst)] = lst
-            table[i, len(lst) :] = lst[0]
-        self.table, self.n_theta, self.n_phi = table, n_theta, n_phi
+            raw[i, : len(lst)] = lst
+            raw[i, len(lst) :] = lst[0]
+        w = points[raw] - points[nn][:, None, :]  # (cells, width, 3)
+        along = np.einsum("cwk,ck->cw", w, unit)
+        perp = np.sqrt(np.maximum(np.einsum("cwk,cwk->cw", w, w) - along**2, 0.0))
+        ca, sa = np.cos(alpha)[:, None], np.sin(alpha)[:, None]
+        inside = along >= np.sqrt(np.einsum("cwk,cwk->cw", w, w)) * ca  # w's direction lies in the cap
+        h = np.where(inside, np.sqrt(along**2 + perp**2), along * ca + perp * sa)
+        reach_w = np.where(h > 0, rmax * h, rmin * h)
+        rhs = (np.einsum("cwk,cwk->cw", points[raw], points[raw]) - (r[nn] ** 2)[:, None]) / 2
+        keep = reach_w >= rhs - 1e-9 * r0 * (r0 + np.sqrt(np.einsum("cwk,cwk->cw", w, w)))
+        keep |= raw == nn[:, None]
+        keep &= np.arange(width)[None, :] < np.array([len(lst) for lst in lists])[:, None]  # no padding copies
+        # Kept candidates first, ascending; pad with the first.
+        order = np.argsort(np.where(keep, raw, np.iinfo(np.int64).max), axis=1, kind="stable")
+        srt = np.take_along_axis(raw, order, axis=1)
+        kcount = keep.sum(axis=1)
+        width = int(kcount.max())
+        table = srt[:, :width].copy()
+        pad = np.arange(width)[None, :] >= kcount[:, None]
+        table[pad] = np.broadcast_to(table[:, :1], table.shape)[pad]
+        self.table, self.grid = table, grid
 
 
 _INDEX_CACHE: dict = {}
@@ -618,13 +660,13 @@ def _nearest_push(be, points, rots, *, index=None, batch=None):
         for k0 in range(0, k_total, step):
             out[k0 : k0 + step] = to_host(fn(pts, be.to_device(rots[k0 : k0 + step])))
         return out
-    fn = be.compile(_k.nearest_by_candidates, static_argnames=("n_theta", "n_phi"))
+    fn = be.compile(_k.nearest_by_candidates, static_argnames=("grid",))
     step = batch or max(1, int(2**18 // max(n * index.table.shape[1], 1)))
     pts, tab = be.to_device(points), be.to_device(index.table)
     for k0 in range(0, k_total, step):
         # |p_i - p_j R| = |p_i R^T - p_j|: query p_i R^T among the fixed points.
         q = np.matmul(points[None], np.transpose(rots[k0 : k0 + step], (0, 2, 1)))
-        out[k0 : k0 + step] = to_host(fn(be.to_device(q), pts, tab, n_theta=index.n_theta, n_phi=index.n_phi))
+        out[k0 : k0 + step] = to_host(fn(be.to_device(q), pts, tab, grid=index.grid))
     return out
 
 
@@ -744,8 +786,9 @@ def spin_permutations(
     Notes
     -----
     Nearest neighbours are exact: a batched product + argmin for up to a few
-    thousand points per hemisphere, and above that an equal-angle grid of
-    candidate lists built once, queried by a gather + argmin. ``vasa`` runs
+    thousand points per hemisphere, and above that a cube-map grid of
+    candidate lists built once (cached per sphere), queried by a cell lookup
+    and a gather + argmin where a cell has several candidates. ``vasa`` runs
     the greedy loop for all rotations at once; ``hungarian`` calls SciPy per
     rotation; ``baum``/``cornblath`` tally rotated labels with ``bincount``.
     Duplicate spins are not re-drawn (neuromaps' ``check_duplicates``).

@@ -51,7 +51,7 @@ def test_nearest_kernels_match_kdtree(xp, rng):
 
     index = _SphereIndex(pts)
     queries = np.matmul(pts[None], np.transpose(rots, (0, 2, 1)))
-    fn = xp.jit(K.nearest_by_candidates, n_theta=index.n_theta, n_phi=index.n_phi)
+    fn = xp.jit(K.nearest_by_candidates, grid=index.grid)
     out = xp.to_numpy(fn(xp.asarray(queries), xp.asarray(pts), xp.asarray(index.table)))
     np.testing.assert_array_equal(out, ref)
 

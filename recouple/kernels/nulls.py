@@ -235,7 +235,39 @@ def nearest_on_sphere(points, rotations):
     return xp.argmin(cost, axis=-1)
 
 
-def nearest_by_candidates(queries, points, cell_candidates, *, n_theta, n_phi):
+def cube_cells(queries, *, grid):
+    """Cell of each direction on a cube-map grid (6 faces of ``grid x grid``).
+
+    The dominant axis picks the face, the other two coordinates divided by
+    the dominant one give the position on it (no trigonometry).
+
+    Parameters
+    ----------
+    queries : (..., 3) array
+    grid : int
+        Cells per face edge (static).
+
+    Returns
+    -------
+    (...) int array in ``[0, 6 grid^2)``: ``((2 axis + (major < 0)) grid + iu) grid + iv``.
+    """
+    xp = namespace(queries)
+    x, y, z = queries[..., 0], queries[..., 1], queries[..., 2]
+    ax, ay, az = xp.abs(x), xp.abs(y), xp.abs(z)
+    fx = (ax >= ay) & (ax >= az)
+    fy = ~fx & (ay >= az)
+    fz = ~fx & ~fy
+    major = xp.where(fx, x, xp.where(fy, y, z))
+    u = xp.where(fx, y, x)
+    v = xp.where(fz, y, z)
+    s = (grid / 2) / xp.abs(major)
+    iu = xp.clip(xp.astype(u * s + grid / 2, xp.int64), 0, grid - 1)
+    iv = xp.clip(xp.astype(v * s + grid / 2, xp.int64), 0, grid - 1)
+    face = 2 * (xp.astype(fy, xp.int64) + 2 * xp.astype(fz, xp.int64)) + xp.astype(major < 0, xp.int64)
+    return (face * grid + iu) * grid + iv
+
+
+def nearest_by_candidates(queries, points, cell_candidates, *, grid):
     """Exact nearest point of each query among precomputed per-cell candidates.
 
     Parameters
@@ -244,36 +276,55 @@ def nearest_by_candidates(queries, points, cell_candidates, *, n_theta, n_phi):
         Query coordinates (e.g. ``p_i R^T``: pushing ``p`` through ``R``).
     points : (V, 3) array
         Reference points.
-    cell_candidates : (n_theta * n_phi, C) int array
-        For each cell of an equal-angle grid over directions, every point that
-        can be nearest to a query in that cell, padded by repeating an entry.
-    n_theta, n_phi : int
-        Grid size (static).
+    cell_candidates : (6 grid^2, C) int array
+        For each cell of the cube-map grid (:func:`cube_cells`), every point
+        that can be nearest to a query in that cell, ascending, padded by
+        repeating the first entry.
+    grid : int
+        Cells per cube-face edge (static).
 
     Returns
     -------
-    (K, n) int array of point indices.
+    (K, n) int array of point indices; among equally near candidates the
+    lowest index.
     """
     xp = namespace(queries, points, cell_candidates)
-    x, y, z = queries[..., 0], queries[..., 1], queries[..., 2]
-    rad = xp.sqrt(x * x + y * y + z * z)
-    theta = xp.acos(xp.clip(z / rad, -1.0, 1.0))
-    phi = xp.atan2(y, x) + xp.pi
-    it = xp.clip(xp.astype(theta / xp.pi * n_theta, xp.int64), 0, n_theta - 1)
-    ip = xp.clip(xp.astype(phi / (2 * xp.pi) * n_phi, xp.int64), 0, n_phi - 1)
-    cell = it * n_phi + ip
-    cand = xp.take(cell_candidates, xp.reshape(cell, (-1,)), axis=0)  # (K*n, C)
+    cell = xp.reshape(cube_cells(queries, grid=grid), (-1,))
+    if is_numpy_namespace(xp):
+        return _nearest_by_candidates_numpy(np.asarray(queries), np.asarray(points), np.asarray(cell_candidates),
+                                            np.asarray(cell))
+    cand = xp.take(cell_candidates, cell, axis=0)  # (K*n, C)
     flat = xp.reshape(cand, (-1,))
     shape = cand.shape
     # Coordinates gathered one axis at a time: contiguous (K*n, C) blocks.
     d2 = None
-    for ax, qa in enumerate((x, y, z)):
+    for ax in range(3):
         pa = xp.reshape(xp.take(points[:, ax], flat, axis=0), shape)
-        diff = pa - xp.reshape(qa, (-1, 1))
+        diff = pa - xp.reshape(queries[..., ax], (-1, 1))
         d2 = diff * diff if d2 is None else d2 + diff * diff
     best = xp.argmin(d2, axis=-1)
     out = xp.take_along_axis(cand, best[:, None], axis=-1)[:, 0]
     return xp.reshape(out, queries.shape[:2])
+
+
+def _nearest_by_candidates_numpy(queries, points, table, cell):
+    # Most cells hold one candidate: answer those by a lookup and compare
+    # distances only for queries in cells with several (same arithmetic as
+    # the general path, so the same winner).
+    out = np.take(table[:, 0], cell)
+    amb = np.flatnonzero(np.take(table[:, 1], cell) != out) if table.shape[1] > 1 else np.empty(0, np.int64)
+    if amb.size:
+        cand = np.take(table, cell[amb], axis=0)
+        flat = cand.reshape(-1)
+        q = queries.reshape(-1, 3)[amb]
+        d2 = None
+        for ax in range(3):
+            pa = np.take(points[:, ax], flat).reshape(cand.shape)
+            pa -= q[:, ax : ax + 1]
+            pa *= pa
+            d2 = pa if d2 is None else d2.__iadd__(pa)
+        out[amb] = np.take_along_axis(cand, d2.argmin(axis=-1)[:, None], axis=-1)[:, 0]
+    return out.reshape(queries.shape[:2])
 
 
 def smoothed_variogram(maps, pair_i, pair_j, weights):
