@@ -2,7 +2,8 @@
 
 Small sizes by default; RECOUPLE_BENCH=full runs the issue's sizes (1000 x 400 nodal,
 200 x 400 communication). Peers are timed on a few subjects and extrapolated linearly in
-the number of subjects (stated in extra_info)."""
+the number of subjects (stated in extra_inf
+RECOUPLE_BENCH_SUBJECTS=<k> runs the full region count on k subjects instead of 200.""""""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import recouple as rc
 FULL = os.environ.get("RECOUPLE_BENCH") == "full"
 N = 400 if FULL else 100
 S_NODAL = 1000 if FULL else 40
-S_COMM = 200 if FULL else 6
+S_COMM = int(os.environ.get("RECOUPLE_BENCH_SUBJECTS", 200)) if FULL else 6
 PEER_SUBJECTS = 20 if FULL else 4
 
 

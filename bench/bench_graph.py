@@ -1,6 +1,7 @@
 """Predictor benchmarks: weighted shortest paths + communicability + search information,
 batched, against netneurotools per subject. RECOUPLE_BENCH=full: 200 subjects x 400 regions;
-the peer is timed on a few subjects and extrapolated linearly (stated in extra_info)."""
+the peer is timed on a few subjects and extrapolated linearly (stated in extra_inf
+RECOUPLE_BENCH_SUBJECTS=<k> runs the full region count on k subjects instead of 200.""""""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import recouple as rc
 
 FULL = os.environ.get("RECOUPLE_BENCH") == "full"
 N = 400 if FULL else 80
-S = 200 if FULL else 8
+S = int(os.environ.get("RECOUPLE_BENCH_SUBJECTS", 200)) if FULL else 8
 PEER_SUBJECTS = 2
 
 
@@ -26,7 +27,7 @@ def graphs():
 
 def _ours(w, backend):
     paths = rc.graph.shortest_paths(w, backend=backend, batch_size=4)
-    si = rc.graph.search_information(w, backend=backend, batch_size=4)
+    si = rc.graph.search_information(w, paths=paths, backend=backend, batch_size=4)
     cmc = rc.graph.communicability(w, backend=backend, batch_size=4)
     return paths.length, si, cmc
 
