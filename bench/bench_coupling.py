@@ -2,8 +2,8 @@
 
 Small sizes by default; RECOUPLE_BENCH=full runs the issue's sizes (1000 x 400 nodal,
 200 x 400 communication). Peers are timed on a few subjects and extrapolated linearly in
-the number of subjects (stated in extra_inf
-RECOUPLE_BENCH_SUBJECTS=<k> runs the full region count on k subjects instead of 200.""""""
+the number of subjects (stated in extra_info).
+RECOUPLE_BENCH_SUBJECTS=<k> runs communication at full size on k subjects instead of 200."""
 
 from __future__ import annotations
 

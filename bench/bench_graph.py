@@ -1,7 +1,7 @@
 """Predictor benchmarks: weighted shortest paths + communicability + search information,
 batched, against netneurotools per subject. RECOUPLE_BENCH=full: 200 subjects x 400 regions;
-the peer is timed on a few subjects and extrapolated linearly (stated in extra_inf
-RECOUPLE_BENCH_SUBJECTS=<k> runs the full region count on k subjects instead of 200.""""""
+the peer is timed on a few subjects and extrapolated linearly (stated in extra_info).
+RECOUPLE_BENCH_SUBJECTS=<k> runs the full region count on k subjects instead of 200."""
 
 from __future__ import annotations
 
