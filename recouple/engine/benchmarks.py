@@ -116,7 +116,7 @@ def _graph_peer(d):
         length = -np.log(w / (w.max() + 1), where=w > 0, out=np.full_like(w, np.inf))
         metrics.distance_wei_floyd(length)
         metrics.communicability_wei(w)
-        metrics.search_information(w)
+        metrics.search_information(w, length)
 
     return _peer_time(one, 1, sc.shape[0]), "netneurotools.metrics per subject, timed on 1 subject, scaled"
 
