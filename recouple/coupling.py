@@ -192,6 +192,14 @@ def nodal(
     if mask_a is not None and mask_a.ndim > 2:
         mask_a = np.broadcast_to(mask_a, sc_a.shape).reshape((-1, n, n))
     # working set per subject: inputs, masks, ranks and sort indices
+    bytes_per_item = 12 * 8 * n * n
+    if batch_size is None and memory_limit is None:
+        from .engine.backend import backend_name
+
+        if backend_name(backend if isinstance(backend, str) else None) == "numpy":
+            # On the CPU, batches that stay cache-sized sort and gather faster
+            # than one huge batch; accelerators get the whole memory budget.
+            batch_size = max(1, int(256e6 // bytes_per_item))
     batched_mask = mask_a is not None and mask_a.ndim == 3
     r, n_edges = call_batched(
         _k.nodal_coupling,
@@ -202,7 +210,7 @@ def nodal(
         backend=backend,
         static={"method": method, "edges": edges, "min_edges": min_edges},
         batch_size=batch_size,
-        bytes_per_item=12 * 8 * n * n,
+        bytes_per_item=bytes_per_item,
         memory_limit=memory_limit,
     )
     r = np.asarray(r, dtype=np.float64).reshape(lead + (n,))
