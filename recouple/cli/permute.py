@@ -16,6 +16,10 @@ def add_parser(sub):
     p.add_argument("--design", required=True,
                    help="FSL design.mat, a .tsv/.csv scans table used with --formula, or 'store' for the "
                    "store's own scans table")
+    p.add_argument("--chunk-elements", type=int, default=None,
+                   help="with a store: elements per Dask chunk (default: about two chunks per worker)")
+    p.add_argument("--scheduler", default=None,
+                   help="with a store: Dask scheduler ('threads', 'processes', 'sync' or tcp://host:8786)")
     p.add_argument("--result", default=None,
                    help="with a store: the result group to test (default: the only/first coupling result)")
     p.add_argument("--formula", default=None, help="formula-like spec over the table, e.g. '~ group + age + sex'")
@@ -71,6 +75,26 @@ def _load_store(path, result):
         labels = [str(v) for v in st.labels] if values.shape[1] == st.n_regions else None
         table = st.scans
     return values, labels, table
+
+
+def _store_result_name(path):
+    from ..store import open as open_store
+
+    with open_store(path) as st:
+        names = [r for r in st.results() if "coupling" in r]
+    return names[0]
+
+
+def _with_tfce_none(res):
+    # The chunked store path computes statistics and p-values only.
+    import types
+
+    return types.SimpleNamespace(statistic=res.statistic, pvalue=res.pvalue, pvalue_fwer=res.pvalue_fwer,
+                                 pvalue_fdr=res.pvalue_fdr, tfce=None, null_max=res.null_max, n_perm=res.n_perm,
+                                 exhaustive=False,
+                                 params={"resampling": "signflip" if res.signs is not None else "permute",
+                                         "store_result": res.analysis, "chunks_computed": res.n_computed,
+                                         "chunks_skipped": res.n_skipped})
 
 
 def _load_data(path, mask_path, result=None):
@@ -237,9 +261,20 @@ def run(args) -> int:
                                  "(scans, N, N) matrices or flatten them.")
             if args.tfce and volume is None:
                 raise InputError("--tfce needs voxel data (NIfTI DATA with --mask); got a table.")
-            res = perm.glm(y, matrix, c, test=args.test, alternative=args.alternative, tfce=args.tfce,
-                           mask=None if volume is None else volume["mask"],
-                           connectivity=args.connectivity, **common)
+            if str(args.data).endswith((".h5", ".hdf5")) and args.test == "t" and blocks is None \
+                    and args.resampling == "auto":
+                # Stored results: element chunks through Dask, resumable in the store.
+                from ..engine.inference import cohort_permutation
+
+                result_name = args.result or _store_result_name(args.data)
+                res = cohort_permutation(args.data, result_name, matrix, c, n_perm=args.n_perm, seed=args.seed,
+                                         alternative=args.alternative, chunk_elements=args.chunk_elements,
+                                         scheduler=args.scheduler, backend=args.backend, progress=None)
+                res = _with_tfce_none(res)
+            else:
+                res = perm.glm(y, matrix, c, test=args.test, alternative=args.alternative, tfce=args.tfce,
+                               mask=None if volume is None else volume["mask"],
+                               connectivity=args.connectivity, **common)
             for name, values in ((statname, res.statistic), ("uncp", res.pvalue), ("fwep", res.pvalue_fwer),
                                  ("fdrp", res.pvalue_fdr)):
                 written.append(_write_map(args.out, f"{name}_{tag}", values, element_names, volume))
