@@ -141,7 +141,7 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
     params = {"result": result, "dataset": dataset, "n_perm": int(n_perm), "seed": int(seed),
               "alternative": alternative, "design_contrast_sha": digest, "width": width,
               "backend": backend or "default"}
-    analysis = name or f"permutation_{result}_{digest[:8]}"
+    analysis = name or f"permutation_{result}_{digest[:8]}_w{width}"
     task = functools.partial(_chunk_task, path=path, dataset=dset, design=x, contrast=c, signs=signs,
                              permutations=perms, width=width, n_elements=n_elements, alternative=alternative,
                              backend=backend)
