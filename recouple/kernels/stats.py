@@ -51,25 +51,36 @@ def _rankdata_portable(xp, x, valid, axis):
     return xp.where(valid, ranks, xp.asarray(float("nan"), dtype=x.dtype))
 
 
-def _rankdata_numpy(x, valid, axis):
-    # One argsort, then tie groups from running max/min of group boundaries.
-    x = np.moveaxis(np.asarray(x), axis, -1)
-    valid = np.moveaxis(np.asarray(valid), axis, -1)
+def _ranks_last_axis_numpy(x, valid):
+    """Average ranks along the last axis (NaN where not valid) and whether any
+    valid entries tie. One argsort; tie groups from running max/min of group
+    boundaries, skipped when nothing ties."""
     n = x.shape[-1]
     key = np.where(valid, x, np.inf)
     order = np.argsort(key, axis=-1)
     s = np.take_along_axis(key, order, axis=-1)
-    pos = np.broadcast_to(np.arange(n), s.shape)
-    new = np.ones(s.shape, dtype=bool)
-    new[..., 1:] = s[..., 1:] != s[..., :-1]
-    start = np.maximum.accumulate(np.where(new, pos, 0), axis=-1)
-    last = np.ones(s.shape, dtype=bool)
-    last[..., :-1] = new[..., 1:]
-    end = np.flip(np.minimum.accumulate(np.flip(np.where(last, pos, n), -1), axis=-1), -1)
-    r_sorted = (start + end).astype(x.dtype) / 2 + 1
-    ranks = np.empty_like(r_sorted)
+    same = s[..., 1:] == s[..., :-1]
+    ties = bool(np.any(same & np.isfinite(s[..., 1:])))
+    if ties:
+        pos = np.broadcast_to(np.arange(n), s.shape)
+        new = np.ones(s.shape, dtype=bool)
+        new[..., 1:] = ~same
+        start = np.maximum.accumulate(np.where(new, pos, 0), axis=-1)
+        last = np.ones(s.shape, dtype=bool)
+        last[..., :-1] = new[..., 1:]
+        end = np.flip(np.minimum.accumulate(np.flip(np.where(last, pos, n), -1), axis=-1), -1)
+        r_sorted = (start + end).astype(x.dtype) / 2 + 1
+    else:
+        r_sorted = np.broadcast_to(np.arange(1, n + 1, dtype=x.dtype), s.shape)
+    ranks = np.empty(s.shape, dtype=x.dtype)
     np.put_along_axis(ranks, order, r_sorted, axis=-1)
-    ranks = np.where(valid, ranks, np.nan)
+    return np.where(valid, ranks, np.nan), ties
+
+
+def _rankdata_numpy(x, valid, axis):
+    x = np.moveaxis(np.asarray(x), axis, -1)
+    valid = np.moveaxis(np.asarray(valid), axis, -1)
+    ranks, _ = _ranks_last_axis_numpy(x, valid)
     return np.moveaxis(ranks, -1, axis)
 
 
@@ -189,35 +200,22 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
         valid = valid & xp.astype(mask, xp.bool, copy=False)
     if is_numpy_namespace(xp) and a.ndim > 1:
         a, b, valid = _compact_valid_numpy(a, b, valid, axis)
-        axis = -1
-        r = _spearman_numpy_without_ties(a, b, valid, min_count)
-        if r is not None:
-            return r
+        ra, ties_a = _ranks_last_axis_numpy(a, valid)
+        rb, ties_b = _ranks_last_axis_numpy(b, valid)
+        if not (ties_a or ties_b):
+            return _spearman_from_permutation_ranks(ra, rb, valid, min_count)
+        return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=-1)
     ra = rankdata(a, axis=axis, mask=valid)
     rb = rankdata(b, axis=axis, mask=valid)
     return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=axis)
 
 
-def _spearman_numpy_without_ties(a, b, valid, min_count):
-    # Compacted slices (valid entries first, counts k). Without ties, ranks are
-    # a permutation of 1..k and rho = 1 - 6 sum(d^2) / (k (k^2 - 1)) exactly;
-    # one argsort per input instead of the general tie-averaging ranks.
-    # Returns None when any slice has a tie, so the general path runs.
+def _spearman_from_permutation_ranks(ra, rb, valid, min_count):
+    # Without ties the valid ranks of each slice are a permutation of 1..k, so
+    # rho = 1 - 6 sum(d^2) / (k (k^2 - 1)) exactly (no centring or norms).
     k = valid.sum(axis=-1)
-    width = a.shape[-1]
-    out = []
-    for x in (a, b):
-        key = np.where(valid, x, np.inf)
-        order = np.argsort(key, axis=-1)
-        s = np.take_along_axis(key, order, axis=-1)
-        if np.any((s[..., 1:] == s[..., :-1]) & np.isfinite(s[..., 1:])):
-            return None
-        ranks = np.empty(order.shape, dtype=a.dtype)
-        np.put_along_axis(ranks, order, np.broadcast_to(np.arange(1, width + 1, dtype=a.dtype), order.shape),
-                          axis=-1)
-        out.append(ranks)
-    d = np.where(valid, out[0] - out[1], 0.0)
-    kf = k.astype(a.dtype)
+    d = np.where(valid, ra - rb, 0.0)
+    kf = k.astype(ra.dtype)
     den = np.where(k >= 2, kf * (kf * kf - 1.0), 1.0)
     rho = 1.0 - 6.0 * np.einsum("...i,...i->...", d, d) / den
     return np.where(k >= max(min_count, 2), np.clip(rho, -1.0, 1.0), np.nan)
