@@ -194,9 +194,9 @@ def nodal(
     # working set per subject: inputs, masks, ranks and sort indices
     bytes_per_item = 12 * 8 * n * n
     if batch_size is None and memory_limit is None:
-        from .engine.backend import backend_name
+        from .engine.backend import get_backend
 
-        if backend_name(backend if isinstance(backend, str) else None) == "numpy":
+        if get_backend(backend).name == "numpy":
             # On the CPU, batches that stay cache-sized sort and gather faster
             # than one huge batch; accelerators get the whole memory budget.
             batch_size = max(1, int(256e6 // bytes_per_item))

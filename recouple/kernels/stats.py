@@ -250,6 +250,22 @@ def _standardize_rows(xp, x):
     return xp.where(ok, d / xp.sqrt(xp.where(ok, ss, 1.0)), xp.asarray(float("nan"), dtype=x.dtype))
 
 
+def _as_map_rows(x, Y):
+    # (N,) or (K, N) and (N,) or (G, N) -> 2-D rows in a common float dtype.
+    xp = namespace(x, Y)
+    dt = xp.result_type(float_dtype(xp, x), float_dtype(xp, Y))
+    x2 = xp.astype(x, dt, copy=False)
+    Y2 = xp.astype(Y, dt, copy=False)
+    x_1d, y_1d = x2.ndim == 1, Y2.ndim == 1
+    return xp, (x2[None, :] if x_1d else x2), (Y2[None, :] if y_1d else Y2), x_1d, y_1d
+
+
+def _drop_map_axes(r, x_1d, y_1d):
+    if y_1d:
+        r = r[:, 0]
+    return r[0, ...] if x_1d else r
+
+
 def correlate(x, Y, *, method="pearson"):
     """Correlate each row of ``x`` with each row of ``Y`` by one matrix product.
 
@@ -271,26 +287,14 @@ def correlate(x, Y, *, method="pearson"):
     Rows are standardised once; ``r = Zx @ Zy.T``. Spearman ranks each row
     first. Inputs with NaN go through :func:`correlate_pairwise`.
     """
-    xp = namespace(x, Y)
-    dt = xp.result_type(float_dtype(xp, x), float_dtype(xp, Y))
-    x2 = xp.astype(x, dt, copy=False)
-    Y2 = xp.astype(Y, dt, copy=False)
-    x_1d, y_1d = x2.ndim == 1, Y2.ndim == 1
-    if x_1d:
-        x2 = x2[None, :]
-    if y_1d:
-        Y2 = Y2[None, :]
+    xp, x2, Y2, x_1d, y_1d = _as_map_rows(x, Y)
     if method == "spearman":
         x2 = rankdata(x2, axis=-1)
         Y2 = rankdata(Y2, axis=-1)
     zx = _standardize_rows(xp, x2)
     zy = _standardize_rows(xp, Y2)
     r = xp.clip(zx @ xp.matrix_transpose(zy), -1.0, 1.0)
-    if y_1d:
-        r = r[:, 0]
-    if x_1d:
-        r = r[0, ...]
-    return r
+    return _drop_map_axes(r, x_1d, y_1d)
 
 
 def correlate_pairwise(x, Y, *, method="pearson", min_count=3):
@@ -303,24 +307,12 @@ def correlate_pairwise(x, Y, *, method="pearson", min_count=3):
 
     Shapes as :func:`correlate`.
     """
-    xp = namespace(x, Y)
-    dt = xp.result_type(float_dtype(xp, x), float_dtype(xp, Y))
-    x2 = xp.astype(x, dt, copy=False)
-    Y2 = xp.astype(Y, dt, copy=False)
-    x_1d, y_1d = x2.ndim == 1, Y2.ndim == 1
-    if x_1d:
-        x2 = x2[None, :]
-    if y_1d:
-        Y2 = Y2[None, :]
+    xp, x2, Y2, x_1d, y_1d = _as_map_rows(x, Y)
     if method == "spearman":
         r = spearman_rows(x2[:, None, :], Y2[None, :, :], min_count=min_count)
     else:
         r = _pearson_masked_gemm(xp, x2, Y2, min_count)
-    if y_1d:
-        r = r[:, 0]
-    if x_1d:
-        r = r[0, ...]
-    return r
+    return _drop_map_axes(r, x_1d, y_1d)
 
 
 def _nan_center(xp, x, valid):
