@@ -1144,13 +1144,23 @@ def glm(data, design, contrast, *, test="t", resampling="auto", n_perm=10_000, s
         resampling = "signflip"
     if permutations is not None:
         resampling = "permute"
+    f_of_t = test == "F" and all(np.linalg.matrix_rank(np.atleast_2d(c)) == 1 for c in contrasts)
+    if f_of_t and alternative != "two-sided":
+        raise InputError(f"alternative must be 'two-sided' for an F test; got {alternative!r}. Use test='t' for "
+                         "a one-sided test of a single contrast.")
     return _run(y, m, contrasts, default_kind=resampling, n_perm=n_perm, seed=seed,
                 exchangeability_blocks=exchangeability_blocks, whole_blocks=whole_blocks, permutations=permutations,
                 signs=signs, alternative=alternative, batch_size=batch_size, memory_limit=memory_limit,
                 backend=backend, keep_null=keep_null, tfce=tfce, cluster_threshold=cluster_threshold, mask=mask,
                 adjacency=adjacency, connectivity=connectivity, tfce_params=tfce_params,
-                fwer_across_contrasts=fwer_across_contrasts, tail_approximation=tail_approximation, stat_name="t",
+                fwer_across_contrasts=fwer_across_contrasts, tail_approximation=tail_approximation,
+                stat_name="F" if f_of_t else "t", convert=_t_squared if f_of_t else None,
                 params={"test": "glm", "method": "freedman-lane", "contrast": np.asarray(contrast).tolist()})
+
+
+def _t_squared(t, df):
+    # A one-row F contrast is the square of its two-sided t (same p-values).
+    return None if t is None else np.asarray(t) ** 2
 
 
 glm.__doc__ = _fill(glm.__doc__)

@@ -192,3 +192,17 @@ def test_f_contrast_rejects_one_sided(rng):
     with pytest.raises(InputError, match="two-sided"):
         rc.permutation.glm(rng.normal(size=(20, 3)), m, [[1, 0, 0, 0], [0, 0, 1, 0]], test="F",
                            alternative="greater", n_perm=10)
+
+
+def test_one_row_f_contrast_reports_f_not_t():
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal((20, 4))
+    x = np.column_stack([np.ones(20), rng.standard_normal(20)])
+    f = rc.permutation.glm(y, x, np.array([[0.0, 1.0]]), test="F", n_perm=60, seed=1)
+    t = rc.permutation.glm(y, x, np.array([0.0, 1.0]), test="t", n_perm=60, seed=1)
+    assert f.stat == "F"
+    np.testing.assert_allclose(f.statistic, t.statistic ** 2, rtol=1e-12)
+    np.testing.assert_array_equal(f.pvalue, t.pvalue)
+    np.testing.assert_array_equal(f.pvalue_fwer, t.pvalue_fwer)
+    with pytest.raises(rc.InputError, match="two-sided"):
+        rc.permutation.glm(y, x, np.array([[0.0, 1.0]]), test="F", alternative="greater", n_perm=60)
