@@ -56,45 +56,35 @@ def _load_table(path):
     return pd.read_csv(path, sep=sep)
 
 
-def _load_store(path, result):
+def _store_result(st, path, result):
+    """The stored result to test: ``result``, or the first coupling result."""
     from ..exceptions import InputError
+
+    names = list(st.results())
+    if result is None:
+        coupling = [r for r in names if "coupling" in r]
+        if not coupling:
+            raise InputError(f"--result must name a stored result; {path} has none with coupling "
+                             f"(results: {', '.join(names) or 'none'}). Run `recouple coupling {path}` first.")
+        result = coupling[0]
+    if result not in names:
+        raise InputError(f"--result must be one of {', '.join(names) or 'none'}; got {result!r}.")
+    return result
+
+
+def _load_store(path, result, *, values=True):
+    """(values, labels, scans table, result name) of a cohort store. Values are
+    a lazy dask array: the element-chunked path reads only its chunks, the
+    other tests materialise them when they need the whole matrix."""
     from ..store import open as open_store
 
     with open_store(path) as st:
-        names = st.results()
-        names = list(names) if not isinstance(names, dict) else list(names.keys())
-        if result is None:
-            coupling = [r for r in names if "coupling" in r]
-            if not coupling:
-                raise InputError(f"--result must name a stored result; {path} has none with coupling "
-                                 f"(results: {', '.join(names) or 'none'}). Run `recouple coupling {path}` first.")
-            result = coupling[0]
-        if result not in names:
-            raise InputError(f"--result must be one of {', '.join(names) or 'none'}; got {result!r}.")
-        values = st.read_result(result, "coupling")
-        labels = [str(v) for v in st.labels] if values.shape[1] == st.n_regions else None
+        result = _store_result(st, path, result)
+        data = st.lazy(f"results/{result}/coupling") if values else None
+        n = st.file[f"results/{result}/coupling"].shape[1]
+        labels = [str(v) for v in st.labels] if n == st.n_regions else None
         table = st.scans
-    return values, labels, table
-
-
-def _store_result_name(path):
-    from ..store import open as open_store
-
-    with open_store(path) as st:
-        names = [r for r in st.results() if "coupling" in r]
-    return names[0]
-
-
-def _with_tfce_none(res):
-    # The chunked store path computes statistics and p-values only.
-    import types
-
-    return types.SimpleNamespace(statistic=res.statistic, pvalue=res.pvalue, pvalue_fwer=res.pvalue_fwer,
-                                 pvalue_fdr=res.pvalue_fdr, tfce=None, null_max=res.null_max, n_perm=res.n_perm,
-                                 exhaustive=False,
-                                 params={"resampling": "signflip" if res.signs is not None else "permute",
-                                         "store_result": res.analysis, "chunks_computed": res.n_computed,
-                                         "chunks_skipped": res.n_skipped})
+    return data, labels, table, result
 
 
 def _load_data(path, mask_path, result=None):
@@ -104,7 +94,7 @@ def _load_data(path, mask_path, result=None):
 
     text = str(path)
     if text.endswith((".h5", ".hdf5")):
-        values, labels, _ = _load_store(text, result)
+        values, labels, _, _ = _load_store(text, result)
         return values, labels, None
     if text.endswith((".nii", ".nii.gz")):
         import nibabel as nib
@@ -152,7 +142,7 @@ def _design(args, n):
         if args.design == "store":
             if not str(args.data).endswith((".h5", ".hdf5")):
                 raise InputError(f"--design store needs DATA to be a cohort store (.h5); got {args.data!r}.")
-            table = _load_store(args.data, args.result)[2]
+            table = _load_store(args.data, args.result, values=False)[2]
         else:
             table = _load_table(args.design)
         dm = dio.design_from_table(table, args.formula)
@@ -266,11 +256,10 @@ def run(args) -> int:
                 # Stored results: element chunks through Dask, resumable in the store.
                 from ..engine.inference import cohort_permutation
 
-                result_name = args.result or _store_result_name(args.data)
+                result_name = _load_store(args.data, args.result, values=False)[3]
                 res = cohort_permutation(args.data, result_name, matrix, c, n_perm=args.n_perm, seed=args.seed,
                                          alternative=args.alternative, chunk_elements=args.chunk_elements,
                                          scheduler=args.scheduler, backend=args.backend, progress=None)
-                res = _with_tfce_none(res)
             else:
                 res = perm.glm(y, matrix, c, test=args.test, alternative=args.alternative, tfce=args.tfce,
                                mask=None if volume is None else volume["mask"],

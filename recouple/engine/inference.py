@@ -40,6 +40,10 @@ class CohortPermutation:
         ``results/<analysis>`` in the store.
     n_computed, n_skipped : int
         Chunks computed now, and chunks an earlier run had finished.
+    exhaustive : bool
+        Always False: the resamples are drawn, never enumerated per chunk.
+    tfce : None
+        Element-chunked runs compute statistics and p-values only.
     """
 
     statistic: np.ndarray
@@ -54,6 +58,8 @@ class CohortPermutation:
     n_computed: int = 0
     n_skipped: int = 0
     params: dict = field(default_factory=dict)
+    exhaustive: bool = False
+    tfce: None = None
 
 
 def _chunk_task(chunk, *, path, dataset, design, contrast, signs, permutations, width, n_elements, alternative,
@@ -167,4 +173,5 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
     return CohortPermutation(statistic=stat, pvalue=pval, pvalue_fwer=pfwer, pvalue_fdr=pfdr, null_max=null_max,
                              n_perm=int(k), signs=signs, permutations=perms, analysis=analysis,
                              n_computed=info.n_computed, n_skipped=info.n_skipped,
-                             params=params | {"provenance": json.loads(json.dumps(info.provenance, default=str))})
+                             params=params | {"resampling": "signflip" if signs is not None else "permute",
+                                              "provenance": json.loads(json.dumps(info.provenance, default=str))})
