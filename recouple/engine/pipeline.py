@@ -42,10 +42,23 @@ def _hash(obj) -> str:
 class _Steps:
     """Completion markers and saved arrays of pipeline steps."""
 
-    def __init__(self, root: Path, overwrite: bool):
+    def __init__(self, root: Path, overwrite: bool, result: "StudyResult"):
         self.root = root / "steps"
         self.root.mkdir(parents=True, exist_ok=True)
         self.overwrite = overwrite
+        self.result = result
+
+    def run(self, name, key, compute):
+        """The saved arrays of step ``name`` if finished with ``key``, else
+        ``compute()`` saved with a completion marker; and "computed" / "already done"."""
+        saved = self.load(name, key)
+        if saved is not None:
+            self.result.skipped.append(name)
+            return saved, "already done"
+        saved = compute()
+        self.save(name, key, saved)
+        self.result.computed.append(name)
+        return saved, "computed"
 
     def load(self, name, key):
         marker = self.root / f"{name}.done.json"
@@ -166,11 +179,11 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
     out = Path(cfg["study"]["output"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
-    steps = _Steps(out, overwrite)
     comp = cfg["compute"]
     be = get_backend(comp.get("backend"))
     store_path = cfg["study"]["store"]
     result = StudyResult(output=out, report=out / "report.html", provenance=out / "provenance.json")
+    steps = _Steps(out, overwrite, result)
     t_start = time.perf_counter()
 
     # 1. coupling (resumable inside the store)
@@ -204,19 +217,15 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
     for c in cfg["contrasts"]:
         name = f"contrast_{c['name']}"
         key = _hash({**base_key, "contrast": c, "perm": cfg["permutation"], "backend": be.name})
-        saved = steps.load(name, key)
         t0 = time.perf_counter()
-        if saved is None:
+
+        def compute(c=c):
             res, desc, n = _run_contrast(c, scans, coupling, cfg["permutation"], be.name)
-            saved = {"statistic": res.statistic, "pvalue": res.pvalue, "pvalue_fwer": res.pvalue_fwer,
-                     "pvalue_fdr": res.pvalue_fdr, "null_max": res.null_max, "n_perm": np.asarray(res.n_perm),
-                     "df": np.asarray(res.df), "desc": np.asarray(desc), "n": np.asarray(n)}
-            steps.save(name, key, saved)
-            result.computed.append(name)
-            state = "computed"
-        else:
-            result.skipped.append(name)
-            state = "already done"
+            return {"statistic": res.statistic, "pvalue": res.pvalue, "pvalue_fwer": res.pvalue_fwer,
+                    "pvalue_fdr": res.pvalue_fdr, "null_max": res.null_max, "n_perm": np.asarray(res.n_perm),
+                    "df": np.asarray(res.df), "desc": np.asarray(desc), "n": np.asarray(n)}
+
+        saved, state = steps.run(name, key, compute)
         alpha = cfg["permutation"]["alpha"]
         n_sig = int(np.sum(saved["pvalue_fwer"] < alpha))
         log(f"[{name}] {saved['desc']}: {n_sig} element(s) with FWER p < {alpha}; {state} "
@@ -235,9 +244,9 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
 
         key = _hash({**base_key, "clinical": {k: v for k, v in clin.items() if k != "_present"},
                      "perm": cfg["permutation"], "backend": be.name})
-        saved = steps.load("clinical", key)
         t0 = time.perf_counter()
-        if saved is None:
+
+        def compute():
             rows = _select(scans, group=clin["group"])
             subjects, pre, post = _pairs(scans, rows, clin["sessions"])
             score = scans[clin["score"]].to_numpy(dtype=float)
@@ -247,15 +256,11 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
             res = P.correlation(dscore, dcoup, covariates=cov, method=clin["method"],
                                 n_perm=int(cfg["permutation"]["n_perm"]), seed=int(cfg["permutation"]["seed"]),
                                 backend=be.name)
-            saved = {"r": res.statistic, "pvalue": res.pvalue, "pvalue_fwer": res.pvalue_fwer,
-                     "pvalue_fdr": res.pvalue_fdr, "dscore": dscore, "dcoupling": dcoup,
-                     "subjects": np.asarray(subjects).astype(str), "null_max": res.null_max}
-            steps.save("clinical", key, saved)
-            result.computed.append("clinical")
-            state = "computed"
-        else:
-            result.skipped.append("clinical")
-            state = "already done"
+            return {"r": res.statistic, "pvalue": res.pvalue, "pvalue_fwer": res.pvalue_fwer,
+                    "pvalue_fdr": res.pvalue_fdr, "dscore": dscore, "dcoupling": dcoup,
+                    "subjects": np.asarray(subjects).astype(str), "null_max": res.null_max}
+
+        saved, state = steps.run("clinical", key, compute)
         best = int(np.nanargmax(np.abs(saved["r"])))
         log(f"[clinical] change in coupling vs {clin['change']} of {clin['score']}: strongest "
             f"{labels[best] if labels is not None else best} r = {saved['r'][best]:.2f} "
@@ -330,9 +335,9 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
 
     # nulls: spatial permutations of the target map's regions
     key = _hash({**base_key, "nulls": ncfg, "target": target})
-    saved = steps.load("nulls", key)
     t0 = time.perf_counter()
-    if saved is None:
+
+    def draw_nulls():
         if ncfg["method"] == "permutation":
             from .random import permutation_indices
 
@@ -341,21 +346,18 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
             idx = NL.spin_permutations(coords, n_perm=int(ncfg["n_perm"]), method=ncfg["method"], hemi=hemi,
                                        seed=int(ncfg["seed"]))
             idx = getattr(idx, "indices", idx)
-        saved = {"indices": np.asarray(idx)}
-        steps.save("nulls", key, saved)
-        result.computed.append("nulls")
-    else:
-        result.skipped.append("nulls")
-    nulls = saved["indices"]
+        return {"indices": np.asarray(idx)}
+
+    nulls = steps.run("nulls", key, draw_nulls)[0]["indices"]
     log(f"[nulls] {nulls.shape[0]} {ncfg['method']} nulls of {y.size} regions ({time.perf_counter() - t0:.1f} s)")
     produced["nulls"] = {"indices": nulls, "target": target}
 
     expr = _load_expression(cfg, store_path, labels, regions)
     key = _hash({**base_key, "assoc": {k: v for k, v in assoc.items() if k != "_present"}, "nulls": ncfg,
                  "target": target, "backend": be.name})
-    saved = steps.load("genes", key)
     t0 = time.perf_counter()
-    if saved is None:
+
+    def gene_steps():
         ga = G.associate(y, expr, labels=labels, nulls=nulls, method=assoc["method"], backend=be.name)
         saved = {"r": ga.r[0], "pvalue": ga.pvalue[0], "pvalue_fdr": ga.pvalue_fdr[0],
                  "pvalue_fwer": ga.pvalue_fwer[0], "genes": np.asarray(ga.genes).astype(str)}
@@ -364,12 +366,9 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
             pl = G.pls(expr, y, n_components=ncomp, n_boot=int(assoc["pls_bootstrap"]), nulls=nulls,
                        seed=int(ncfg["seed"]), labels=labels, backend=be.name)
             saved.update({f"pls_{k}": np.asarray(v) for k, v in _pls_arrays(pl).items()})
-        steps.save("genes", key, saved)
-        result.computed.append("genes")
-        state = "computed"
-    else:
-        result.skipped.append("genes")
-        state = "already done"
+        return saved
+
+    saved, state = steps.run("genes", key, gene_steps)
     order = np.argsort(-np.abs(saved["r"]))
     _write_csv(out / "tables" / "genes.csv", ["gene", "r", "p_uncorrected", "p_fdr", "p_fwer"],
                [saved["genes"][order], saved["r"][order], saved["pvalue"][order], saved["pvalue_fdr"][order],
@@ -389,17 +388,15 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
 
     if assoc["maps"]:
         key = _hash({**base_key, "maps": assoc["maps"], "nulls": ncfg, "target": target, "backend": be.name})
-        saved = steps.load("maps", key)
-        if saved is None:
+
+        def map_steps():
             names, Y = _read_user_maps(assoc["maps"], labels)
             am = NL.associate(y, Y, nulls=nulls, method=assoc["method"], backend=be.name)
-            saved = {"names": np.asarray(names), "r": np.atleast_1d(am.r).ravel(),
-                     "pvalue": np.atleast_1d(am.pvalue).ravel(), "pvalue_fdr": np.atleast_1d(am.pvalue_fdr).ravel(),
-                     "pvalue_fwer": np.atleast_1d(am.pvalue_fwer).ravel()}
-            steps.save("maps", key, saved)
-            result.computed.append("maps")
-        else:
-            result.skipped.append("maps")
+            return {"names": np.asarray(names), "r": np.atleast_1d(am.r).ravel(),
+                    "pvalue": np.atleast_1d(am.pvalue).ravel(), "pvalue_fdr": np.atleast_1d(am.pvalue_fdr).ravel(),
+                    "pvalue_fwer": np.atleast_1d(am.pvalue_fwer).ravel()}
+
+        saved = steps.run("maps", key, map_steps)[0]
         _write_csv(out / "tables" / "maps.csv", ["map", "r", "p_uncorrected", "p_fdr", "p_fwer"],
                    [saved["names"], saved["r"], saved["pvalue"], saved["pvalue_fdr"], saved["pvalue_fwer"]])
         log(f"[maps] {saved['names'].size} annotation map(s) vs the {target} map")
@@ -407,17 +404,15 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
 
     if enr.get("gene_sets"):
         key = _hash({**base_key, "enr": enr, "nulls": ncfg, "target": target, "backend": be.name})
-        saved = steps.load("enrichment", key)
         t0 = time.perf_counter()
-        if saved is None:
+
+        def enrichment_steps():
             sets = G.load_gene_sets(enr["gene_sets"])
             er = G.enrichment(y, expr, sets, nulls=nulls, labels=labels, min_size=int(enr["min_size"]),
                               max_size=int(enr["max_size"]), alternative=enr["alternative"], backend=be.name)
-            saved = {k: np.asarray(v) for k, v in _enrichment_arrays(er).items()}
-            steps.save("enrichment", key, saved)
-            result.computed.append("enrichment")
-        else:
-            result.skipped.append("enrichment")
+            return {k: np.asarray(v) for k, v in _enrichment_arrays(er).items()}
+
+        saved = steps.run("enrichment", key, enrichment_steps)[0]
         order = np.argsort(saved["pvalue"])
         _write_csv(out / "tables" / "enrichment.csv", ["category", "size", "score", "p_uncorrected", "p_fdr"],
                    [saved["categories"][order], saved["sizes"][order], saved["scores"][order],
