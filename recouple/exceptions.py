@@ -41,9 +41,3 @@ def describe(value) -> str:
     if len(text) > 80:
         text = text[:77] + "..."
     return f"{type(value).__name__} {text}"
-
-
-def input_error(argument: str, expected: str, received, fix: str, cls=InputError):
-    """Build an :class:`InputError` with recouple's four-part message."""
-    got = received if isinstance(received, str) else describe(received)
-    return cls(f"{argument} must be {expected}; got {got}. {fix}")

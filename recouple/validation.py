@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .engine.backend import to_host
 from .exceptions import InputError, ShapeError, describe
 
 
 def as_array(name: str, x, *, ndim_min: int | None = None, ndim: int | None = None, dtype=np.float64) -> np.ndarray:
     """Host array of ``x`` (a copy only if conversion is needed), with dimension checks."""
     try:
-        arr = np.asarray(_to_numpy(x))
+        arr = np.asarray(to_host(x))
     except Exception as exc:
         raise InputError(f"{name} must be array-like; got {describe(x)} ({exc}). Pass a NumPy array.") from exc
     if dtype is not None:
@@ -29,15 +30,6 @@ def as_array(name: str, x, *, ndim_min: int | None = None, ndim: int | None = No
             "Stack subjects along the first axis."
         )
     return arr
-
-
-def _to_numpy(x):
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
-        return x.get()
-    if mod.startswith("array_api_strict"):
-        return np.asarray(x._array)
-    return x
 
 
 def check_square(name: str, x: np.ndarray) -> None:

@@ -51,15 +51,6 @@ def cumulative_min(xp, x, *, axis=-1):
     return x
 
 
-def cumulative_max(xp, x, *, axis=-1):
-    """Running maximum along ``axis`` (see :func:`cumulative_min`)."""
-    return -cumulative_min(xp, -x, axis=axis)
-
-
-def flip(xp, x, *, axis=-1):
-    return xp.flip(x, axis=axis)
-
-
 def take_along(xp, x, indices, *, axis=-1):
     """``take_along_axis`` for every namespace (array API 2024.12 or a NumPy-style fallback)."""
     fn = getattr(xp, "take_along_axis", None)
