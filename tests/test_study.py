@@ -29,7 +29,7 @@ def _make_study(folder: Path, *, seed=0, n_perm=N_PERM, n_nulls=N_NULLS, enrichm
     sim = rc.simulate.cohort(n_regions=60, n_patients=24, n_controls=10, n_genes=200, effect=0.8, seed=seed)
     rc.store.from_simulated(sim, folder / "cohort.h5", overwrite=True).close()
     rc.simulate.write_gmt(folder / "gene_sets.gmt", rc.simulate.gene_sets(sim, n_random=15, seed=seed))
-    cfg = demo_config(folder, n_perm=n_perm, n_nulls=n_nulls, seed=seed, backend="numpy")
+    cfg = demo_config(n_perm=n_perm, n_nulls=n_nulls, seed=seed, backend="numpy")
     cfg["association"]["pls_bootstrap"] = 100
     if not enrichment:
         del cfg["enrichment"]

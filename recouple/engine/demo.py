@@ -19,7 +19,7 @@ class DemoSummary:
     result: object
 
 
-def demo_config(out: Path, *, n_perm: int, n_nulls: int, seed: int, backend: str) -> dict:
+def demo_config(*, n_perm: int, n_nulls: int, seed: int, backend: str) -> dict:
     """The demo's study description (also written as STUDY.toml)."""
     return {
         "study": {"name": "Simulated ECT study: coupling change, symptoms and gene expression",
@@ -60,7 +60,7 @@ def run_demo(*, out="recouple-demo", seed=0, n_regions=100, n_patients=24, n_con
     if overwrite or not store.exists():
         from_simulated(sim, store, overwrite=True).close()
     write_gmt(out / "gene_sets.gmt", gene_sets(sim, seed=seed))
-    study_file = write_config(out / "STUDY.toml", demo_config(out, n_perm=n_perm, n_nulls=n_nulls, seed=seed,
+    study_file = write_config(out / "STUDY.toml", demo_config(n_perm=n_perm, n_nulls=n_nulls, seed=seed,
                                                               backend=be.name))
     cfg = load_config(study_file)
     res = execute(cfg, progress=progress, overwrite=overwrite, log=log)

@@ -10,6 +10,7 @@ cohort store.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -352,12 +353,14 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
     log(f"[nulls] {nulls.shape[0]} {ncfg['method']} nulls of {y.size} regions ({time.perf_counter() - t0:.1f} s)")
     produced["nulls"] = {"indices": nulls, "target": target}
 
-    expr = _load_expression(cfg, store_path, labels, regions)
+    # Read the expression table only if a step that needs it has to run.
+    expression = functools.lru_cache(maxsize=1)(lambda: _load_expression(cfg, store_path, labels, regions))
     key = _hash({**base_key, "assoc": {k: v for k, v in assoc.items() if k != "_present"}, "nulls": ncfg,
                  "target": target, "backend": be.name})
     t0 = time.perf_counter()
 
     def gene_steps():
+        expr = expression()
         ga = G.associate(y, expr, labels=labels, nulls=nulls, method=assoc["method"], backend=be.name)
         saved = {"r": ga.r[0], "pvalue": ga.pvalue[0], "pvalue_fdr": ga.pvalue_fdr[0],
                  "pvalue_fwer": ga.pvalue_fwer[0], "genes": np.asarray(ga.genes).astype(str)}
@@ -408,7 +411,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
 
         def enrichment_steps():
             sets = G.load_gene_sets(enr["gene_sets"])
-            er = G.enrichment(y, expr, sets, nulls=nulls, labels=labels, min_size=int(enr["min_size"]),
+            er = G.enrichment(y, expression(), sets, nulls=nulls, labels=labels, min_size=int(enr["min_size"]),
                               max_size=int(enr["max_size"]), alternative=enr["alternative"], backend=be.name)
             return {k: np.asarray(v) for k, v in _enrichment_arrays(er).items()}
 
