@@ -22,6 +22,7 @@ from .validation import (
     check_same_shape,
     check_square,
     check_symmetric,
+    weight_stack,
 )
 
 __all__ = [
@@ -78,19 +79,11 @@ def prepare_connectivity(
     asymmetric SC (unless ``symmetrize``) and negative SC weights (unless
     ``allow_negative``). The caller's arrays are never modified.
     """
-    sc_a = as_array(sc_name, sc, ndim_min=2)
+    sc_a = weight_stack(sc_name, sc, symmetrize=symmetrize, allow_negative=allow_negative)
     fc_a = as_array(fc_name, fc, ndim_min=2)
-    check_square(sc_name, sc_a)
     check_square(fc_name, fc_a)
     check_same_shape(sc_name, sc_a, fc_name, fc_a)
-    check_finite(sc_name, sc_a)
     check_finite(fc_name, fc_a)
-    if symmetrize:
-        sc_a = (sc_a + np.swapaxes(sc_a, -1, -2)) / 2
-    else:
-        check_symmetric(sc_name, sc_a)
-    if not allow_negative:
-        check_nonnegative(sc_name, sc_a)
     return sc_a, fc_a
 
 

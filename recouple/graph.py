@@ -19,7 +19,7 @@ import numpy as np
 from .engine.dispatch import call_batched, call_kernel
 from .exceptions import ShapeError, describe
 from .kernels import graph as _k
-from .validation import as_array, check_choice, check_finite, check_nonnegative, check_square, check_symmetric
+from .validation import as_array, check_choice, check_finite, weight_stack
 
 __all__ = [
     "ShortestPaths",
@@ -43,15 +43,7 @@ def prepare_weights(w, *, name: str = "w", symmetrize: bool = False) -> np.ndarr
     Raises a clear error for non-square matrices, NaN/inf, asymmetric weights
     (unless ``symmetrize``) and negative weights.
     """
-    a = as_array(name, w, ndim_min=2)
-    check_square(name, a)
-    check_finite(name, a)
-    if symmetrize:
-        a = (a + np.swapaxes(a, -1, -2)) / 2
-    else:
-        check_symmetric(name, a)
-    check_nonnegative(name, a)
-    return a
+    return weight_stack(name, w, symmetrize=symmetrize)
 
 
 def prepare_coords(coords, n: int, lead: tuple = (), *, name: str = "coords") -> np.ndarray:

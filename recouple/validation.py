@@ -92,3 +92,19 @@ def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise InputError(f"{name} must be an integer >= {minimum}; got {value!r}. Pass e.g. {name}={max(minimum, 1)}.")
     return int(value)
+
+
+def weight_stack(name: str, w, *, symmetrize: bool = False, allow_negative: bool = False) -> np.ndarray:
+    """Validated float64 host copy of a weight stack ``(..., N, N)`` (e.g. SC):
+    square, finite, symmetric (or averaged with its transpose when
+    ``symmetrize``), non-negative unless ``allow_negative``."""
+    a = as_array(name, w, ndim_min=2)
+    check_square(name, a)
+    check_finite(name, a)
+    if symmetrize:
+        a = (a + np.swapaxes(a, -1, -2)) / 2
+    else:
+        check_symmetric(name, a)
+    if not allow_negative:
+        check_nonnegative(name, a)
+    return a
