@@ -66,19 +66,43 @@ def comm_data():
     return c.sc, c.fc, c.centroids
 
 
+@pytest.fixture(scope="module")
+def comm_predictors(comm_data):
+    sc, fc, xyz = comm_data
+    x = rc.coupling._k.communication_predictors(sc, xyz)
+    # what a user passes: one (N, N) distance matrix, per-subject graph predictors
+    return {"distance": x[0, 0], "path_length": x[:, 1], "communicability": x[:, 2]}
+
+
 @pytest.mark.benchmark(group="communication")
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
-def test_communication(benchmark, comm_data, backend):
-    sc, fc, xyz = comm_data
-    rc.coupling.communication(sc[:2], fc[:2], coords=xyz, backend=backend, batch_size=2)
+def test_communication_fit(benchmark, comm_data, comm_predictors, backend):
+    """The per-node regressions alone (predictors given): the same work as the
+    statsmodels loop below."""
+    sc, fc, _ = comm_data
+    rc.coupling.communication(sc, fc, predictors=comm_predictors, backend=backend)  # compile the shapes
     benchmark.extra_info.update(subjects=sc.shape[0], regions=N, backend=backend,
-                                predictors="distance,path_length,communicability")
-    benchmark.pedantic(lambda: rc.coupling.communication(sc, fc, coords=xyz, backend=backend, batch_size=2),
+                                predictors="distance,path_length,communicability (precomputed)")
+    benchmark.pedantic(lambda: rc.coupling.communication(sc, fc, predictors=comm_predictors, backend=backend),
                        rounds=1, iterations=1)
 
 
 @pytest.mark.benchmark(group="communication")
-def test_communication_statsmodels_per_node(benchmark, comm_data):
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_communication(benchmark, comm_data, backend):
+    """Predictors computed from SC, then the regressions."""
+    sc, fc, xyz = comm_data
+    rc.coupling.communication(sc, fc, coords=xyz, backend=backend)  # compile the shapes
+    benchmark.extra_info.update(subjects=sc.shape[0], regions=N, backend=backend,
+                                predictors="distance,path_length,communicability")
+    benchmark.pedantic(lambda: rc.coupling.communication(sc, fc, coords=xyz, backend=backend),
+                       rounds=1, iterations=1)
+
+
+@pytest.mark.benchmark(group="communication")
+def test_communication_statsmodels_per_node(benchmark, comm_data, comm_predictors):
+    """Per-node statsmodels OLS on the same precomputed predictors (compare with
+    test_communication_fit)."""
     sm = pytest.importorskip("statsmodels.api")
     sc, fc, xyz = comm_data
     n_timed = max(1, PEER_SUBJECTS // 10)
@@ -96,3 +120,35 @@ def test_communication_statsmodels_per_node(benchmark, comm_data):
     benchmark.extra_info.update(subjects_timed=n_timed, subjects=sc.shape[0], regions=N,
                                 extrapolated_seconds=extrapolated,
                                 note="OLS fits only (predictors precomputed), scaled linearly")
+
+
+@pytest.mark.benchmark(group="communication")
+def test_communication_netneurotools_statsmodels(benchmark, comm_data):
+    """The whole per-subject workflow with peers (compare with test_communication):
+    netneurotools path length and communicability, then per-node statsmodels."""
+    sm = pytest.importorskip("statsmodels.api")
+    nm = pytest.importorskip("netneurotools.metrics")
+    import warnings
+
+    sc, fc, xyz = comm_data
+    n_timed = max(1, PEER_SUBJECTS // 10)
+    dist = np.sqrt(((xyz[:, None] - xyz[None]) ** 2).sum(-1))
+
+    def loop():
+        t = time.perf_counter()
+        with warnings.catch_warnings(), np.errstate(divide="ignore"):
+            warnings.simplefilter("ignore")
+            for s in range(n_timed):
+                w = sc[s]
+                spl = nm.distance_wei_floyd(-np.log(w / (w.max() + 1)))[0]
+                cmc = nm.communicability_wei(w)
+                for i in range(N):
+                    rows = np.arange(N) != i
+                    x = np.column_stack([dist[rows, i], spl[rows, i], cmc[rows, i]])
+                    sm.OLS(fc[s, rows, i], sm.add_constant(x)).fit().rsquared_adj
+        return (time.perf_counter() - t) * sc.shape[0] / n_timed
+
+    extrapolated = benchmark.pedantic(loop, rounds=1, iterations=1)
+    benchmark.extra_info.update(subjects_timed=n_timed, subjects=sc.shape[0], regions=N,
+                                extrapolated_seconds=extrapolated,
+                                note="netneurotools predictors + per-node statsmodels, scaled linearly")

@@ -25,6 +25,9 @@ from .validation import (
     weight_stack,
 )
 
+# communication model on the NumPy backend: working sets of one or two 400-region subjects
+_HOST_BATCH = 40e6
+
 __all__ = [
     "NodalCoupling",
     "nodal",
@@ -186,13 +189,6 @@ def nodal(
         mask_a = np.broadcast_to(mask_a, sc_a.shape).reshape((-1, n, n))
     # working set per subject: inputs, masks, ranks and sort indices
     bytes_per_item = 12 * 8 * n * n
-    if batch_size is None and memory_limit is None:
-        from .engine.backend import get_backend
-
-        if get_backend(backend).name == "numpy":
-            # On the CPU, batches that stay cache-sized sort and gather faster
-            # than one huge batch; accelerators get the whole memory budget.
-            batch_size = max(1, int(256e6 // bytes_per_item))
     batched_mask = mask_a is not None and mask_a.ndim == 3
     r, n_edges = call_batched(
         _k.nodal_coupling,
@@ -205,6 +201,7 @@ def nodal(
         batch_size=batch_size,
         bytes_per_item=bytes_per_item,
         memory_limit=memory_limit,
+        host_batch_bytes=256e6,
     )
     r = np.asarray(r, dtype=np.float64).reshape(lead + (n,))
     n_edges = np.asarray(n_edges).astype(np.int64).reshape(lead + (n,))
@@ -383,17 +380,26 @@ def communication(
     fc2 = fc_a.reshape((-1, n, n))
     static = {"dominance": bool(dominance)}
     if custom:
-        mats = []
+        per_subject, fixed, order = [], {}, []
         for name in names:
             m = as_array(f"predictors[{name!r}]", predictors[name], ndim_min=2)
             check_square(f"predictors[{name!r}]", m)
             if m.shape[-1] != n:
                 raise ShapeError(f"predictors[{name!r}] must be (N, N) with N = {n}; got {m.shape}. Use sc's regions.")
-            mats.append(np.broadcast_to(m, sc_a.shape).reshape((-1, n, n)))
-        x = np.stack(mats, axis=1)
+            if m.ndim == 2:
+                # one matrix for every subject (e.g. distance): passed whole,
+                # centred and multiplied once per batch
+                order.append(f"fixed{len(fixed)}")
+                fixed[order[-1]] = m
+            else:
+                order.append(len(per_subject))
+                # a view for one subject axis: no (S, P, N, N) stack is built
+                per_subject.append(np.broadcast_to(m, sc_a.shape).reshape((-1, n, n)))
         out = call_batched(
-            _k.local_regression, x, fc2, backend=backend, static=static, batch_size=batch_size,
-            bytes_per_item=(3 * p + 4) * 8 * n * n, memory_limit=memory_limit,
+            _k.local_regression_parts, fc2, *per_subject, backend=backend,
+            static={**static, "order": tuple(order)}, batch_size=batch_size,
+            bytes_per_item=(3 * p + 4) * 8 * n * n, memory_limit=memory_limit, host_batch_bytes=_HOST_BATCH,
+            shared=fixed,
         )
     else:
         need_coords = {"distance", "navigation"} & set(names)
@@ -410,7 +416,8 @@ def communication(
         out = call_batched(
             _k.communication_model, sc2, fc2, backend=backend,
             static={**static, "names": names, "weighted": bool(weighted)}, batch_size=batch_size,
-            bytes_per_item=(3 * p + 14) * 8 * n * n, memory_limit=memory_limit, shared=shared, **kw,
+            bytes_per_item=(3 * p + 14) * 8 * n * n, memory_limit=memory_limit, shared=shared,
+            host_batch_bytes=_HOST_BATCH, **kw,
         )
     r2 = np.asarray(out[0]).reshape(lead + (n,))
     r2_adj = np.asarray(out[1]).reshape(lead + (n,))

@@ -82,6 +82,7 @@ def _run(kernel, w, *, lead, backend, batch_size, memory_limit, static=None, byt
         bytes_per_item=bytes_factor * 8 * n * n,
         memory_limit=memory_limit,
         shared=shared,
+        host_batch_bytes=32e6,
         **kw,
     )
     if isinstance(out, tuple):

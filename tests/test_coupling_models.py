@@ -223,3 +223,24 @@ def test_path_predictors_equal_graph_functions(weighted):
             si = rc.graph.search_information(sc, transform=transform)
             si = np.where(np.isfinite(si), si, 0.0)
             np.testing.assert_array_equal(got["search_information"], (si + np.swapaxes(si, -1, -2)) / 2)
+
+
+def test_local_regression_nonfinite_columns_and_offsets_match_statsmodels():
+    # one predictor far from zero (a cancellation trap for one-pass sums), one
+    # holding inf off the diagonal (its columns are undefined), inf on the FC
+    # diagonal (Fisher z of 1), which the regression never uses
+    coh = rc.simulate.cohort(n_regions=30, n_patients=1, n_controls=0, seed=11)
+    x = rc.coupling._k.communication_predictors(coh.sc, coh.centroids)[0]
+    x = x.copy()
+    x[0] = x[0] + 1e6
+    x[1, 4, 7] = np.inf
+    fc = coh.fc[0].copy()
+    np.fill_diagonal(fc, np.inf)
+    r2, r2_adj = rc.coupling._k.local_regression(x, fc)
+    ref = statsmodels_r2_adj(x, fc)
+    assert np.isnan(ref[7]) and np.isnan(r2_adj[7])
+    np.testing.assert_allclose(r2_adj, ref, atol=1e-8, equal_nan=True)
+    # the general (masked) path and the all-finite path agree on finite columns
+    x[1, 4, 7] = x[1, 7, 4]
+    np.testing.assert_allclose(rc.coupling._k.local_regression(x, fc)[1][np.arange(30) != 7],
+                               r2_adj[np.arange(30) != 7], atol=1e-12)

@@ -169,6 +169,35 @@ def test_floyd_warshall_track_options(rng, transform):
         gk.floyd_warshall(length, track="hops")
 
 
+@pytest.mark.parametrize("transform", ["neglog", "hops", "inv"])
+def test_compiled_floyd_warshall_equals_pivot_loop(rng, transform, monkeypatch):
+    # NumPy runs SciPy's compiled Floyd-Warshall one matrix at a time; it must
+    # keep exactly the lengths and predecessors of the batched pivot steps,
+    # ties (hop counts) and unreachable pairs included
+    w = np.stack([random_graph(rng, n=30, components=True), random_graph(rng, n=30, density=0.15)])
+    length = gk.weight_to_length(w, transform=transform)
+    assert gk._floyd_warshall_compiled(length, True) is not None
+    fast = [gk.floyd_warshall(length, track=t) for t in ("length", "predecessor")]
+    monkeypatch.setattr(gk, "_floyd_warshall_compiled", lambda d, p: None)
+    slow = [gk.floyd_warshall(length, track=t) for t in ("length", "predecessor")]
+    np.testing.assert_array_equal(fast[0][0], slow[0][0])
+    np.testing.assert_array_equal(fast[1][0], slow[1][0])
+    np.testing.assert_array_equal(fast[1][2], slow[1][2])
+
+
+def test_zero_length_edges_take_the_pivot_loop(rng):
+    # SciPy reads zeros in a dense matrix as absent edges; lengths of exactly 0
+    # (w == 1 under -log w) must still count as edges
+    w = random_graph(rng, n=12, density=0.5, isolated=())
+    w = w / w.max()
+    i, j = np.argwhere(np.triu(w, 1) > 0)[0]
+    w[i, j] = w[j, i] = 1.0
+    length = gk.weight_to_length(w, transform="neglog_raw")
+    assert length[i, j] == 0 and gk._floyd_warshall_compiled(length, True) is None
+    d, _, p = gk.floyd_warshall(length, track="predecessor")
+    assert d[i, j] == 0 and p[i, j] == i
+
+
 def test_search_information_reuses_paths(rng):
     w = np.stack([random_graph(rng) for _ in range(3)])
     for transform in ("neglog", "inv"):

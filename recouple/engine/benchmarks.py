@@ -99,9 +99,9 @@ def _graph_setup(quick):
 def _graph_run(d, backend):
     from .. import graph
 
-    graph.path_length(d["sc"], backend=backend)
+    paths = graph.shortest_paths(d["sc"], backend=backend)
+    graph.search_information(d["sc"], paths=paths, backend=backend)
     graph.communicability(d["sc"], backend=backend)
-    graph.search_information(d["sc"], backend=backend)
 
 
 def _graph_peer(d):

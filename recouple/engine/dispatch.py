@@ -47,6 +47,7 @@ def call_batched(
     bytes_per_item: float | None = None,
     memory_limit: float | str | None = None,
     shared: dict | None = None,
+    host_batch_bytes: float | None = None,
     **kwargs,
 ):
     """:func:`call_kernel` over batches of the leading axis of every array argument.
@@ -56,8 +57,15 @@ def call_batched(
     subjects). ``None`` entries pass through. Outputs are
     concatenated along axis 0. The batch size is ``batch_size`` or, if
     ``None``, planned from ``bytes_per_item`` and the memory budget.
+    ``host_batch_bytes``: on the NumPy backend, when neither ``batch_size``
+    nor ``memory_limit`` is given, batches whose working set stays near this
+    size (element-wise passes over cache-sized blocks run several times
+    faster than over one huge batch); accelerators keep the whole budget.
     """
     n = np.shape(args[0])[0]
+    if batch_size is None and memory_limit is None and host_batch_bytes is not None:
+        if get_backend(backend).name == "numpy":
+            batch_size = max(1, int(host_batch_bytes // max(bytes_per_item or 1.0, 1.0)))
     if batch_size is None:
         batch_size = plan_batch(n, bytes_per_item or 1.0, memory_limit=memory_limit)
     batch_size = max(1, min(int(batch_size), n)) if n else 1

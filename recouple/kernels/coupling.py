@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ._xp import as_float, float_dtype, namespace
+from ._xp import as_float, float_dtype, is_numpy_namespace, namespace
 from .stats import pearson_rows, spearman_rows
 
 EDGE_SETS = ("sc_nonzero", "offdiag", "both_nonzero", "mask")
@@ -124,6 +124,18 @@ def communication_predictors(sc, coords=None, *, names=("distance", "path_length
     first). ``weighted=False`` (Vazquez-Rodriguez 2019): the same on the
     binary graph A = (W != 0), with hop counts and expm(A).
     """
+    xp = namespace(sc, coords)
+    mats = predictor_list(sc, coords, names=names, weighted=weighted)
+    shape = mats[0].shape if len(mats) == 1 else None
+    for m in mats:
+        shape = m.shape if shape is None or len(m.shape) > len(shape) else shape
+    return xp.stack([xp.broadcast_to(m, shape) for m in mats], axis=-3)
+
+
+def predictor_list(sc, coords=None, *, names=("distance", "path_length", "communicability"), weighted=True):
+    """The predictors of :func:`communication_predictors` as a list of
+    (..., N, N) arrays, not stacked (Euclidean distance stays (N, N) when the
+    coordinates are shared)."""
     from . import graph as g
 
     xp = namespace(sc, coords)
@@ -144,7 +156,7 @@ def communication_predictors(sc, coords=None, *, names=("distance", "path_length
     zero = xp.asarray(0.0, dtype=w.dtype)
     for name in names:
         if name == "distance":
-            m = xp.broadcast_to(dist, w.shape)
+            m = dist
         elif name == "path_length":
             m = paths[0]
         elif name == "communicability":
@@ -164,13 +176,97 @@ def communication_predictors(sc, coords=None, *, names=("distance", "path_length
         else:
             raise ValueError(f"predictor must be one of {PREDICTORS}; got {name!r}")
         out.append(m)
-    return xp.stack(out, axis=-3)
+    return out
 
 
 def _subsets(p):
     import itertools
 
     return [c for k in range(1, p + 1) for c in itertools.combinations(range(p), k)]
+
+
+def _column_cross_products(xp, zs):
+    """Centred cross-products of the columns of ``zs`` over the rows j != i.
+
+    ``zs`` is a list of Q arrays (..., N, N); column i of each uses rows
+    j != i. Returns ``ok`` (..., N) -- every column i finite in those rows --
+    and ``g`` (..., N, Q, Q) with g[i, a, b] = sum_j (z_a[j, i] - mean_a)
+    (z_b[j, i] - mean_b). Non-finite entries count as 0 (their columns are
+    flagged in ``ok``). Each matrix is first shifted by its mean off-diagonal
+    entry so that the one-pass sums do not cancel.
+    """
+    n = zs[0].shape[-1]
+    m = n - 1
+    dt = zs[0].dtype
+    off = ~xp.astype(xp.eye(n, dtype=dt), xp.bool)
+    zero = xp.asarray(0.0, dtype=dt)
+    ok = None
+    z0 = []
+    for z in zs:
+        centred, col_ok = _centred_offdiag(xp, z, off, zero)
+        ok = col_ok if ok is None else ok & col_ok
+        z0.append(centred)
+    s = [xp.sum(v, axis=-2) for v in z0]
+    q = len(zs)
+    prod = _column_dot if is_numpy_namespace(xp) else (lambda a, b: xp.sum(a * b, axis=-2))
+    g = [[None] * q for _ in range(q)]
+    for a in range(q):
+        for b in range(a, q):
+            g[a][b] = g[b][a] = prod(z0[a], z0[b]) - s[a] * s[b] / m
+    shape = ok.shape
+    for row in g:
+        for v in row:
+            shape = v.shape if len(v.shape) > len(shape) else shape
+    ok = xp.broadcast_to(ok, shape)
+    return ok, xp.stack([xp.stack([xp.broadcast_to(v, shape) for v in row], axis=-1) for row in g], axis=-2)
+
+
+def _centred_offdiag(xp, z, off, zero):
+    """``z`` minus its mean finite off-diagonal entry, 0 on the diagonal and
+    where not finite (a new array), and whether each column is finite off
+    the diagonal (..., N)."""
+    n = z.shape[-1]
+    if is_numpy_namespace(xp):
+        import numpy as np
+
+        # the sum of the off-diagonal entries is finite only if they all are
+        # (NaN and inf propagate; an overflow just takes the general path):
+        # then a copy, one in-place pass and O(N) diagonal writes suffice
+        out = np.array(z, copy=True)
+        idx = np.arange(n)
+        out[..., idx, idx] = 0.0
+        total = np.sum(out, axis=(-2, -1), keepdims=True)
+        if np.all(np.isfinite(total)):
+            out -= total / (n * (n - 1))
+            out[..., idx, idx] = 0.0
+            return out, np.ones(z.shape[:-2] + (n,), dtype=bool)
+    fin = xp.isfinite(z)
+    keep = fin & off
+    cnt = xp.sum(xp.astype(keep, z.dtype), axis=(-2, -1), keepdims=True)
+    c = xp.sum(xp.where(keep, z, zero), axis=(-2, -1), keepdims=True) / xp.where(cnt > 0, cnt, 1.0)
+    return xp.where(keep, z - c, zero), xp.all(fin | ~off, axis=-2)
+
+
+def _column_dot(a, b):
+    import numpy as np
+
+    # fused multiply-and-sum over rows, no temporary (..., N, N) product
+    return np.einsum("...jn,...jn->...n", a, b)
+
+
+def local_regression_parts(y, *xs, order=None, dominance=False, **fixed):
+    """:func:`local_regression` with the P predictors as separate (..., N, N)
+    arrays (broadcast against ``y``), so that callers need not stack them.
+
+    ``fixed`` holds predictors shared by every subject (N, N) by keyword;
+    ``order`` (a tuple of ints for positions in ``xs`` and keyword names)
+    gives the predictors' order; by default ``xs`` then ``fixed``.
+    """
+    if order is None:
+        mats = list(xs) + [fixed[k] for k in sorted(fixed)]
+    else:
+        mats = [xs[k] if isinstance(k, int) else fixed[k] for k in order]
+    return _local_regression(mats, y, dominance=dominance)
 
 
 def local_regression(x, y, *, dominance=False):
@@ -197,32 +293,29 @@ def local_regression(x, y, *, dominance=False):
     With intercept, R^2 = r^T R^-1 r where R is the predictors' correlation
     matrix and r their correlations with the response over rows j != i
     (z-scoring after removing row i, as METHODS 1.3); adjusted
-    R^2 = 1 - (1 - R^2)(n - 1)/(n - p - 1). All nodes and subjects are solved
-    as one batch of P x P systems.
+    R^2 = 1 - (1 - R^2)(n - 1)/(n - p - 1). The centred cross-products of
+    every node's columns come from column sums of the whole matrices (no
+    per-node copies); all nodes and subjects are then solved as one batch of
+    P x P systems.
     """
-    xp = namespace(x, y)
-    dt = xp.result_type(float_dtype(xp, x), float_dtype(xp, y))
-    x = xp.astype(x, dt)
-    y = xp.astype(y, dt)
+    return _local_regression([x[..., a, :, :] for a in range(x.shape[-3])], y, dominance=dominance)
+
+
+def _local_regression(xs, y, *, dominance):
+    xp = namespace(y, *xs)
+    dt = xp.result_type(float_dtype(xp, y), *[float_dtype(xp, x) for x in xs])
+    xs = [xp.astype(x, dt, copy=False) for x in xs]
+    y = xp.astype(y, dt, copy=False)
     n = y.shape[-1]
-    p = x.shape[-3]
+    p = len(xs)
     m = n - 1
-    off = ~xp.astype(xp.eye(n, dtype=dt), xp.bool)
     zero = xp.asarray(0.0, dtype=dt)
-    xt = xp.matrix_transpose(x)  # (..., P, i, j)
-    yt = xp.matrix_transpose(y)  # (..., i, j)
-    ok_x = xp.all(xp.isfinite(xt) | ~off, axis=-1)  # (..., P, i)
-    ok_y = xp.all(xp.isfinite(yt) | ~off, axis=-1)  # (..., i)
-    xt = xp.where(off & xp.isfinite(xt), xt, zero)
-    yt = xp.where(off & xp.isfinite(yt), yt, zero)
-    xc = xp.where(off, xt - xp.sum(xt, axis=-1, keepdims=True) / m, zero)
-    yc = xp.where(off, yt - xp.sum(yt, axis=-1, keepdims=True) / m, zero)
-    xn = xp.moveaxis(xc, -3, -2)  # (..., i, P, j)
-    sxx = xn @ xp.matrix_transpose(xn)  # (..., i, P, P)
-    sxy = xp.squeeze(xn @ yc[..., None], axis=-1)  # (..., i, P)
-    syy = xp.sum(yc * yc, axis=-1)  # (..., i)
-    dx = xp.sqrt(xp.linalg.diagonal(sxx))
-    ok = xp.all(xp.moveaxis(ok_x, -2, -1), axis=-1) & ok_y & xp.all(dx > 0, axis=-1) & (syy > 0)
+    ok, g = _column_cross_products(xp, xs + [y])
+    sxx = g[..., :p, :p]
+    sxy = g[..., :p, p]
+    syy = g[..., p, p]
+    dx = xp.sqrt(xp.where(xp.linalg.diagonal(sxx) > 0, xp.linalg.diagonal(sxx), zero))
+    ok = ok & xp.all(dx > 0, axis=-1) & (syy > 0)
     dxs = xp.where(dx > 0, dx, 1.0)
     corr = sxx / (dxs[..., :, None] * dxs[..., None, :])
     eye_p = xp.eye(p, dtype=dt)
@@ -264,8 +357,8 @@ def local_regression(x, y, *, dominance=False):
 def communication_model(sc, fc, coords=None, *, names=("distance", "path_length", "communicability"),
                         weighted=True, dominance=False):
     """Predictors from ``sc`` then :func:`local_regression` of ``fc`` (one kernel)."""
-    x = communication_predictors(sc, coords, names=names, weighted=weighted)
-    return local_regression(x, fc, dominance=dominance)
+    xs = predictor_list(sc, coords, names=names, weighted=weighted)
+    return _local_regression(xs, fc, dominance=dominance)
 
 
 # --- structural decoupling index (Preti & Van De Ville 2019) -----------------------------
