@@ -27,6 +27,8 @@ from .validation import (
 
 # communication model on the NumPy backend: working sets of one or two 400-region subjects
 _HOST_BATCH = 40e6
+# nodal coupling: two 400-region subjects per batch (sorts and gathers stay in cache), one batch per core
+_NODAL_HOST_BATCH = 32e6
 
 __all__ = [
     "NodalCoupling",
@@ -201,7 +203,8 @@ def nodal(
         batch_size=batch_size,
         bytes_per_item=bytes_per_item,
         memory_limit=memory_limit,
-        host_batch_bytes=256e6,
+        host_batch_bytes=_NODAL_HOST_BATCH,
+        host_threads=True,
     )
     r = np.asarray(r, dtype=np.float64).reshape(lead + (n,))
     n_edges = np.asarray(n_edges).astype(np.int64).reshape(lead + (n,))
@@ -398,7 +401,7 @@ def communication(
         out = call_batched(
             _k.local_regression_parts, fc2, *per_subject, backend=backend,
             static={**static, "order": tuple(order)}, batch_size=batch_size,
-            bytes_per_item=(3 * p + 4) * 8 * n * n, memory_limit=memory_limit, host_batch_bytes=_HOST_BATCH,
+            bytes_per_item=(3 * p + 4) * 8 * n * n, memory_limit=memory_limit, host_batch_bytes=_HOST_BATCH, host_threads=True,
             shared=fixed,
         )
     else:
@@ -417,7 +420,7 @@ def communication(
             _k.communication_model, sc2, fc2, backend=backend,
             static={**static, "names": names, "weighted": bool(weighted)}, batch_size=batch_size,
             bytes_per_item=(3 * p + 14) * 8 * n * n, memory_limit=memory_limit, shared=shared,
-            host_batch_bytes=_HOST_BATCH, **kw,
+            host_batch_bytes=_HOST_BATCH, host_threads=True, **kw,
         )
     r2 = np.asarray(out[0]).reshape(lead + (n,))
     r2_adj = np.asarray(out[1]).reshape(lead + (n,))

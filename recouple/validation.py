@@ -49,6 +49,10 @@ def check_same_shape(name_a: str, a: np.ndarray, name_b: str, b: np.ndarray) -> 
 
 
 def check_finite(name: str, x: np.ndarray, *, allow_nan: bool = False) -> None:
+    if x.dtype.kind in "biu" or (x.dtype.kind == "f" and np.isfinite(np.sum(x))):
+        # a finite sum means every entry is finite (NaN and inf propagate; an
+        # overflow only sends us to the exact check): one pass, no temporaries
+        return
     bad = ~np.isfinite(x)
     if allow_nan:
         bad &= ~np.isnan(x)
@@ -62,7 +66,10 @@ def check_finite(name: str, x: np.ndarray, *, allow_nan: bool = False) -> None:
 
 
 def check_symmetric(name: str, x: np.ndarray, *, atol: float = 1e-8) -> None:
-    if np.array_equal(x, np.swapaxes(x, -1, -2)):
+    # one matrix at a time: a transposed read of a cache-sized block is cheap,
+    # of a whole stack it is not
+    flat = x.reshape((-1,) + x.shape[-2:])
+    if all(np.array_equal(m, m.T) for m in flat):
         return
     dev = np.abs(x - np.swapaxes(x, -1, -2))
     worst = float(dev.max()) if dev.size else 0.0
@@ -75,6 +82,11 @@ def check_symmetric(name: str, x: np.ndarray, *, atol: float = 1e-8) -> None:
 
 
 def check_nonnegative(name: str, x: np.ndarray) -> None:
+    if x.size == 0:
+        return
+    lowest = np.min(x)  # one pass; NaN (if any) makes it NaN: then count exactly
+    if lowest >= 0:
+        return
     if (x < 0).any():
         raise InputError(
             f"{name} must be non-negative (structural weights); got {int((x < 0).sum())} negative value(s), "
@@ -94,12 +106,41 @@ def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def _weight_stack_ok(a: np.ndarray, *, nonnegative: bool) -> bool:
+    """True when every matrix of ``a`` is finite, symmetric and (if asked)
+    non-negative. One matrix at a time, so that the three tests read it
+    from cache rather than the whole stack from memory three times, on
+    every core for large stacks. False sends the caller to the exact checks
+    and their messages."""
+    if a.dtype.kind != "f" or a.size == 0:
+        return False
+    flat = a.reshape((-1,) + a.shape[-2:])
+
+    def ok(m):
+        return (np.isfinite(np.sum(m)) and (not nonnegative or np.min(m) >= 0)
+                and np.array_equal(m, m.T))
+
+    threads = 1
+    if flat.shape[0] >= 8 and a.nbytes >= 16e6:
+        from .engine.dispatch import host_thread_count
+
+        threads = host_thread_count()
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            return all(pool.map(ok, flat))
+    return all(ok(m) for m in flat)
+
+
 def weight_stack(name: str, w, *, symmetrize: bool = False, allow_negative: bool = False) -> np.ndarray:
     """Validated float64 host copy of a weight stack ``(..., N, N)`` (e.g. SC):
     square, finite, symmetric (or averaged with its transpose when
     ``symmetrize``), non-negative unless ``allow_negative``."""
     a = as_array(name, w, ndim_min=2)
     check_square(name, a)
+    if not symmetrize and _weight_stack_ok(a, nonnegative=not allow_negative):
+        return a
     check_finite(name, a)
     if symmetrize:
         a = (a + np.swapaxes(a, -1, -2)) / 2

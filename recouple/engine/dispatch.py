@@ -4,6 +4,8 @@ memory stays within the planner's budget."""
 
 from __future__ import annotations
 
+import os
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -20,6 +22,25 @@ def _tree_to_host(out):
     if isinstance(out, dict):
         return {k: _tree_to_host(v) for k, v in out.items()}
     return to_host(out)
+
+
+def host_thread_count() -> int:
+    """Threads for host (NumPy) batches: ``RECOUPLE_NUM_THREADS`` if set,
+    else the CPU cores this process may use."""
+    env = os.environ.get("RECOUPLE_NUM_THREADS", "").strip()
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            from ..exceptions import InputError
+
+            raise InputError(
+                f"RECOUPLE_NUM_THREADS must be a positive integer; got {env!r}. "
+                "Set it to e.g. 4, or unset it to use every core."
+            )
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - platforms without affinity
+        return os.cpu_count() or 1
 
 
 def call_kernel(kernel: Callable, *args, backend=None, static: dict | None = None, **kwargs) -> Any:
@@ -48,6 +69,7 @@ def call_batched(
     memory_limit: float | str | None = None,
     shared: dict | None = None,
     host_batch_bytes: float | None = None,
+    host_threads: bool = False,
     **kwargs,
 ):
     """:func:`call_kernel` over batches of the leading axis of every array argument.
@@ -61,13 +83,24 @@ def call_batched(
     nor ``memory_limit`` is given, batches whose working set stays near this
     size (element-wise passes over cache-sized blocks run several times
     faster than over one huge batch); accelerators keep the whole budget.
+    ``host_threads``: on the NumPy backend, run batches on
+    :func:`host_thread_count` threads at once (for kernels whose time goes to
+    sorts, gathers and element-wise passes, which release the GIL, rather
+    than to multi-threaded BLAS). Batches are independent, so the result is
+    the same for any thread count; the memory budget is shared between the
+    batches in flight. Only from the main thread: inside a Dask task the
+    scheduler already uses the cores.
     """
     n = np.shape(args[0])[0]
+    threads = 1
+    if host_threads and threading.current_thread() is threading.main_thread():
+        if get_backend(backend).name == "numpy":
+            threads = host_thread_count()
     if batch_size is None and memory_limit is None and host_batch_bytes is not None:
         if get_backend(backend).name == "numpy":
             batch_size = max(1, int(host_batch_bytes // max(bytes_per_item or 1.0, 1.0)))
     if batch_size is None:
-        batch_size = plan_batch(n, bytes_per_item or 1.0, memory_limit=memory_limit)
+        batch_size = plan_batch(n, (bytes_per_item or 1.0) * threads, memory_limit=memory_limit)
     batch_size = max(1, min(int(batch_size), n)) if n else 1
     shared = dict(shared or {})
     if n <= batch_size:
@@ -76,19 +109,25 @@ def call_batched(
     def cut(a, s):
         return None if a is None else a[s]
 
-    pieces = []
-    for start in range(0, n, batch_size):
+    def one(start):
         s = slice(start, min(start + batch_size, n))
-        pieces.append(
-            call_kernel(
-                kernel,
-                *[cut(a, s) for a in args],
-                backend=backend,
-                static=static,
-                **{k: cut(v, s) for k, v in kwargs.items()},
-                **shared,
-            )
+        return call_kernel(
+            kernel,
+            *[cut(a, s) for a in args],
+            backend=backend,
+            static=static,
+            **{k: cut(v, s) for k, v in kwargs.items()},
+            **shared,
         )
+
+    starts = range(0, n, batch_size)
+    if threads > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
+            pieces = list(pool.map(one, starts))
+    else:
+        pieces = [one(start) for start in starts]
     first = pieces[0]
     if isinstance(first, tuple):
         return tuple(np.concatenate([p[i] for p in pieces], axis=0) for i in range(len(first)))

@@ -51,14 +51,19 @@ def _rankdata_portable(xp, x, valid, axis):
     return xp.where(valid, ranks, xp.asarray(float("nan"), dtype=x.dtype))
 
 
-def _ranks_last_axis_numpy(x, valid):
-    """Average ranks along the last axis (NaN where not valid) and whether any
-    valid entries tie. One argsort; tie groups from running max/min of group
-    boundaries, skipped when nothing ties."""
+def _ranks_last_axis_numpy(x, valid, *, fill_invalid=True, invalid_is_inf=False):
+    """Average ranks along the last axis (NaN where not valid, unless
+    ``fill_invalid`` is False) and whether any valid entries tie. One argsort;
+    tie groups from running max/min of group boundaries, skipped when nothing
+    ties. Gathers and scatters use flat indices (1-D fancy indexing is several
+    times faster than take/put_along_axis). ``invalid_is_inf``: the entries
+    that are not valid already hold +inf."""
     n = x.shape[-1]
-    key = np.where(valid, x, np.inf)
+    key = x if invalid_is_inf else np.where(valid, x, np.inf)
     order = np.argsort(key, axis=-1)
-    s = np.take_along_axis(key, order, axis=-1)
+    flat = order + (np.arange(key.size // max(n, 1), dtype=order.dtype) * n).reshape(key.shape[:-1] + (1,))
+    flat = flat.reshape(-1)
+    s = key.reshape(-1)[flat].reshape(key.shape)
     same = s[..., 1:] == s[..., :-1]
     ties = bool(np.any(same & np.isfinite(s[..., 1:])))
     if ties:
@@ -69,12 +74,13 @@ def _ranks_last_axis_numpy(x, valid):
         last = np.ones(s.shape, dtype=bool)
         last[..., :-1] = new[..., 1:]
         end = np.flip(np.minimum.accumulate(np.flip(np.where(last, pos, n), -1), axis=-1), -1)
-        r_sorted = (start + end).astype(x.dtype) / 2 + 1
+        r_sorted = ((start + end).astype(x.dtype) / 2 + 1).reshape(-1)
     else:
-        r_sorted = np.broadcast_to(np.arange(1, n + 1, dtype=x.dtype), s.shape)
-    ranks = np.empty(s.shape, dtype=x.dtype)
-    np.put_along_axis(ranks, order, r_sorted, axis=-1)
-    return np.where(valid, ranks, np.nan), ties
+        r_sorted = np.tile(np.arange(1, n + 1, dtype=x.dtype), key.size // max(n, 1))
+    ranks = np.empty(key.size, dtype=x.dtype)
+    ranks[flat] = r_sorted
+    ranks = ranks.reshape(key.shape)
+    return (np.where(valid, ranks, np.nan) if fill_invalid else ranks), ties
 
 
 def _rankdata_numpy(x, valid, axis):
@@ -195,16 +201,23 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
     a = xp.astype(a, dt, copy=False)
     b = xp.astype(b, dt, copy=False)
     a, b = xp.broadcast_arrays(a, b)
-    valid = ~(xp.isnan(a) | xp.isnan(b))
-    if mask is not None:
-        valid = valid & xp.astype(mask, xp.bool, copy=False)
     if is_numpy_namespace(xp) and a.ndim > 1:
-        a, b, valid = _compact_valid_numpy(a, b, valid, axis)
-        ra, ties_a = _ranks_last_axis_numpy(a, valid)
-        rb, ties_b = _ranks_last_axis_numpy(b, valid)
+        base = np.broadcast_to(True if mask is None else np.asarray(mask, dtype=bool), a.shape)
+        compact = _compact_valid_numpy(a, b, base, axis)
+        # NaN only matters inside the mask: check the (smaller) compacted
+        # values, and only rebuild the mask when one is there
+        if np.isnan(np.sum(compact[0])) or np.isnan(np.sum(compact[1])):
+            compact = _compact_valid_numpy(a, b, base & ~(np.isnan(a) | np.isnan(b)), axis)
+        a, b, valid = compact
+        # invalid entries keep ranks past the valid ones; both paths below mask them
+        ra, ties_a = _ranks_last_axis_numpy(a, valid, fill_invalid=False, invalid_is_inf=True)
+        rb, ties_b = _ranks_last_axis_numpy(b, valid, fill_invalid=False, invalid_is_inf=True)
         if not (ties_a or ties_b):
             return _spearman_from_permutation_ranks(ra, rb, valid, min_count)
         return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=-1)
+    valid = ~(xp.isnan(a) | xp.isnan(b))
+    if mask is not None:
+        valid = valid & xp.astype(mask, xp.bool, copy=False)
     ra = rankdata(a, axis=axis, mask=valid)
     rb = rankdata(b, axis=axis, mask=valid)
     return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=axis)
@@ -224,22 +237,49 @@ def _spearman_from_permutation_ranks(ra, rb, valid, min_count):
 def _compact_valid_numpy(a, b, valid, axis):
     # Move each slice's valid entries to the front (in order) and cut the
     # slices to the longest valid count: sparse masks (e.g. SC != 0) then
-    # sort far fewer entries. A stable sort of the boolean mask (radix sort)
-    # gives the gather order. NumPy-only: the output width depends on data.
+    # sort far fewer entries. Entries that are not valid come back as +inf
+    # (ready as sort keys). NumPy-only: the output width depends on data.
     a = np.moveaxis(np.asarray(a), axis, -1)
     b = np.moveaxis(np.asarray(b), axis, -1)
     valid = np.moveaxis(np.asarray(valid), axis, -1)
-    m = a.shape[-1]
-    counts = valid.sum(axis=-1)
-    width = int(counts.max()) if counts.size else 0
-    if width >= 0.75 * m:
-        return a, b, valid
-    width = max(width, 1)
-    order = np.argsort(~valid, axis=-1, kind="stable")[..., :width]
-    ac = np.take_along_axis(a, order, axis=-1)
-    bc = np.take_along_axis(b, order, axis=-1)
-    vc = np.arange(width) < counts[..., None]
+    (ac, bc), vc, _ = compact_rows_numpy((a, b), np.flatnonzero(valid), dense=valid)
     return ac, bc, vc
+
+
+def compact_rows_numpy(arrays, src, *, dense=None, max_fill=0.75):
+    """Gather the entries at flat indices ``src`` (ascending) of same-shaped
+    ``arrays`` (..., M) into rows padded with +inf to the longest row.
+
+    Linear time: each entry moves to its row's start in the padded output
+    plus the number of earlier entries in that row. Returns the padded
+    arrays (..., W), their validity mask and the count per row. When the
+    longest row holds more than ``max_fill`` of M, the arrays keep their
+    width (entries not in ``src`` set to +inf); ``dense`` is then the mask of
+    ``src`` if the caller has it.
+    """
+    shape = arrays[0].shape
+    m = shape[-1]
+    n_rows = arrays[0].size // max(m, 1)
+    counts = np.diff(np.searchsorted(src, np.arange(n_rows + 1, dtype=np.int64) * m)).reshape(shape[:-1])
+    width = int(counts.max()) if counts.size else 0
+    if width >= max_fill * m:
+        if dense is None:
+            dense = np.zeros(arrays[0].size, dtype=bool)
+            dense[src] = True
+            dense = dense.reshape(shape)
+        return tuple(np.where(dense, x, np.inf) for x in arrays), dense, counts
+    width = max(width, 1)
+    flat_counts = counts.reshape(-1)
+    before = np.cumsum(flat_counts) - flat_counts  # entries in earlier rows
+    shift = np.arange(n_rows, dtype=np.int64) * width - before
+    dest = np.arange(src.size, dtype=np.int64) + np.repeat(shift, flat_counts)
+    out = []
+    for x in arrays:
+        c = np.full(n_rows * width, np.inf, dtype=x.dtype)
+        c[dest] = x.reshape(-1)[src]
+        out.append(c.reshape(shape[:-1] + (width,)))
+    valid = np.arange(width) < counts[..., None]
+    return tuple(out), valid, counts
 
 
 def _standardize_rows(xp, x):
