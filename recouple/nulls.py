@@ -672,13 +672,19 @@ def _nearest_push(be, points, rots, *, index=None, batch=None):
 
 def _euclidean(a, b):
     # Same arithmetic as scipy.spatial.distance_matrix (sqrt of squares summed
-    # x, y, z in order), one axis at a time to avoid a (..., n, m, 3) temporary.
+    # x, y, z in order), one axis at a time from contiguous coordinate
+    # columns (no (..., n, m, 3) temporary, no strided inner loops).
+    at = np.ascontiguousarray(np.moveaxis(a, -1, 0))
+    bt = np.ascontiguousarray(np.moveaxis(b, -1, 0))
     d2 = None
-    for ax in range(a.shape[-1]):
-        diff = a[..., :, None, ax] - b[..., None, :, ax]
-        diff *= diff
-        d2 = diff if d2 is None else d2 + diff
-    return np.sqrt(d2)
+    for ax in range(at.shape[0]):
+        diff = at[ax][..., :, None] - bt[ax][..., None, :]
+        np.multiply(diff, diff, out=diff)
+        if d2 is None:
+            d2 = diff
+        else:
+            d2 += diff
+    return np.sqrt(d2, out=d2)
 
 
 def _vasa(coords, rots):
@@ -687,18 +693,24 @@ def _vasa(coords, rots):
     Repeat n times, for every rotation in parallel: take the remaining
     original parcel whose closest remaining rotated parcel is farthest, assign
     it that parcel and remove both. Row minima are updated only for rows that
-    lost their closest column.
+    lost their closest column; taken columns are flagged rather than written
+    into the distance block (a strided write of the whole block each step).
     """
     k_total, n = len(rots), len(coords)
     out = np.empty((k_total, n), dtype=np.int64)
     step = max(1, int(2**27 // (n * n * 8 * 3)))
+    sub = max(1, int(2**20 // (n * n * 8)))  # distances in cache-sized blocks of rotations
     ar = np.arange
     for k0 in range(0, k_total, step):
         R = rots[k0 : k0 + step]
         kb = len(R)
-        dist = _euclidean(coords[None], np.matmul(coords[None], R))  # (kb, n, n)
+        rotated = np.matmul(coords[None], R)
+        dist = np.empty((kb, n, n))
+        for j in range(0, kb, sub):
+            dist[j : j + sub] = _euclidean(coords[None], rotated[j : j + sub])
         rowmin = dist.min(axis=2)
         rowarg = dist.argmin(axis=2)
+        taken = np.zeros((kb, n), dtype=bool)
         kk = ar(kb)
         for _ in range(n):
             row = rowmin.argmax(axis=1)
@@ -706,11 +718,11 @@ def _vasa(coords, rots):
             out[k0 + kk, row] = col
             rowmin[kk, row] = -np.inf
             rowarg[kk, row] = -1  # assigned rows never look stale
-            dist[kk, :, col] = np.inf  # the column is taken (dist is our own buffer)
+            taken[kk, col] = True
             # Rows whose closest column was just taken: recompute their minimum.
             sk, sr = np.nonzero(rowarg == col[:, None])
             if sk.size:
-                d = dist[sk, sr]
+                d = np.where(taken[sk], np.inf, dist[sk, sr])
                 a = d.argmin(axis=1)
                 rowarg[sk, sr] = a
                 rowmin[sk, sr] = d[ar(sk.size), a]
