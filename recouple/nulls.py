@@ -601,13 +601,24 @@ class _SphereIndex:
         dnn, nn = tree.query(r0 * unit)
         # Superset by the triangle inequality (chord <= arc), then the exact cap test.
         reach = dnn + 2 * (r0 * alpha + (rmax - rmin)) + 1e-9 * r0
-        lists = tree.query_ball_point(r0 * unit, reach)
-        width = max(len(lst) for lst in lists)
-        raw = np.empty((len(lists), width), dtype=np.int64)
-        for i, lst in enumerate(lists):
-            lst = sorted(lst)
-            raw[i, : len(lst)] = lst
-            raw[i, len(lst) :] = lst[0]
+        # every point within each cell's reach: the k nearest (k doubled until
+        # the k-th lies beyond every reach), as arrays rather than one Python
+        # list per cell
+        from .engine.dispatch import host_thread_count
+
+        workers = host_thread_count()
+        k = min(n, 32)
+        while True:
+            dk, ik = tree.query(r0 * unit, k=k, distance_upper_bound=float(reach.max()), workers=workers)
+            dk, ik = dk.reshape(len(unit), -1), ik.reshape(len(unit), -1)
+            if k >= n or np.all(dk[:, -1] > reach):
+                break
+            k = min(n, 2 * k)
+        within = dk <= reach[:, None]
+        sizes = within.sum(axis=1)
+        width = int(sizes.max())
+        ordered = np.sort(np.where(within, ik, n), axis=1)[:, :width]  # ascending indices, then padding
+        raw = np.where(np.arange(width)[None, :] < sizes[:, None], ordered, ordered[:, :1])
         w = points[raw] - points[nn][:, None, :]  # (cells, width, 3)
         along = np.einsum("cwk,ck->cw", w, unit)
         perp = np.sqrt(np.maximum(np.einsum("cwk,cwk->cw", w, w) - along**2, 0.0))
@@ -618,7 +629,7 @@ class _SphereIndex:
         rhs = (np.einsum("cwk,cwk->cw", points[raw], points[raw]) - (r[nn] ** 2)[:, None]) / 2
         keep = reach_w >= rhs - 1e-9 * r0 * (r0 + np.sqrt(np.einsum("cwk,cwk->cw", w, w)))
         keep |= raw == nn[:, None]
-        keep &= np.arange(width)[None, :] < np.array([len(lst) for lst in lists])[:, None]  # no padding copies
+        keep &= np.arange(width)[None, :] < sizes[:, None]  # no padding copies
         # Kept candidates first, ascending; pad with the first.
         order = np.argsort(np.where(keep, raw, np.iinfo(np.int64).max), axis=1, kind="stable")
         srt = np.take_along_axis(raw, order, axis=1)
@@ -628,6 +639,12 @@ class _SphereIndex:
         pad = np.arange(width)[None, :] >= kcount[:, None]
         table[pad] = np.broadcast_to(table[:, :1], table.shape)[pad]
         self.table, self.grid = table, grid
+        # host lookups: the first two candidates as contiguous columns (one
+        # candidate when they agree) and a compact copy of the whole table
+        small = np.int32 if n < 2**31 else np.int64
+        self.first = np.ascontiguousarray(table[:, 0]).astype(small)
+        self.second = np.ascontiguousarray(table[:, min(1, table.shape[1] - 1)]).astype(small)
+        self.table_small = table.astype(small)
 
 
 _INDEX_CACHE: dict = {}
@@ -660,14 +677,96 @@ def _nearest_push(be, points, rots, *, index=None, batch=None):
         for k0 in range(0, k_total, step):
             out[k0 : k0 + step] = to_host(fn(pts, be.to_device(rots[k0 : k0 + step])))
         return out
-    fn = be.compile(_k.nearest_by_candidates, static_argnames=("grid",))
     step = batch or max(1, int(2**18 // max(n * index.table.shape[1], 1)))
+    pt = np.ascontiguousarray(points.T)
+    if be.name == "numpy":
+        import threading
+
+        from .engine.dispatch import host_thread_count
+
+        def block(k0):
+            out[k0 : k0 + step] = _nearest_grid_numpy(pt, rots[k0 : k0 + step], index)
+
+        starts = range(0, k_total, step)
+        threads = host_thread_count() if threading.current_thread() is threading.main_thread() else 1
+        if threads > 1 and len(starts) > 1:
+            # gathers and element-wise passes release the GIL: blocks of
+            # rotations on every core (each block writes its own rows)
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(threads, len(starts))) as pool:
+                list(pool.map(block, starts))
+        else:
+            for k0 in starts:
+                block(k0)
+        return out
+    fn = be.compile(_k.nearest_by_candidates, static_argnames=("grid",))
     pts, tab = be.to_device(points), be.to_device(index.table)
     for k0 in range(0, k_total, step):
-        # |p_i - p_j R| = |p_i R^T - p_j|: query p_i R^T among the fixed points.
-        q = np.matmul(points[None], np.transpose(rots[k0 : k0 + step], (0, 2, 1)))
-        out[k0 : k0 + step] = to_host(fn(be.to_device(q), pts, tab, grid=index.grid))
+        # |p_i - p_j R| = |p_i R^T - p_j|: query p_i R^T among the fixed points
+        # (the same host arithmetic as the NumPy path, so the same queries)
+        q = np.moveaxis(_rotate_columns(pt, rots[k0 : k0 + step]), 0, -1)
+        out[k0 : k0 + step] = to_host(fn(be.to_device(np.ascontiguousarray(q)), pts, tab, grid=index.grid))
     return out
+
+
+def _rotate_columns(pt, rots):
+    """Queries p_i R^T as coordinate columns (3, K, n) from ``pt`` = points.T,
+    summed x, y, z in that order (no fused multiply-add), so that every
+    backend sees the same numbers."""
+    q = np.empty((3, len(rots), pt.shape[1]))
+    for a in range(3):
+        np.multiply(pt[0], rots[:, a, 0, None], out=q[a])
+        q[a] += pt[1] * rots[:, a, 1, None]
+        q[a] += pt[2] * rots[:, a, 2, None]
+    return q
+
+
+def _cube_cells_columns(q, grid):
+    # kernels.nulls.cube_cells on coordinate columns, in float32: a query
+    # that lands in the neighbouring cell by rounding lies within ~1e-6 of a
+    # cell edge, far inside the 1% angular margin of that cell's candidate cap.
+    x, y, z = (c.astype(np.float32) for c in q)
+    ax, ay, az = np.abs(x), np.abs(y), np.abs(z)
+    fx = (ax >= ay) & (ax >= az)
+    fy = ~fx & (ay >= az)
+    fz = ~(fx | fy)
+    major = np.where(fx, x, np.where(fy, y, z))
+    u = np.where(fx, y, x)
+    v = np.where(fz, y, z)
+    s = np.float32(grid / 2) / np.abs(major)
+    half = np.float32(grid / 2)
+    iu = np.clip((u * s + half).astype(np.int32), 0, grid - 1)
+    iv = np.clip((v * s + half).astype(np.int32), 0, grid - 1)
+    face = 2 * (fy.astype(np.int32) + 2 * fz.astype(np.int32)) + (major < 0)
+    return (face * grid + iu) * grid + iv
+
+
+def _nearest_grid_numpy(pt, rots, index):
+    """(K, n) nearest point to each p_i R^T by the grid index, on the host.
+
+    One lookup where a cell has a single candidate; elsewhere the candidates'
+    squared distances (summed x, y, z as in the kernel) and the first minimum,
+    with 1-D gathers on coordinate columns throughout.
+    """
+    kb, n = len(rots), pt.shape[1]
+    q = _rotate_columns(pt, rots).reshape(3, kb * n)
+    cell = _cube_cells_columns(q, index.grid).reshape(-1)
+    best = index.first[cell].astype(np.int64)
+    amb = np.flatnonzero(index.second[cell] != best)
+    if amb.size:
+        cand = np.take(index.table_small, cell[amb], axis=0)  # several times faster than fancy row indexing
+        width = cand.shape[1]
+        flat = cand.reshape(-1)
+        d2 = None
+        for a in range(3):
+            pa = pt[a][flat].reshape(cand.shape)
+            pa -= q[a][amb][:, None]
+            pa *= pa
+            d2 = pa if d2 is None else d2.__iadd__(pa)
+        pick = d2.argmin(axis=1)
+        best[amb] = flat[np.arange(amb.size, dtype=np.int64) * width + pick]
+    return best.reshape(kb, n)
 
 
 def _euclidean(a, b):
