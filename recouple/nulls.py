@@ -680,25 +680,12 @@ def _nearest_push(be, points, rots, *, index=None, batch=None):
     step = batch or max(1, int(2**18 // max(n * index.table.shape[1], 1)))
     pt = np.ascontiguousarray(points.T)
     if be.name == "numpy":
-        import threading
-
-        from .engine.dispatch import host_thread_count
-
         def block(k0):
             out[k0 : k0 + step] = _nearest_grid_numpy(pt, rots[k0 : k0 + step], index)
 
-        starts = range(0, k_total, step)
-        threads = host_thread_count() if threading.current_thread() is threading.main_thread() else 1
-        if threads > 1 and len(starts) > 1:
-            # gathers and element-wise passes release the GIL: blocks of
-            # rotations on every core (each block writes its own rows)
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(min(threads, len(starts))) as pool:
-                list(pool.map(block, starts))
-        else:
-            for k0 in starts:
-                block(k0)
+        # gathers and element-wise passes release the GIL: blocks of rotations
+        # on every core (each block writes its own rows)
+        _run_blocks(block, range(0, k_total, step))
         return out
     fn = be.compile(_k.nearest_by_candidates, static_argnames=("grid",))
     pts, tab = be.to_device(points), be.to_device(index.table)
@@ -797,10 +784,14 @@ def _vasa(coords, rots):
     """
     k_total, n = len(rots), len(coords)
     out = np.empty((k_total, n), dtype=np.int64)
+    from .engine.dispatch import host_thread_count
+
     step = max(1, int(2**27 // (n * n * 8 * 3)))
+    step = max(1, min(step, -(-k_total // host_thread_count())))  # at least one block per core
     sub = max(1, int(2**20 // (n * n * 8)))  # distances in cache-sized blocks of rotations
     ar = np.arange
-    for k0 in range(0, k_total, step):
+
+    def block(k0):
         R = rots[k0 : k0 + step]
         kb = len(R)
         rotated = np.matmul(coords[None], R)
@@ -825,7 +816,27 @@ def _vasa(coords, rots):
                 a = d.argmin(axis=1)
                 rowarg[sk, sr] = a
                 rowmin[sk, sr] = d[ar(sk.size), a]
+
+    # blocks of rotations are independent: one per core (the element-wise
+    # passes and gathers release the GIL; each block writes its own rows)
+    _run_blocks(block, range(0, k_total, step))
     return out
+
+
+def _run_blocks(fn, starts):
+    import threading
+
+    from .engine.dispatch import host_thread_count
+
+    threads = host_thread_count() if threading.current_thread() is threading.main_thread() else 1
+    if threads > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
+            list(pool.map(fn, starts))
+    else:
+        for start in starts:
+            fn(start)
 
 
 def _hungarian(coords, rots):
@@ -837,7 +848,9 @@ def _hungarian(coords, rots):
         _, col = linear_sum_assignment(_euclidean(coords, coords @ R))
         return col
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    from .engine.dispatch import host_thread_count
+
+    with ThreadPoolExecutor(max_workers=host_thread_count()) as pool:
         return np.stack(list(pool.map(one, rots))).astype(np.int64)
 
 
