@@ -844,14 +844,19 @@ def _hungarian(coords, rots):
 
     from scipy.optimize import linear_sum_assignment
 
-    def one(R):
-        _, col = linear_sum_assignment(_euclidean(coords, coords @ R))
-        return col
-
     from .engine.dispatch import host_thread_count
 
+    n = len(coords)
+    sub = max(1, int(2**20 // (n * n * 8)))  # distances in cache-sized blocks of rotations
+
+    def block(k0):
+        rotated = np.matmul(coords[None], rots[k0 : k0 + sub])
+        dist = _euclidean(coords[None], rotated)
+        return [linear_sum_assignment(d)[1] for d in dist]
+
     with ThreadPoolExecutor(max_workers=host_thread_count()) as pool:
-        return np.stack(list(pool.map(one, rots))).astype(np.int64)
+        cols = [c for part in pool.map(block, range(0, len(rots), sub)) for c in part]
+    return np.stack(cols).astype(np.int64)
 
 
 def spin_permutations(
@@ -910,7 +915,7 @@ def spin_permutations(
     Notes
     -----
     Nearest neighbours are exact: a batched product + argmin for up to a few
-    thousand points per hemisphere, and above that a cube-map grid of
+    hundred points per hemisphere, and above that a cube-map grid of
     candidate lists built once (cached per sphere), queried by a cell lookup
     and a gather + argmin where a cell has several candidates. ``vasa`` runs
     the greedy loop for all rotations at once; ``hungarian`` calls SciPy per
@@ -946,7 +951,8 @@ def spin_permutations(
         pts = coords_arr[sel]
         R = rots[:, h]
         if method in ("alexander_bloch", "vazquez_rodriguez"):
-            index = _sphere_index(pts) if sel.size > 4096 else None
+            # the grid pays for its build from ~500 points on (brute force is O(n^2) a rotation)
+            index = _sphere_index(pts) if sel.size > 512 else None
             col = _nearest_push(be, pts, R, index=index, batch=batch_size)
         elif method == "vasa":
             col = _vasa(pts, R)

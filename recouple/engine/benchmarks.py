@@ -154,24 +154,75 @@ def _spin_setup(quick):
     return {"coords": c, "hemi": np.repeat([0, 1], n // 2), "n_perm": k}
 
 
-def _spin_run(d, backend):
-    from .. import nulls
+def _spin_run(method):
+    def run(d, backend):
+        from .. import nulls
 
-    return nulls.spin_permutations(d["coords"], n_perm=d["n_perm"], method="vasa", hemi=d["hemi"], seed=0,
-                                   backend=backend)
+        return nulls.spin_permutations(d["coords"], n_perm=d["n_perm"], method=method, hemi=d["hemi"], seed=0,
+                                       backend=backend)
+
+    return run
 
 
-def _spin_peer(d):
+def _spin_peer(method, fraction=20):
+    def peer(d):
+        try:
+            from neuromaps.nulls.spins import gen_spinsamples
+        except Exception:
+            return None
+        k = max(2, d["n_perm"] // fraction)
+        gen_spinsamples(d["coords"], d["hemi"], n_rotate=1, method=method, seed=0)  # imports
+
+        def run():
+            gen_spinsamples(d["coords"], d["hemi"], n_rotate=k, method=method, seed=0)
+
+        return _peer_time(run, k, d["n_perm"]), f"neuromaps gen_spinsamples(method={method!r}), {k} rotations, scaled"
+
+    return peer
+
+
+def _vertex_spin_setup(quick):
+    # fsaverage5-sized spheres (10,242 vertices a hemisphere) of quasi-uniform
+    # points (Fibonacci lattice), radius 100 as FreeSurfer's sphere
+    v, k = (2562, 20) if quick else (10242, 1000)
+    i = np.arange(v) + 0.5
+    z = 1 - 2 * i / v
+    phi = np.pi * (1 + 5**0.5) * i
+    p = 100 * np.column_stack([np.sqrt(1 - z * z) * np.cos(phi), np.sqrt(1 - z * z) * np.sin(phi), z])
+    return {"coords": np.vstack([p, p * [-1, 1, 1]]), "hemi": np.repeat([0, 1], v), "n_perm": k}
+
+
+def _communication_setup(quick):
+    from ..kernels.coupling import communication_predictors
+    from ..simulate import cohort
+
+    s, n = (4, 60) if quick else (20, 400)
+    sim = cohort(n_regions=n, n_patients=max(1, s // 2), n_controls=0, seed=2)
+    x = communication_predictors(sim.sc[:s], sim.centroids)
+    return {"sc": sim.sc[:s], "fc": sim.fc[:s], "x": x,
+            "predictors": {"distance": x[0, 0], "path_length": x[:, 1], "communicability": x[:, 2]}}
+
+
+def _communication_run(d, backend):
+    from .. import coupling
+
+    return coupling.communication(d["sc"], d["fc"], predictors=d["predictors"], backend=backend)
+
+
+def _communication_peer(d):
     try:
-        from neuromaps.nulls.spins import gen_spinsamples
+        import statsmodels.api as sm
     except Exception:
         return None
-    k = max(10, d["n_perm"] // 20)
+    x, fc = d["x"], d["fc"]
+    n = fc.shape[-1]
 
-    def run():
-        gen_spinsamples(d["coords"], d["hemi"], n_rotate=k, method="vasa", seed=0)
+    def one():
+        for i in range(n):
+            rows = np.arange(n) != i
+            sm.OLS(fc[0, rows, i], sm.add_constant(x[0][:, rows, i].T)).fit().rsquared_adj
 
-    return _peer_time(run, k, d["n_perm"]), f"neuromaps gen_spinsamples(method='vasa'), {k} rotations, scaled"
+    return _peer_time(one, 1, fc.shape[0]), "statsmodels OLS per node (same predictors), timed on 1 subject, scaled"
 
 
 def _vario_setup(quick):
@@ -376,9 +427,18 @@ OPERATIONS: list[Operation] = [
               lambda d: f"{d['c']} voxels of V = {d['z'].shape[0]}, T = {d['z'].shape[1]}",
               lambda d: (d["c"], "voxels/s"),
               flops=lambda d: 2.0 * d["c"] * d["z"].shape[0] * d["z"].shape[1]),
-    Operation("spins_vasa", _spin_setup, _spin_run,
+    Operation("communication_model", _communication_setup, _communication_run,
+              lambda d: f"{d['fc'].shape[0]} subjects x {d['fc'].shape[1]} regions, 3 predictors given",
+              lambda d: (d["fc"].shape[0], "subjects/s"), peer=_communication_peer),
+    Operation("spins_vasa", _spin_setup, _spin_run("vasa"),
               lambda d: f"{d['coords'].shape[0]} parcels x {d['n_perm']} rotations",
-              lambda d: (d["n_perm"], "rotations/s"), peer=_spin_peer, backends=("numpy",)),
+              lambda d: (d["n_perm"], "rotations/s"), peer=_spin_peer("vasa"), backends=("numpy",)),
+    Operation("spins_hungarian", _spin_setup, _spin_run("hungarian"),
+              lambda d: f"{d['coords'].shape[0]} parcels x {d['n_perm']} rotations",
+              lambda d: (d["n_perm"], "rotations/s"), peer=_spin_peer("hungarian"), backends=("numpy",)),
+    Operation("spins_vertex", _vertex_spin_setup, _spin_run("alexander_bloch"),
+              lambda d: f"{d['coords'].shape[0]} vertices x {d['n_perm']} rotations (grid index built in warm-up)",
+              lambda d: (d["n_perm"], "rotations/s"), peer=_spin_peer("original", fraction=50)),
     Operation("variogram_surrogates", _vario_setup, _vario_run,
               lambda d: f"{d['x'].size} parcels x {d['n_perm']} surrogates",
               lambda d: (d["n_perm"], "surrogates/s"), peer=_vario_peer),
@@ -430,8 +490,7 @@ def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None,
         for b in names:
             if b not in op.backends:
                 continue
-            if b != "numpy" or quick:
-                op.run(data, b)  # warm up: jit compilation, caches
+            op.run(data, b)  # warm up: imports, jit compilation, caches
             t = _best(lambda: op.run(data, b), repeats)
             if b == "numpy":
                 base = t
