@@ -30,7 +30,11 @@ def run(args) -> int:
                   f"arch={lib.get('architecture')}")
     except ImportError:
         pass
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RECOUPLE_BACKEND"):
+    from ..engine.dispatch import host_thread_count
+
+    print(f"host threads for NumPy batches: {host_thread_count()} (RECOUPLE_NUM_THREADS)")
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RECOUPLE_BACKEND",
+                "RECOUPLE_NUM_THREADS"):
         if os.environ.get(var):
             print(f"{var}={os.environ[var]}")
     print("backends:")
