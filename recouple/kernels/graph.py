@@ -1,8 +1,9 @@
 """Communication predictors on connectivity graphs, batched over leading axes.
 
 Shortest paths (Floyd-Warshall as N min-plus pivot steps over ``(..., N, N)``
-blocks), search information, communicability, greedy navigation and
-diffusion efficiency. Path bookkeeping (search information, navigation) uses
+blocks; on NumPy the same pivot steps run in SciPy's compiled loop one
+matrix at a time, bit-identical), search information, communicability,
+greedy navigation and diffusion efficiency. Path bookkeeping (search information, navigation) uses
 pointer doubling: ceil(log2 N) gathers instead of walking every path.
 """
 
