@@ -4,6 +4,8 @@ Inputs are never modified: checks copy when they must convert."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .engine.backend import to_host
@@ -121,7 +123,7 @@ def _weight_stack_ok(a: np.ndarray, *, nonnegative: bool) -> bool:
                 and np.array_equal(m, m.T))
 
     threads = 1
-    if flat.shape[0] >= 8 and a.nbytes >= 16e6:
+    if flat.shape[0] >= 8 and a.nbytes >= 16e6 and threading.current_thread() is threading.main_thread():
         from .engine.dispatch import host_thread_count
 
         threads = host_thread_count()
