@@ -153,6 +153,10 @@ def _prepare_paths_input(w, transform, symmetrize):
 def shortest_paths(w, *, transform="neglog", symmetrize=False, backend=None, batch_size=None, memory_limit=None):
     """All-pairs shortest paths, batched Floyd-Warshall.
 
+    JAX and CuPy run N min-plus pivot steps over the whole batch; NumPy runs
+    the same pivot steps in SciPy's compiled loop one matrix at a time (the
+    same sums and comparisons, so identical lengths and predecessors).
+
     Parameters
     ----------
     w : (N, N) or (..., N, N) array_like
