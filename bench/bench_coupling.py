@@ -74,17 +74,20 @@ def comm_predictors(comm_data):
     return {"distance": x[0, 0], "path_length": x[:, 1], "communicability": x[:, 2]}
 
 
+def _time_communication(benchmark, sc, fc, backend, label, **kw):
+    rc.coupling.communication(sc, fc, backend=backend, **kw)  # compile the shapes
+    benchmark.extra_info.update(subjects=sc.shape[0], regions=N, backend=backend, predictors=label)
+    benchmark.pedantic(lambda: rc.coupling.communication(sc, fc, backend=backend, **kw), rounds=1, iterations=1)
+
+
 @pytest.mark.benchmark(group="communication")
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
 def test_communication_fit(benchmark, comm_data, comm_predictors, backend):
     """The per-node regressions alone (predictors given): the same work as the
     statsmodels loop below."""
     sc, fc, _ = comm_data
-    rc.coupling.communication(sc, fc, predictors=comm_predictors, backend=backend)  # compile the shapes
-    benchmark.extra_info.update(subjects=sc.shape[0], regions=N, backend=backend,
-                                predictors="distance,path_length,communicability (precomputed)")
-    benchmark.pedantic(lambda: rc.coupling.communication(sc, fc, predictors=comm_predictors, backend=backend),
-                       rounds=1, iterations=1)
+    _time_communication(benchmark, sc, fc, backend, "distance,path_length,communicability (precomputed)",
+                        predictors=comm_predictors)
 
 
 @pytest.mark.benchmark(group="communication")
@@ -92,11 +95,7 @@ def test_communication_fit(benchmark, comm_data, comm_predictors, backend):
 def test_communication(benchmark, comm_data, backend):
     """Predictors computed from SC, then the regressions."""
     sc, fc, xyz = comm_data
-    rc.coupling.communication(sc, fc, coords=xyz, backend=backend)  # compile the shapes
-    benchmark.extra_info.update(subjects=sc.shape[0], regions=N, backend=backend,
-                                predictors="distance,path_length,communicability")
-    benchmark.pedantic(lambda: rc.coupling.communication(sc, fc, coords=xyz, backend=backend),
-                       rounds=1, iterations=1)
+    _time_communication(benchmark, sc, fc, backend, "distance,path_length,communicability", coords=xyz)
 
 
 @pytest.mark.benchmark(group="communication")
