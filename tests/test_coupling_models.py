@@ -244,3 +244,16 @@ def test_local_regression_nonfinite_columns_and_offsets_match_statsmodels():
     x[1, 4, 7] = x[1, 7, 4]
     np.testing.assert_allclose(rc.coupling._k.local_regression(x, fc)[1][np.arange(30) != 7],
                                r2_adj[np.arange(30) != 7], atol=1e-12)
+
+
+def test_local_regression_constant_columns_are_undefined():
+    coh = rc.simulate.cohort(n_regions=30, n_patients=1, n_controls=0, seed=11)
+    x = rc.coupling._k.communication_predictors(coh.sc, coh.centroids)[0].copy()
+    fc = coh.fc[0].copy()
+    x[0][:, 5] = 0.1  # a predictor constant over node 5's rows (0.1 is inexact in binary)
+    x[1][:, 7] = 123.456789
+    fc[:, 9] = -0.3  # a constant response
+    r2, r2_adj = rc.coupling._k.local_regression(x, fc)
+    assert np.isnan(r2_adj[[5, 7, 9]]).all() and np.isnan(r2[[5, 7, 9]]).all()
+    others = np.setdiff1d(np.arange(30), [5, 7, 9])
+    np.testing.assert_allclose(r2_adj[others], statsmodels_r2_adj(x, fc)[others], atol=1e-8)

@@ -227,11 +227,13 @@ def _column_cross_products(xp, zs):
     """Centred cross-products of the columns of ``zs`` over the rows j != i.
 
     ``zs`` is a list of Q arrays (..., N, N); column i of each uses rows
-    j != i. Returns ``ok`` (..., N) -- every column i finite in those rows --
-    and ``g`` (..., N, Q, Q) with g[i, a, b] = sum_j (z_a[j, i] - mean_a)
-    (z_b[j, i] - mean_b). Non-finite entries count as 0 (their columns are
-    flagged in ``ok``). Each matrix is first shifted by its mean off-diagonal
-    entry so that the one-pass sums do not cancel.
+    j != i. Returns ``ok`` (..., N) -- every column i finite in those rows --,
+    ``g`` (..., N, Q, Q) with g[i, a, b] = sum_j (z_a[j, i] - mean_a)
+    (z_b[j, i] - mean_b), and ``tiny`` (..., N, Q): sums of squares at or
+    below it are round-off of a constant column, not variation. Non-finite
+    entries count as 0 (their columns are flagged in ``ok``). Each matrix is
+    first shifted by its mean off-diagonal entry so that the one-pass sums
+    do not cancel.
     """
     n = zs[0].shape[-1]
     m = n - 1
@@ -245,6 +247,9 @@ def _column_cross_products(xp, zs):
         ok = col_ok if ok is None else ok & col_ok
         z0.append(centred)
     s = [xp.sum(v, axis=-2) for v in z0]
+    # one-pass sums of squares carry ~eps * sum z^2 of round-off
+    eps = xp.finfo(dt).eps
+    tiny = [16 * eps * m * xp.max(xp.abs(v), axis=-2) ** 2 for v in z0]
     q = len(zs)
     prod = _column_dot if is_numpy_namespace(xp) else (lambda a, b: xp.sum(a * b, axis=-2))
     g = [[None] * q for _ in range(q)]
@@ -256,7 +261,8 @@ def _column_cross_products(xp, zs):
         for v in row:
             shape = v.shape if len(v.shape) > len(shape) else shape
     ok = xp.broadcast_to(ok, shape)
-    return ok, xp.stack([xp.stack([xp.broadcast_to(v, shape) for v in row], axis=-1) for row in g], axis=-2)
+    tiny = xp.stack([xp.broadcast_to(v, shape) for v in tiny], axis=-1)
+    return ok, xp.stack([xp.stack([xp.broadcast_to(v, shape) for v in row], axis=-1) for row in g], axis=-2), tiny
 
 
 def _centred_offdiag(xp, z, off, zero):
@@ -348,12 +354,13 @@ def _local_regression(xs, y, *, dominance):
     p = len(xs)
     m = n - 1
     zero = xp.asarray(0.0, dtype=dt)
-    ok, g = _column_cross_products(xp, xs + [y])
+    ok, g, tiny = _column_cross_products(xp, xs + [y])
     sxx = g[..., :p, :p]
     sxy = g[..., :p, p]
     syy = g[..., p, p]
-    dx = xp.sqrt(xp.where(xp.linalg.diagonal(sxx) > 0, xp.linalg.diagonal(sxx), zero))
-    ok = ok & xp.all(dx > 0, axis=-1) & (syy > 0)
+    varies = xp.linalg.diagonal(sxx) > tiny[..., :p]
+    dx = xp.sqrt(xp.where(varies, xp.linalg.diagonal(sxx), zero))
+    ok = ok & xp.all(varies, axis=-1) & (syy > tiny[..., p])
     dxs = xp.where(dx > 0, dx, 1.0)
     corr = sxx / (dxs[..., :, None] * dxs[..., None, :])
     eye_p = xp.eye(p, dtype=dt)
