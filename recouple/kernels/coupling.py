@@ -247,15 +247,18 @@ def _column_cross_products(xp, zs):
         ok = col_ok if ok is None else ok & col_ok
         z0.append(centred)
     s = [xp.sum(v, axis=-2) for v in z0]
-    # one-pass sums of squares carry ~eps * sum z^2 of round-off
-    eps = xp.finfo(dt).eps
-    tiny = [16 * eps * m * xp.max(xp.abs(v), axis=-2) ** 2 for v in z0]
     q = len(zs)
     prod = _column_dot if is_numpy_namespace(xp) else (lambda a, b: xp.sum(a * b, axis=-2))
     g = [[None] * q for _ in range(q)]
+    tiny = [None] * q
+    eps = xp.finfo(dt).eps
     for a in range(q):
         for b in range(a, q):
-            g[a][b] = g[b][a] = prod(z0[a], z0[b]) - s[a] * s[b] / m
+            raw = prod(z0[a], z0[b])
+            if a == b:
+                # a one-pass sum of squares carries ~eps * sum z^2 of round-off
+                tiny[a] = 16 * eps * raw
+            g[a][b] = g[b][a] = raw - s[a] * s[b] / m
     shape = ok.shape
     for row in g:
         for v in row:
