@@ -928,16 +928,27 @@ def one_sample(data, *, covariates=None, n_perm=10_000, seed=0, signs=None, exch
     if covariates is not None:
         cov = _check_covariates(covariates, n)
         design = np.column_stack([design, cov])
+    return _first_column_test(
+        y, design, default_kind="signflip", stat_name="t",
+        params={"test": "one_sample", "method": "freedman-lane" if covariates is not None else "sign-flip"},
+        n_perm=n_perm, seed=seed, exchangeability_blocks=exchangeability_blocks, whole_blocks=whole_blocks,
+        signs=signs, alternative=alternative, batch_size=batch_size, memory_limit=memory_limit, backend=backend,
+        keep_null=keep_null, tfce=tfce, cluster_threshold=cluster_threshold, mask=mask, adjacency=adjacency,
+        connectivity=connectivity, tfce_params=tfce_params, tail_approximation=tail_approximation,
+    )
+
+
+def _first_column_test(y, design, *, default_kind, stat_name, params, convert=None, **options):
+    """:func:`_run` for the one contrast on the design's first column (one-
+    and two-sample tests, correlation); options not given take the defaults
+    of a test without spatial statistics or precomputed resamples."""
     contrast = np.zeros(design.shape[1])
     contrast[0] = 1.0
-    _check_design(design, contrast, n)
-    return _run(y, design, [contrast[None, :]], default_kind="signflip", n_perm=n_perm, seed=seed,
-                exchangeability_blocks=exchangeability_blocks, whole_blocks=whole_blocks, permutations=None,
-                signs=signs, alternative=alternative, batch_size=batch_size, memory_limit=memory_limit,
-                backend=backend, keep_null=keep_null, tfce=tfce, cluster_threshold=cluster_threshold, mask=mask,
-                adjacency=adjacency, connectivity=connectivity, tfce_params=tfce_params,
-                fwer_across_contrasts=False, tail_approximation=tail_approximation, stat_name="t",
-                params={"test": "one_sample", "method": "freedman-lane" if covariates is not None else "sign-flip"})
+    _check_design(design, contrast, y.shape[0])
+    options = {"permutations": None, "signs": None, "tfce": False, "cluster_threshold": None, "mask": None,
+               "adjacency": None, "connectivity": 6, "tfce_params": None, **options}
+    return _run(y, design, [contrast[None, :]], default_kind=default_kind, fwer_across_contrasts=False,
+                stat_name=stat_name, params=params, convert=convert, **options)
 
 
 one_sample.__doc__ = _fill(one_sample.__doc__)
@@ -1066,16 +1077,14 @@ def two_sample(a, b, *, covariates=None, n_perm=10_000, seed=0, permutations=Non
     design = np.column_stack([group, np.ones(n)])
     if covariates is not None:
         design = np.column_stack([design, _check_covariates(covariates, n)])
-    contrast = np.zeros(design.shape[1])
-    contrast[0] = 1.0
-    _check_design(design, contrast, n)
-    return _run(y, design, [contrast[None, :]], default_kind="permute", n_perm=n_perm, seed=seed,
-                exchangeability_blocks=exchangeability_blocks, whole_blocks=whole_blocks, permutations=permutations,
-                signs=None, alternative=alternative, batch_size=batch_size, memory_limit=memory_limit,
-                backend=backend, keep_null=keep_null, tfce=tfce, cluster_threshold=cluster_threshold, mask=mask,
-                adjacency=adjacency, connectivity=connectivity, tfce_params=tfce_params,
-                fwer_across_contrasts=False, tail_approximation=tail_approximation, stat_name="t",
-                params={"test": "two_sample", "method": "freedman-lane"})
+    return _first_column_test(
+        y, design, default_kind="permute", stat_name="t", params={"test": "two_sample", "method": "freedman-lane"},
+        n_perm=n_perm, seed=seed, exchangeability_blocks=exchangeability_blocks, whole_blocks=whole_blocks,
+        permutations=permutations, alternative=alternative, batch_size=batch_size, memory_limit=memory_limit,
+        backend=backend, keep_null=keep_null, tfce=tfce, cluster_threshold=cluster_threshold, mask=mask,
+        adjacency=adjacency, connectivity=connectivity, tfce_params=tfce_params,
+        tail_approximation=tail_approximation,
+    )
 
 
 two_sample.__doc__ = _fill(two_sample.__doc__)
@@ -1210,20 +1219,16 @@ def correlation(x, data, *, covariates=None, method="pearson", n_perm=10_000, se
         if cov is not None:
             cov = rankdata(cov, axis=0)
     design = np.column_stack([xv, np.ones(n)] + ([cov] if cov is not None else []))
-    contrast = np.zeros(design.shape[1])
-    contrast[0] = 1.0
-    _check_design(design, contrast, n)
 
     def to_r(t, df):
         return t / np.sqrt(t * t + df)
 
-    return _run(y, design, [contrast[None, :]], default_kind="permute", n_perm=n_perm, seed=seed,
-                exchangeability_blocks=exchangeability_blocks, whole_blocks=whole_blocks, permutations=permutations,
-                signs=None, alternative=alternative, batch_size=batch_size, memory_limit=memory_limit,
-                backend=backend, keep_null=keep_null, tfce=False, cluster_threshold=None, mask=None,
-                adjacency=None, connectivity=6, tfce_params=None, fwer_across_contrasts=False,
-                tail_approximation=tail_approximation, stat_name="r",
-                params={"test": "correlation", "method": method}, convert=to_r)
+    return _first_column_test(
+        y, design, default_kind="permute", stat_name="r", params={"test": "correlation", "method": method},
+        convert=to_r, n_perm=n_perm, seed=seed, exchangeability_blocks=exchangeability_blocks,
+        whole_blocks=whole_blocks, permutations=permutations, alternative=alternative, batch_size=batch_size,
+        memory_limit=memory_limit, backend=backend, keep_null=keep_null, tail_approximation=tail_approximation,
+    )
 
 
 # --------------------------------------------------------------------------- NBS
