@@ -38,6 +38,24 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def open_input(path, flag):
+    """An input file named by ``--flag``: ``(path, array, separator)`` where
+    ``array`` is the loaded ``.npy`` (else None) and ``separator`` the
+    delimiter of a text table (tab for .tsv/.txt, else comma)."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from ..exceptions import InputError
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--{flag} file {str(p)!r} must exist; it was not found. Check the path.")
+    if p.suffix == ".npy":
+        return p, np.load(p, allow_pickle=False), None
+    return p, None, "\t" if p.suffix in (".tsv", ".txt") else ","
+
+
 def _available_commands():
     mods = {}
     for name in COMMANDS:

@@ -24,19 +24,14 @@ def add_parser(sub):
 
 
 def _read_table(path, what):
-    from pathlib import Path
-
-    import numpy as np
     import pandas as pd
 
     from ..exceptions import InputError
+    from . import open_input
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"--{what} file {str(p)!r} must exist; it was not found. Check the path.")
-    if p.suffix == ".npy":
-        return None, np.load(p, allow_pickle=False), None
-    sep = "\t" if p.suffix in (".tsv", ".txt") else ","
+    p, arr, sep = open_input(path, what)
+    if arr is not None:
+        return None, arr, None
     df = pd.read_csv(p, sep=sep)
     labels = None
     for col in ("label", "Label", "region", "Region", "name"):

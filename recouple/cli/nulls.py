@@ -31,18 +31,13 @@ def add_parser(sub):
 
 
 def _load_array(path, name):
-    from pathlib import Path
-
     import numpy as np
 
-    from ..exceptions import InputError
+    from . import open_input
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"--{name} file {str(p)!r} must exist; it was not found. Check the path.")
-    if p.suffix == ".npy":
-        return np.load(p, allow_pickle=False)
-    delim = "\t" if p.suffix in (".tsv", ".txt") else ","
+    p, arr, delim = open_input(path, name)
+    if arr is not None:
+        return arr
     try:
         return np.loadtxt(p, delimiter=delim, ndmin=1)
     except ValueError:
