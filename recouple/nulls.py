@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine.backend import get_backend, to_host
+from .engine.dispatch import host_map, host_thread_count
 from .engine.planner import parse_memory
 from .exceptions import InputError, ShapeError
 from .kernels import nulls as _k
@@ -604,8 +605,6 @@ class _SphereIndex:
         # every point within each cell's reach: the k nearest (k doubled until
         # the k-th lies beyond every reach), as arrays rather than one Python
         # list per cell
-        from .engine.dispatch import host_thread_count
-
         workers = host_thread_count()
         k = min(n, 32)
         while True:
@@ -685,7 +684,7 @@ def _nearest_push(be, points, rots, *, index=None, batch=None):
 
         # gathers and element-wise passes release the GIL: blocks of rotations
         # on every core (each block writes its own rows)
-        _run_blocks(block, range(0, k_total, step))
+        host_map(block, range(0, k_total, step))
         return out
     fn = be.compile(_k.nearest_by_candidates, static_argnames=("grid",))
     pts, tab = be.to_device(points), be.to_device(index.table)
@@ -784,8 +783,6 @@ def _vasa(coords, rots):
     """
     k_total, n = len(rots), len(coords)
     out = np.empty((k_total, n), dtype=np.int64)
-    from .engine.dispatch import host_thread_count
-
     step = max(1, int(2**27 // (n * n * 8 * 3)))
     step = max(1, min(step, -(-k_total // host_thread_count())))  # at least one block per core
     sub = max(1, int(2**20 // (n * n * 8)))  # distances in cache-sized blocks of rotations
@@ -819,32 +816,12 @@ def _vasa(coords, rots):
 
     # blocks of rotations are independent: one per core (the element-wise
     # passes and gathers release the GIL; each block writes its own rows)
-    _run_blocks(block, range(0, k_total, step))
+    host_map(block, range(0, k_total, step))
     return out
 
 
-def _run_blocks(fn, starts):
-    import threading
-
-    from .engine.dispatch import host_thread_count
-
-    threads = host_thread_count() if threading.current_thread() is threading.main_thread() else 1
-    if threads > 1 and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
-            list(pool.map(fn, starts))
-    else:
-        for start in starts:
-            fn(start)
-
-
 def _hungarian(coords, rots):
-    from concurrent.futures import ThreadPoolExecutor
-
     from scipy.optimize import linear_sum_assignment
-
-    from .engine.dispatch import host_thread_count
 
     n = len(coords)
     sub = max(1, int(2**20 // (n * n * 8)))  # distances in cache-sized blocks of rotations
@@ -854,8 +831,7 @@ def _hungarian(coords, rots):
         dist = _euclidean(coords[None], rotated)
         return [linear_sum_assignment(d)[1] for d in dist]
 
-    with ThreadPoolExecutor(max_workers=host_thread_count()) as pool:
-        cols = [c for part in pool.map(block, range(0, len(rots), sub)) for c in part]
+    cols = [c for part in host_map(block, range(0, len(rots), sub)) for c in part]
     return np.stack(cols).astype(np.int64)
 
 

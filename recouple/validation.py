@@ -4,8 +4,6 @@ Inputs are never modified: checks copy when they must convert."""
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from .engine.backend import to_host
@@ -122,16 +120,10 @@ def _weight_stack_ok(a: np.ndarray, *, nonnegative: bool) -> bool:
         return (np.isfinite(np.sum(m)) and (not nonnegative or np.min(m) >= 0)
                 and np.array_equal(m, m.T))
 
-    threads = 1
-    if flat.shape[0] >= 8 and a.nbytes >= 16e6 and threading.current_thread() is threading.main_thread():
-        from .engine.dispatch import host_thread_count
+    if flat.shape[0] >= 8 and a.nbytes >= 16e6:
+        from .engine.dispatch import host_map
 
-        threads = host_thread_count()
-    if threads > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(threads) as pool:
-            return all(pool.map(ok, flat))
+        return all(host_map(ok, flat))
     return all(ok(m) for m in flat)
 
 

@@ -43,6 +43,24 @@ def host_thread_count() -> int:
         return os.cpu_count() or 1
 
 
+def host_map(fn, items, *, parallel=True) -> list:
+    """``[fn(item) for item in items]`` on :func:`host_thread_count` threads.
+
+    For host work that releases the GIL (NumPy sorts, gathers, element-wise
+    passes, SciPy's compiled routines). Serial when ``parallel`` is False,
+    for a single item, or off the main thread: inside a Dask task the
+    scheduler already uses the cores. Results keep the order of ``items``.
+    """
+    items = list(items)
+    threads = host_thread_count() if parallel and threading.current_thread() is threading.main_thread() else 1
+    if threads > 1 and len(items) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(threads, len(items))) as pool:
+            return list(pool.map(fn, items))
+    return [fn(item) for item in items]
+
+
 def call_kernel(kernel: Callable, *args, backend=None, static: dict | None = None, **kwargs) -> Any:
     """Run ``kernel(*args, **kwargs, **static)`` on ``backend`` and return host arrays.
 
@@ -95,7 +113,7 @@ def call_batched(
     threads = 1
     if host_threads and threading.current_thread() is threading.main_thread():
         if get_backend(backend).name == "numpy":
-            threads = host_thread_count()
+            threads = host_thread_count()  # for the memory plan; host_map runs them
     if batch_size is None and memory_limit is None and host_batch_bytes is not None:
         if get_backend(backend).name == "numpy":
             batch_size = max(1, int(host_batch_bytes // max(bytes_per_item or 1.0, 1.0)))
@@ -120,14 +138,7 @@ def call_batched(
             **shared,
         )
 
-    starts = range(0, n, batch_size)
-    if threads > 1 and len(starts) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(threads, len(starts))) as pool:
-            pieces = list(pool.map(one, starts))
-    else:
-        pieces = [one(start) for start in starts]
+    pieces = host_map(one, range(0, n, batch_size), parallel=threads > 1)
     first = pieces[0]
     if isinstance(first, tuple):
         return tuple(np.concatenate([p[i] for p in pieces], axis=0) for i in range(len(first)))
