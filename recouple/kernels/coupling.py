@@ -70,12 +70,11 @@ def nodal_coupling(sc, fc, *, method="spearman", edges="sc_nonzero", min_edges=3
 
 def _nodal_spearman_numpy(sc, fc, *, edges, min_edges, mask):
     # The same result as the portable path, organised around the flat indices
-    # of the edges used: each row's edges are packed to the front of a narrow
-    # padded block, ranked with one argsort per input, and the count of edges
-    # per row falls out of the packing. NaN only matters on those edges.
+    # of the edges used (for SC != 0 without building an (N, N) mask pass
+    # per condition); the edge count per row falls out of the packing.
     import numpy as np
 
-    from .stats import _ranks_last_axis_numpy, _spearman_from_permutation_ranks, compact_rows_numpy, pearson_rows
+    from .stats import spearman_packed_numpy
 
     xp = namespace(sc, fc)
     dt = xp.result_type(float_dtype(xp, sc), float_dtype(xp, fc))
@@ -90,17 +89,7 @@ def _nodal_spearman_numpy(sc, fc, *, edges, min_edges, mask):
         src = np.flatnonzero(keep)
     else:
         src = np.flatnonzero(edge_mask(a, b, edges=edges, mask=mask))
-    (ac, bc), valid, n_edges = compact_rows_numpy((a, b), src)
-    if np.isnan(np.sum(ac)) or np.isnan(np.sum(bc)):
-        keep = ~(np.isnan(a.reshape(-1)[src]) | np.isnan(b.reshape(-1)[src]))
-        (ac, bc), valid, _ = compact_rows_numpy((a, b), src[keep])
-    # entries that are not valid hold +inf, so they sort last
-    ra, ties_a = _ranks_last_axis_numpy(ac, valid, fill_invalid=False, invalid_is_inf=True)
-    rb, ties_b = _ranks_last_axis_numpy(bc, valid, fill_invalid=False, invalid_is_inf=True)
-    if ties_a or ties_b:
-        r = pearson_rows(ra, rb, mask=valid, min_count=min_edges, axis=-1)
-    else:
-        r = _spearman_from_permutation_ranks(ra, rb, valid, min_edges)
+    r, n_edges = spearman_packed_numpy(a, b, src, min_edges)
     return r, n_edges.astype(np.int32)
 
 

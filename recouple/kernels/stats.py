@@ -203,18 +203,8 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
     a, b = xp.broadcast_arrays(a, b)
     if is_numpy_namespace(xp) and a.ndim > 1:
         base = np.broadcast_to(True if mask is None else np.asarray(mask, dtype=bool), a.shape)
-        compact = _compact_valid_numpy(a, b, base, axis)
-        # NaN only matters inside the mask: check the (smaller) compacted
-        # values, and only rebuild the mask when one is there
-        if np.isnan(np.sum(compact[0])) or np.isnan(np.sum(compact[1])):
-            compact = _compact_valid_numpy(a, b, base & ~(np.isnan(a) | np.isnan(b)), axis)
-        a, b, valid = compact
-        # invalid entries keep ranks past the valid ones; both paths below mask them
-        ra, ties_a = _ranks_last_axis_numpy(a, valid, fill_invalid=False, invalid_is_inf=True)
-        rb, ties_b = _ranks_last_axis_numpy(b, valid, fill_invalid=False, invalid_is_inf=True)
-        if not (ties_a or ties_b):
-            return _spearman_from_permutation_ranks(ra, rb, valid, min_count)
-        return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=-1)
+        a, b, base = (np.moveaxis(np.asarray(v), axis, -1) for v in (a, b, base))
+        return spearman_packed_numpy(a, b, np.flatnonzero(base), min_count)[0]
     valid = ~(xp.isnan(a) | xp.isnan(b))
     if mask is not None:
         valid = valid & xp.astype(mask, xp.bool, copy=False)
@@ -234,16 +224,27 @@ def _spearman_from_permutation_ranks(ra, rb, valid, min_count):
     return np.where(k >= max(min_count, 2), np.clip(rho, -1.0, 1.0), np.nan)
 
 
-def _compact_valid_numpy(a, b, valid, axis):
-    # Move each slice's valid entries to the front (in order) and cut the
-    # slices to the longest valid count: sparse masks (e.g. SC != 0) then
-    # sort far fewer entries. Entries that are not valid come back as +inf
-    # (ready as sort keys). NumPy-only: the output width depends on data.
-    a = np.moveaxis(np.asarray(a), axis, -1)
-    b = np.moveaxis(np.asarray(b), axis, -1)
-    valid = np.moveaxis(np.asarray(valid), axis, -1)
-    (ac, bc), vc, _ = compact_rows_numpy((a, b), np.flatnonzero(valid), dense=valid)
-    return ac, bc, vc
+def spearman_packed_numpy(a, b, src, min_count):
+    """Spearman per row (last axis) of ``a``, ``b`` over the entries at flat
+    indices ``src`` (ascending); NumPy only.
+
+    Each row's entries are packed to the front of a narrow block
+    (:func:`compact_rows_numpy`), pairs with a NaN dropped (checked on the
+    packed values only), each input ranked with one argsort, and rho taken in
+    closed form when nothing ties (Pearson of the average ranks otherwise).
+    Returns rho (NaN below ``min_count``) and the number of ``src`` entries
+    per row.
+    """
+    (ac, bc), valid, counts = compact_rows_numpy((a, b), src)
+    if np.isnan(np.sum(ac)) or np.isnan(np.sum(bc)):
+        keep = ~(np.isnan(a.reshape(-1)[src]) | np.isnan(b.reshape(-1)[src]))
+        (ac, bc), valid, _ = compact_rows_numpy((a, b), src[keep])
+    # entries that are not valid hold +inf: they sort last, and both paths mask them
+    ra, ties_a = _ranks_last_axis_numpy(ac, valid, fill_invalid=False, invalid_is_inf=True)
+    rb, ties_b = _ranks_last_axis_numpy(bc, valid, fill_invalid=False, invalid_is_inf=True)
+    if ties_a or ties_b:
+        return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=-1), counts
+    return _spearman_from_permutation_ranks(ra, rb, valid, min_count), counts
 
 
 def compact_rows_numpy(arrays, src, *, dense=None, max_fill=0.75):
