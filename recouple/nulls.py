@@ -20,6 +20,7 @@ from .engine.backend import get_backend, to_host
 from .engine.dispatch import host_map, host_thread_count
 from .engine.planner import parse_memory
 from .exceptions import InputError, ShapeError
+from .kernels import host as _host
 from .kernels import nulls as _k
 from .kernels import stats as _ks
 from .validation import as_array, check_choice, check_finite, check_positive_int
@@ -644,6 +645,23 @@ class _SphereIndex:
         self.first = np.ascontiguousarray(table[:, 0]).astype(small)
         self.second = np.ascontiguousarray(table[:, min(1, table.shape[1] - 1)]).astype(small)
         self.table_small = table.astype(small)
+        self._loop_tables = None
+
+    def loop_tables(self):
+        """Inputs of :func:`recouple.kernels.host.nearest_on_cells`: the points
+        as columns sorted by their own cell (consecutive queries then stay
+        near each other after any rotation, and so do their candidates in
+        memory), the original index of each column, and the table in column
+        positions (candidate order, hence the tie rule, unchanged)."""
+        if self._loop_tables is None:
+            n = len(self.points)
+            order = np.argsort(_cube_cells_columns(self.points.T, self.grid), kind="stable").astype(np.int64)
+            position = np.empty(n, dtype=np.int64)
+            position[order] = np.arange(n)
+            small = np.int16 if n <= np.iinfo(np.int16).max else np.int32  # a table that stays in cache
+            self._loop_tables = (np.ascontiguousarray(self.points[order].T), order,
+                                 position[self.table].astype(small))
+        return self._loop_tables
 
 
 _INDEX_CACHE: dict = {}
@@ -654,10 +672,14 @@ def _sphere_index(points):
     # are reused across calls, e.g. once per hemisphere).
     import hashlib
 
-    key = (points.shape, hashlib.sha1(np.ascontiguousarray(points).tobytes()).hexdigest())
+    # The compiled loop reads every candidate of a cell at little cost, so a
+    # coarser grid (a smaller table, kept in cache) is faster there; the NumPy
+    # path pays per ambiguous query and wants the finer one.
+    cells_per_point = 8 if _host.enabled() else 16
+    key = (points.shape, cells_per_point, hashlib.sha1(np.ascontiguousarray(points).tobytes()).hexdigest())
     idx = _INDEX_CACHE.get(key)
     if idx is None:
-        idx = _SphereIndex(points)
+        idx = _SphereIndex(points, cells_per_point=cells_per_point)
         if len(_INDEX_CACHE) >= 4:
             _INDEX_CACHE.pop(next(iter(_INDEX_CACHE)))
         _INDEX_CACHE[key] = idx
@@ -676,8 +698,18 @@ def _nearest_push(be, points, rots, *, index=None, batch=None):
         for k0 in range(0, k_total, step):
             out[k0 : k0 + step] = to_host(fn(pts, be.to_device(rots[k0 : k0 + step])))
         return out
-    step = batch or max(1, int(2**18 // max(n * index.table.shape[1], 1)))
     pt = np.ascontiguousarray(points.T)
+    if be.name == "numpy" and _host.enabled():
+        cols, order, table = index.loop_tables()
+        rots = np.ascontiguousarray(rots, dtype=np.float64)
+        step = batch or max(1, -(-k_total // (8 * host_thread_count())))
+
+        def block(k0):
+            _host.nearest_on_cells(cols, order, rots[k0 : k0 + step], table, index.grid, out[k0 : k0 + step])
+
+        host_map(block, range(0, k_total, step))
+        return out
+    step = batch or max(1, int(2**18 // max(n * index.table.shape[1], 1)))
     if be.name == "numpy":
         def block(k0):
             out[k0 : k0 + step] = _nearest_grid_numpy(pt, rots[k0 : k0 + step], index)
@@ -758,7 +790,10 @@ def _nearest_grid_numpy(pt, rots, index):
 def _euclidean(a, b):
     # Same arithmetic as scipy.spatial.distance_matrix (sqrt of squares summed
     # x, y, z in order), one axis at a time from contiguous coordinate
-    # columns (no (..., n, m, 3) temporary, no strided inner loops).
+    # columns (no (..., n, m, 3) temporary, no strided inner loops); one
+    # compiled pass for (n, 3) against (K, m, 3) when the host loops are on.
+    if a.ndim == 2 and b.ndim == 3 and a.shape[1] == 3 and b.shape[2] == 3 and _host.enabled():
+        return _host.euclidean_blocks(a.T, np.swapaxes(b, 1, 2))
     at = np.ascontiguousarray(np.moveaxis(a, -1, 0))
     bt = np.ascontiguousarray(np.moveaxis(b, -1, 0))
     d2 = None
@@ -794,7 +829,7 @@ def _vasa(coords, rots):
         rotated = np.matmul(coords[None], R)
         dist = np.empty((kb, n, n))
         for j in range(0, kb, sub):
-            dist[j : j + sub] = _euclidean(coords[None], rotated[j : j + sub])
+            dist[j : j + sub] = _euclidean(coords, rotated[j : j + sub])
         rowmin = dist.min(axis=2)
         rowarg = dist.argmin(axis=2)
         taken = np.zeros((kb, n), dtype=bool)
@@ -828,7 +863,7 @@ def _hungarian(coords, rots):
 
     def block(k0):
         rotated = np.matmul(coords[None], rots[k0 : k0 + sub])
-        dist = _euclidean(coords[None], rotated)
+        dist = _euclidean(coords, rotated)
         return [linear_sum_assignment(d)[1] for d in dist]
 
     cols = [c for part in host_map(block, range(0, len(rots), sub)) for c in part]
@@ -934,7 +969,10 @@ def spin_permutations(
             col = _vasa(pts, R)
         else:
             col = _hungarian(pts, R)
-        out[:, sel] = sel[col]
+        if sel[-1] - sel[0] + 1 == sel.size:  # a hemisphere stored as one block: an offset, not a gather
+            np.add(col, sel[0], out=out[:, sel[0] : sel[-1] + 1])
+        else:
+            out[:, sel] = sel[col]
     return out
 
 

@@ -1,0 +1,168 @@
+"""Compiled host loops for the NumPy backend (numba).
+
+A few host paths are bound by random gathers and short inner loops rather
+than by arithmetic: vectorised NumPy makes one pass over memory per
+operation and per candidate, a compiled loop makes one pass in all. These
+loops sit beside the NumPy code they replace (callers branch on
+:func:`enabled`, as they do for SciPy fast paths) and do the same IEEE
+operations in the same order -- no fast-math, no fused multiply-add -- so
+both paths return identical arrays (``tests/test_host_jit.py`` compares
+them).
+
+numba is a dependency; without it (a platform with no wheel) or with
+``RECOUPLE_JIT=0`` the NumPy code runs. Every loop releases the GIL, so the
+callers run blocks of work on :func:`recouple.engine.dispatch.host_map`
+threads. Compiled code is cached next to this module (or in numba's user
+cache when that is read-only), so only the first call on a machine compiles.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+
+import numpy as np
+
+__all__ = ["enabled", "euclidean_blocks", "nearest_on_cells"]
+
+_COMPILED: dict = {}
+_LOCK = threading.Lock()
+
+
+def enabled() -> bool:
+    """True when the compiled host loops are used: numba importable and
+    ``RECOUPLE_JIT`` unset or ``1`` (``0`` selects the NumPy code)."""
+    env = os.environ.get("RECOUPLE_JIT", "").strip()
+    if env not in ("", "0", "1"):
+        from ..exceptions import InputError
+
+        raise InputError(f"RECOUPLE_JIT must be 0 or 1; got {env!r}. Set RECOUPLE_JIT=0 to use the NumPy "
+                         "code for host loops, 1 (or unset) to use the compiled loops.")
+    if env == "0":
+        return False
+    try:
+        import numba  # noqa: F401
+    except ImportError:  # pragma: no cover - platforms without a numba wheel
+        return False
+    return True
+
+
+def _compiled(fn):
+    # one dispatcher per function, made on first use (importing recouple
+    # never imports numba); thread-safe because host_map calls from threads
+    with _LOCK:
+        disp = _COMPILED.get(fn.__name__)
+        if disp is None:
+            import numba
+
+            try:
+                disp = numba.njit(nogil=True, cache=True, error_model="numpy")(fn)
+            except RuntimeError:  # no writable cache location: compile per process
+                disp = numba.njit(nogil=True, error_model="numpy")(fn)
+            _COMPILED[fn.__name__] = disp
+    return disp
+
+
+def _nearest_on_cells_loop(points, order, rots, table, grid, out):
+    n = points.shape[1]
+    width = table.shape[1]
+    half = grid / 2.0
+    for k in range(rots.shape[0]):
+        r = rots[k]
+        for s in range(n):
+            p0 = points[0, s]
+            p1 = points[1, s]
+            p2 = points[2, s]
+            # p R^T, each coordinate summed x, y, z in that order
+            x = p0 * r[0, 0]
+            x += p1 * r[0, 1]
+            x += p2 * r[0, 2]
+            y = p0 * r[1, 0]
+            y += p1 * r[1, 1]
+            y += p2 * r[1, 2]
+            z = p0 * r[2, 0]
+            z += p1 * r[2, 1]
+            z += p2 * r[2, 2]
+            ax, ay, az = abs(x), abs(y), abs(z)
+            if ax >= ay and ax >= az:
+                face, major, u, v = 0, x, y, z
+            elif ay >= az:
+                face, major, u, v = 2, y, x, z
+            else:
+                face, major, u, v = 4, z, x, y
+            if major < 0:
+                face += 1
+            scale = half / abs(major)
+            iu = min(max(int(u * scale + half), 0), grid - 1)
+            iv = min(max(int(v * scale + half), 0), grid - 1)
+            cell = (face * grid + iu) * grid + iv
+            best = table[cell, 0]
+            dbest = math.inf
+            for m in range(width):
+                j = table[cell, m]
+                d = points[0, j] - x
+                dd = d * d
+                d = points[1, j] - y
+                dd += d * d
+                d = points[2, j] - z
+                dd += d * d
+                if dd < dbest:  # strict: the first of equal candidates (lowest index) wins
+                    dbest = dd
+                    best = j
+            out[k, order[s]] = order[best]
+
+
+def nearest_on_cells(points, order, rots, table, grid, out):
+    """Nearest point to each query ``p_i R^T`` through a cube-map cell table.
+
+    Parameters
+    ----------
+    points : (3, n) float64, C-contiguous
+        Point coordinates as columns, in a spatially coherent order (queries
+        and their candidates then touch nearby memory).
+    order : (n,) int64
+        Original index of each column of ``points``.
+    rots : (K, 3, 3) float64, C-contiguous
+    table : (6 grid^2, W) int32
+        Candidates of each cell as columns of ``points``, in ascending
+        original index, padded by repeating the first.
+    grid : int
+    out : (K, n) int64, written in place
+        ``out[k, i]``: original index of the point nearest to ``p_i R_k^T``;
+        among equally near candidates the lowest index. Same queries,
+        squared distances and tie rule as the NumPy path.
+    """
+    _compiled(_nearest_on_cells_loop)(points, order, rots, table, grid, out)
+    return out
+
+
+def _euclidean_loop(a, b, out):
+    n = a.shape[1]
+    m = b.shape[2]
+    for k in range(b.shape[0]):
+        for i in range(n):
+            a0, a1, a2 = a[0, i], a[1, i], a[2, i]
+            for j in range(m):
+                d = a0 - b[k, 0, j]
+                s = d * d
+                d = a1 - b[k, 1, j]
+                s += d * d
+                d = a2 - b[k, 2, j]
+                s += d * d
+                out[k, i, j] = math.sqrt(s)
+
+
+def euclidean_blocks(a, b, out=None):
+    """Euclidean distances ``out[k, i, j] = |a_i - b_kj|`` for 3-D points.
+
+    ``a`` is ``(3, n)`` coordinate columns, ``b`` is ``(K, 3, m)``; squares
+    summed x, y, z in that order, then the square root (the arithmetic of
+    ``scipy.spatial.distance_matrix``).
+    """
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    if out is None:
+        out = np.empty((b.shape[0], a.shape[1], b.shape[2]))
+    _compiled(_euclidean_loop)(a, b, out)
+    return out

@@ -1,0 +1,106 @@
+"""Compiled host loops (numba) against the NumPy code they replace and
+against independent references: identical arrays, any thread count."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree, distance_matrix
+
+import recouple as rc
+from recouple import nulls
+from recouple.exceptions import InputError
+from recouple.kernels import host
+
+pytest.importorskip("numba")
+
+
+def _sphere(rng, n, radius=100.0):
+    p = rng.standard_normal((n, 3))
+    return radius * p / np.linalg.norm(p, axis=1, keepdims=True)
+
+
+def _both(monkeypatch, fn):
+    """fn() with the compiled loops, then with the NumPy code (fresh grid indices)."""
+    out = []
+    for flag in ("1", "0"):
+        monkeypatch.setenv("RECOUPLE_JIT", flag)
+        nulls._INDEX_CACHE.clear()
+        assert host.enabled() is (flag == "1")
+        out.append(fn())
+    nulls._INDEX_CACHE.clear()
+    return out
+
+
+def test_switch_from_environment(monkeypatch):
+    monkeypatch.delenv("RECOUPLE_JIT", raising=False)
+    assert host.enabled()
+    for bad in ("yes", "2", "off"):
+        monkeypatch.setenv("RECOUPLE_JIT", bad)
+        with pytest.raises(InputError, match="RECOUPLE_JIT must be 0 or 1"):
+            host.enabled()
+
+
+def test_euclidean_blocks_bitwise_scipy(rng):
+    a = rng.standard_normal((37, 3)) * 50
+    b = rng.standard_normal((5, 23, 3)) * 50 + 3
+    out = host.euclidean_blocks(a.T, np.swapaxes(b, 1, 2))
+    assert out.shape == (5, 37, 23)
+    for k in range(5):
+        np.testing.assert_array_equal(out[k], distance_matrix(a, b[k]))
+
+
+@pytest.mark.parametrize("n, hemi_split", [(3000, False), (2500, True)])
+def test_vertex_spins_identical_to_numpy_and_kdtree(monkeypatch, rng, n, hemi_split):
+    pts = _sphere(rng, n)
+    # one block per hemisphere, or hemispheres interleaved (a gather, not an offset)
+    hemi = (pts[:, 0] > 0).astype(int) if hemi_split else np.zeros(n, int)
+    R = rc.nulls.rotations(6, seed=5)
+    jit, ref = _both(monkeypatch, lambda: rc.nulls.spin_permutations(pts, hemi=hemi, rotations=R))
+    np.testing.assert_array_equal(jit, ref)
+    for h in np.unique(hemi):
+        sel = np.flatnonzero(hemi == h)
+        kd = np.stack([cKDTree(pts[sel] @ r).query(pts[sel])[1] for r in R[:, h]])
+        np.testing.assert_array_equal(jit[:, sel], sel[kd])
+
+
+def test_vertex_spins_ties_go_to_the_lowest_index(monkeypatch, rng):
+    # every point twice: each query is equally near both copies, the lower
+    # index must win on both paths (as in the kernel and the NumPy code)
+    base = _sphere(rng, 700)
+    pts = np.concatenate([base, base])
+    R = rc.nulls.rotations(3, seed=1)[:, 0]
+    jit, ref = _both(monkeypatch, lambda: rc.nulls.spin_permutations(pts, rotations=R))
+    np.testing.assert_array_equal(jit, ref)
+    assert jit.max() < len(base)
+
+
+@pytest.mark.realdata
+def test_vertex_spins_fsaverage5_identical(monkeypatch, shared_data):
+    from recouple.io import surfaces
+
+    s = shared_data / "surfaces"
+    pts = np.vstack([surfaces.load_sphere(s / "fsa5_sphere_lh.gii"), surfaces.load_sphere(s / "fsa5_sphere_rh.gii")])
+    hemi = np.repeat([0, 1], len(pts) // 2)
+    jit, ref = _both(monkeypatch, lambda: rc.nulls.spin_permutations(pts, hemi=hemi, n_perm=20, seed=7))
+    np.testing.assert_array_equal(jit, ref)
+
+
+@pytest.mark.parametrize("method", ["vasa", "hungarian"])
+def test_parcel_spins_identical_to_numpy(monkeypatch, rng, method):
+    pts = _sphere(rng, 120)
+    hemi = np.repeat([0, 1], 60)
+    jit, ref = _both(monkeypatch, lambda: rc.nulls.spin_permutations(pts, hemi=hemi, n_perm=12, seed=2,
+                                                                     method=method))
+    np.testing.assert_array_equal(jit, ref)
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+def test_same_for_any_thread_count(monkeypatch, rng, threads):
+    pts = _sphere(rng, 2000)
+    monkeypatch.setenv("RECOUPLE_NUM_THREADS", "2")
+    ref = rc.nulls.spin_permutations(pts, n_perm=9, seed=4)
+    monkeypatch.setenv("RECOUPLE_NUM_THREADS", threads)
+    np.testing.assert_array_equal(rc.nulls.spin_permutations(pts, n_perm=9, seed=4), ref)
+    for b in (1, 4):
+        np.testing.assert_array_equal(rc.nulls.spin_permutations(pts, n_perm=9, seed=4, batch_size=b), ref)
