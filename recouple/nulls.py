@@ -860,6 +860,17 @@ def _hungarian(coords, rots):
 
     n = len(coords)
     sub = max(1, int(2**20 // (n * n * 8)))  # distances in cache-sized blocks of rotations
+    if _host.enabled():
+        # SciPy's algorithm and choices, compiled over a block of matrices
+        # (no per-matrix call); rows of `out` written by each block
+        out = np.empty((len(rots), n), dtype=np.int64)
+
+        def block_compiled(k0):
+            dist = _euclidean(coords, np.matmul(coords[None], rots[k0 : k0 + sub]))
+            _host.assignment_blocks(dist, out[k0 : k0 + sub])
+
+        host_map(block_compiled, range(0, len(rots), sub))
+        return out
 
     def block(k0):
         rotated = np.matmul(coords[None], rots[k0 : k0 + sub])

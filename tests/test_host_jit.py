@@ -104,3 +104,36 @@ def test_same_for_any_thread_count(monkeypatch, rng, threads):
     np.testing.assert_array_equal(rc.nulls.spin_permutations(pts, n_perm=9, seed=4), ref)
     for b in (1, 4):
         np.testing.assert_array_equal(rc.nulls.spin_permutations(pts, n_perm=9, seed=4, batch_size=b), ref)
+
+
+def test_assignment_is_scipys_including_ties(rng):
+    from scipy.optimize import linear_sum_assignment
+
+    mats = []
+    for t in range(400):
+        n = int(rng.integers(1, 30))
+        m = rng.random((n, n))
+        if t % 4 == 1:
+            m = np.round(m * 3)  # many equal costs: several optimal assignments
+        elif t % 4 == 2:
+            m = np.round(m * 20) - 7.0  # negative entries (SciPy shifts by the minimum)
+        elif t % 4 == 3 and t % 8 == 3:
+            m = np.full((n, n), 2.5)  # every assignment optimal
+        mats.append(m)
+    for m in mats:
+        np.testing.assert_array_equal(host.assignment_blocks(m[None])[0], linear_sum_assignment(m)[1])
+    # a block of matrices in one call; the input is not modified
+    block = rng.random((6, 17, 17))
+    keep = block.copy()
+    out = host.assignment_blocks(block)
+    np.testing.assert_array_equal(block, keep)
+    np.testing.assert_array_equal(out, np.stack([linear_sum_assignment(b)[1] for b in block]))
+
+
+def test_assignment_on_spin_costs(rng):
+    from scipy.optimize import linear_sum_assignment
+
+    pts = _sphere(rng, 150)
+    R = rc.nulls.rotations(40, seed=8)[:, 0]
+    D = np.stack([distance_matrix(pts, pts @ r) for r in R])
+    np.testing.assert_array_equal(host.assignment_blocks(D), np.stack([linear_sum_assignment(d)[1] for d in D]))

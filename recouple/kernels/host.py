@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["enabled", "euclidean_blocks", "nearest_on_cells"]
+__all__ = ["assignment_blocks", "enabled", "euclidean_blocks", "nearest_on_cells"]
 
 _COMPILED: dict = {}
 _LOCK = threading.Lock()
@@ -165,4 +165,160 @@ def euclidean_blocks(a, b, out=None):
     if out is None:
         out = np.empty((b.shape[0], a.shape[1], b.shape[2]))
     _compiled(_euclidean_loop)(a, b, out)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Linear sum assignment, square costs: the shortest augmenting path algorithm
+# (Crouse 2016, IEEE Trans Aerosp Electron Syst 52:1679) in the order of
+# operations of scipy.optimize.linear_sum_assignment -- the same shift by the
+# global minimum, the same dual updates, the same scan order over the
+# remaining columns and the same choice among equal minima -- so that every
+# assignment, ties included, is SciPy's. The scan itself runs over all
+# columns in storage order (scanned ones locked by +inf), which the compiler
+# vectorises; SciPy's scan order is kept as positions for tie-breaking.
+
+
+def _assignment_loop(costs, out):
+    n = costs.shape[1]
+    cost = np.empty((n, n))
+    u = np.empty(n)
+    v = np.empty(n)
+    row4col = np.empty(n, np.int64)
+    dist = np.empty(n)
+    sdist = np.empty(n)
+    lock = np.empty(n)
+    path = np.empty(n, np.int64)
+    remaining = np.empty(n, np.int64)
+    pos = np.empty(n, np.int64)
+    scols = np.empty(n, np.int64)
+    srows = np.empty(n, np.int64)
+    for k in range(costs.shape[0]):
+        col4row = out[k]
+        c = costs[k]
+        cmin = math.inf
+        for i in range(n):
+            for j in range(n):
+                if c[i, j] < cmin:
+                    cmin = c[i, j]
+        for i in range(n):
+            for j in range(n):
+                cost[i, j] = c[i, j] - cmin
+        u[:] = 0.0
+        v[:] = 0.0
+        row4col[:] = -1
+        col4row[:] = -1
+        path[:] = -1
+        for cur in range(n):
+            for t in range(n):  # SciPy fills its remaining columns in reverse
+                remaining[t] = n - t - 1
+                pos[n - t - 1] = t
+            dist[:] = math.inf
+            lock[:] = 0.0
+            num = n
+            nsc = 0
+            nsr = 0
+            min_val = 0.0
+            i = cur
+            sink = -1
+            while sink == -1:
+                srows[nsr] = i
+                nsr += 1
+                # relax every column (SciPy's arithmetic order; + 0.0 is exact,
+                # + inf locks a scanned column); branch-free, so vectorised
+                ci = cost[i]
+                ui = u[i]
+                for jj in range(n):
+                    r = min_val + ci[jj] - ui - v[jj] + lock[jj]
+                    d = dist[jj]
+                    better = r < d
+                    dist[jj] = r if better else d
+                    path[jj] = i if better else path[jj]
+                # the minimum, in four independent lanes
+                m0 = m1 = m2 = m3 = math.inf
+                jj = 0
+                while jj + 4 <= n:
+                    x = dist[jj]
+                    m0 = x if x < m0 else m0
+                    x = dist[jj + 1]
+                    m1 = x if x < m1 else m1
+                    x = dist[jj + 2]
+                    m2 = x if x < m2 else m2
+                    x = dist[jj + 3]
+                    m3 = x if x < m3 else m3
+                    jj += 4
+                while jj < n:
+                    x = dist[jj]
+                    m0 = x if x < m0 else m0
+                    jj += 1
+                m0 = m1 if m1 < m0 else m0
+                m2 = m3 if m3 < m2 else m2
+                lowest = m2 if m2 < m0 else m0
+                if lowest == math.inf:  # cannot happen for finite costs
+                    return False
+                ties = 0
+                for jj in range(n):
+                    ties += dist[jj] == lowest
+                if ties == 1:
+                    j = 0
+                    while dist[j] != lowest:
+                        j += 1
+                else:
+                    # SciPy's choice among equal minima, in its scan order: the
+                    # last unassigned column if there is one, else the first
+                    jf, pf, jl, pl = -1, n, -1, -1
+                    for jj in range(n):
+                        if dist[jj] == lowest:
+                            p = pos[jj]
+                            if p < pf:
+                                pf, jf = p, jj
+                            if row4col[jj] == -1 and p > pl:
+                                pl, jl = p, jj
+                    j = jl if jl >= 0 else jf
+                min_val = lowest
+                if row4col[j] == -1:
+                    sink = j
+                else:
+                    i = row4col[j]
+                sdist[j] = lowest
+                dist[j] = math.inf
+                lock[j] = math.inf
+                scols[nsc] = j
+                nsc += 1
+                num -= 1
+                moved = remaining[num]
+                remaining[pos[j]] = moved
+                pos[moved] = pos[j]
+            u[cur] += min_val
+            for t in range(1, nsr):
+                r = srows[t]
+                u[r] += min_val - sdist[col4row[r]]
+            for t in range(nsc):
+                j = scols[t]
+                v[j] -= min_val - sdist[j]
+            j = sink
+            while True:
+                i = path[j]
+                row4col[j] = i
+                nxt = col4row[i]
+                col4row[i] = j
+                j = nxt
+                if i == cur:
+                    break
+    return True
+
+
+def assignment_blocks(costs, out=None):
+    """Minimum-cost assignment of each square matrix in ``costs`` (K, n, n):
+    ``out[k, i]`` is the column given to row ``i`` (int64), the answer of
+    ``scipy.optimize.linear_sum_assignment(costs[k])[1]``, ties included.
+
+    Costs must be finite (as for the spin distances that call this).
+    """
+    costs = np.ascontiguousarray(costs, dtype=np.float64)
+    if out is None:
+        out = np.empty(costs.shape[:2], dtype=np.int64)
+    ok = _compiled(_assignment_loop)(costs, out)
+    if not ok:  # pragma: no cover - finite costs always have a perfect assignment
+        raise ValueError("cost matrix is infeasible")
     return out
