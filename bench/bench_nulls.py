@@ -123,14 +123,16 @@ def test_associate_neuromaps(benchmark, assoc_data):
 
 
 # --------------------------------------------------------------------------- parcel spins
+@pytest.mark.parametrize("host_loops", ["compiled", "numpy-code"])
 @pytest.mark.parametrize("method", ["vasa", "hungarian", "alexander_bloch"])
-def test_spin_parcels(benchmark, method, sphere):
+def test_spin_parcels(benchmark, monkeypatch, method, host_loops, sphere):
     benchmark.group = f"spin_{method}"
+    monkeypatch.setenv("RECOUPLE_JIT", "1" if host_loops == "compiled" else "0")
     c, h = sphere["centroids"], sphere["parcel_hemi"]
-    rc.nulls.spin_permutations(c, hemi=h, n_perm=2, seed=0, method=method)  # imports, thread pool
+    rc.nulls.spin_permutations(c, hemi=h, n_perm=2, seed=0, method=method)  # imports, compile, thread pool
     benchmark.pedantic(lambda: rc.nulls.spin_permutations(c, hemi=h, n_perm=N_ROT, seed=0, method=method),
                        rounds=1, iterations=1)
-    _info(benchmark, backend="numpy", n_parcels=len(c), n_rot=N_ROT, data=sphere["source"],
+    _info(benchmark, backend="numpy", host_loops=host_loops, n_parcels=len(c), n_rot=N_ROT, data=sphere["source"],
           per_rotation_s=benchmark.stats.stats.min / N_ROT)
 
 
@@ -159,6 +161,18 @@ def test_spin_vertex(benchmark, backend, sphere):
 
 
 @pytest.mark.benchmark(group="spin_vertex")
+def test_spin_vertex_numpy_code(benchmark, monkeypatch, sphere):
+    """NumPy backend with the compiled host loops off (RECOUPLE_JIT=0)."""
+    monkeypatch.setenv("RECOUPLE_JIT", "0")
+    c, h = sphere["coords"], sphere["hemi"]
+    rc.nulls.spin_permutations(c, hemi=h, n_perm=2, seed=0)  # index build
+    benchmark.pedantic(lambda: rc.nulls.spin_permutations(c, hemi=h, n_perm=N_ROT_VERTEX, seed=0), rounds=1,
+                       iterations=1)
+    _info(benchmark, backend="numpy", host_loops="numpy-code", n_vertices=len(c), n_rot=N_ROT_VERTEX,
+          per_rotation_s=benchmark.stats.stats.min / N_ROT_VERTEX)
+
+
+@pytest.mark.benchmark(group="spin_vertex")
 def test_spin_vertex_cold(benchmark, sphere):
     """The same call with the per-sphere grid index built inside the timing
     (what one call in a fresh process costs)."""
@@ -171,7 +185,8 @@ def test_spin_vertex_cold(benchmark, sphere):
 
     benchmark.pedantic(run, rounds=1, iterations=1)
     _info(benchmark, backend="numpy", n_vertices=len(c), n_rot=N_ROT_VERTEX,
-          per_rotation_s=benchmark.stats.stats.min / N_ROT_VERTEX, note="includes building both hemispheres' index")
+          per_rotation_s=benchmark.stats.stats.min / N_ROT_VERTEX,
+          note="includes building both hemispheres' index (compiled loops loaded from numba's cache)")
 
 
 @pytest.mark.benchmark(group="spin_vertex")

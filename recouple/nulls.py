@@ -973,8 +973,10 @@ def spin_permutations(
         pts = coords_arr[sel]
         R = rots[:, h]
         if method in ("alexander_bloch", "vazquez_rodriguez"):
-            # the grid pays for its build from ~500 points on (brute force is O(n^2) a rotation)
-            index = _sphere_index(pts) if sel.size > 512 else None
+            # the grid pays for its build from ~500 points on (brute force is
+            # O(n^2) a rotation); with the compiled lookup from a few dozen
+            grid_from = 32 if be.name == "numpy" and _host.enabled() else 512
+            index = _sphere_index(pts) if sel.size > grid_from else None
             col = _nearest_push(be, pts, R, index=index, batch=batch_size)
         elif method == "vasa":
             col = _vasa(pts, R)

@@ -50,7 +50,7 @@ def test_euclidean_blocks_bitwise_scipy(rng):
         np.testing.assert_array_equal(out[k], distance_matrix(a, b[k]))
 
 
-@pytest.mark.parametrize("n, hemi_split", [(3000, False), (2500, True)])
+@pytest.mark.parametrize("n, hemi_split", [(3000, False), (2500, True), (150, True)])  # 150: brute force without the loops
 def test_vertex_spins_identical_to_numpy_and_kdtree(monkeypatch, rng, n, hemi_split):
     pts = _sphere(rng, n)
     # one block per hemisphere, or hemispheres interleaved (a gather, not an offset)

@@ -32,9 +32,12 @@ def run(args) -> int:
         pass
     from ..engine.dispatch import host_thread_count
 
+    from ..kernels.host import describe
+
     print(f"host threads for NumPy batches: {host_thread_count()} (RECOUPLE_NUM_THREADS)")
+    print(f"host loops (spins): {describe()}")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RECOUPLE_BACKEND",
-                "RECOUPLE_NUM_THREADS"):
+                "RECOUPLE_NUM_THREADS", "RECOUPLE_JIT"):
         if os.environ.get(var):
             print(f"{var}={os.environ[var]}")
     print("backends:")

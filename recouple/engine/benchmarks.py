@@ -468,6 +468,8 @@ OPERATIONS: list[Operation] = [
 def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None, log=None) -> dict:
     """Run the benchmark table; returns a JSON-ready dict with machine info and rows."""
     import os
+
+    from ..kernels.host import describe as describe_host_loops
     import platform
 
     usable = {n: ok for n, (ok, _) in available_backends().items()}
@@ -510,7 +512,7 @@ def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None,
                 row.speedup_vs_numpy = base / row.time_s
     return {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                    "devices": {b: get_backend(b).device for b in names}},
+                    "devices": {b: get_backend(b).device for b in names}, "host_loops": describe_host_loops()},
         "gemm_gflops": gemm,
         "quick": quick,
         "operations": [op.name for op in ops],
@@ -536,6 +538,8 @@ def format_table(result: dict) -> str:
     out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)) for l in lines]
     gem = ", ".join(f"{b} {g:.1f}" for b, g in result["gemm_gflops"].items())
     out.append(f"measured float64 GEMM GFLOP/s: {gem}")
+    if result["machine"].get("host_loops"):
+        out.append(f"host loops (numpy spins): {result['machine']['host_loops']}")
     peers = sorted({r["peer_note"] for r in result["rows"] if r["peer_note"]})
     if peers:
         out.append("peers: " + "; ".join(peers))

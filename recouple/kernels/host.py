@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["assignment_blocks", "enabled", "euclidean_blocks", "nearest_on_cells"]
+__all__ = ["assignment_blocks", "describe", "enabled", "euclidean_blocks", "nearest_on_cells"]
 
 _COMPILED: dict = {}
 _LOCK = threading.Lock()
@@ -46,6 +46,17 @@ def enabled() -> bool:
     except ImportError:  # pragma: no cover - platforms without a numba wheel
         return False
     return True
+
+
+def describe() -> str:
+    """One line for ``recouple info`` and benchmark records."""
+    if os.environ.get("RECOUPLE_JIT", "").strip() == "0":
+        return "NumPy code (RECOUPLE_JIT=0)"
+    try:
+        import numba
+    except ImportError:  # pragma: no cover - platforms without a numba wheel
+        return "NumPy code (numba not installed)"
+    return f"compiled with numba {numba.__version__} (RECOUPLE_JIT=0 for the NumPy code)"
 
 
 def _compiled(fn):
