@@ -245,10 +245,10 @@ def _assignment_loop(costs, out):
                     better = r < d
                     dist[jj] = r if better else d
                     path[jj] = i if better else path[jj]
-                # the minimum, in four independent lanes
-                m0 = m1 = m2 = m3 = math.inf
+                # the minimum, in eight independent lanes
+                m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = math.inf
                 jj = 0
-                while jj + 4 <= n:
+                while jj + 8 <= n:
                     x = dist[jj]
                     m0 = x if x < m0 else m0
                     x = dist[jj + 1]
@@ -257,7 +257,19 @@ def _assignment_loop(costs, out):
                     m2 = x if x < m2 else m2
                     x = dist[jj + 3]
                     m3 = x if x < m3 else m3
-                    jj += 4
+                    x = dist[jj + 4]
+                    m4 = x if x < m4 else m4
+                    x = dist[jj + 5]
+                    m5 = x if x < m5 else m5
+                    x = dist[jj + 6]
+                    m6 = x if x < m6 else m6
+                    x = dist[jj + 7]
+                    m7 = x if x < m7 else m7
+                    jj += 8
+                m0 = m4 if m4 < m0 else m0
+                m1 = m5 if m5 < m1 else m1
+                m2 = m6 if m6 < m2 else m2
+                m3 = m7 if m7 < m3 else m3
                 while jj < n:
                     x = dist[jj]
                     m0 = x if x < m0 else m0
