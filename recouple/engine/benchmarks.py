@@ -146,12 +146,22 @@ def _voxel_run(d, backend):
 
 
 def _spin_setup(quick):
-    from ..simulate import region_centroids
-
+    # Parcel centroids as on FreeSurfer spheres, where each hemisphere's sphere
+    # is a whole sphere: per hemisphere n/2 quasi-uniform points (Fibonacci
+    # lattice, jittered) with a medial-wall cap left empty, the right
+    # hemisphere mirrored -- the layout of Schaefer-400 centroids on
+    # fsaverage (bench/bench_nulls.py uses the real ones when present).
     n, k = (100, 100) if quick else (400, 1000)
-    c = region_centroids(n, seed=0)
-    c = c / np.linalg.norm(c, axis=1, keepdims=True)
-    return {"coords": c, "hemi": np.repeat([0, 1], n // 2), "n_perm": k}
+    h = n // 2
+    v = int(h / 0.9) + 1
+    i = np.arange(v) + 0.5
+    z = 1 - 2 * i / v
+    phi = np.pi * (1 + 5**0.5) * i
+    p = np.column_stack([np.sqrt(1 - z * z) * np.cos(phi), np.sqrt(1 - z * z) * np.sin(phi), z])
+    p = p[p[:, 0] < 0.8][:h]  # the medial wall: no parcels in a cap around +x
+    p = p + np.random.default_rng(0).normal(scale=0.02, size=p.shape)
+    p /= np.linalg.norm(p, axis=1, keepdims=True)
+    return {"coords": np.vstack([p, p * [-1, 1, 1]]), "hemi": np.repeat([0, 1], h), "n_perm": k}
 
 
 def _spin_run(method):
