@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .engine.dispatch import call_kernel
+from .engine.dispatch import call_kernel, host_map
 from .engine.planner import plan_batch
 from .engine.progress import progress
 from .engine.random import stream
@@ -543,16 +543,19 @@ def _to_maps(stat, spatial):
 
 
 def _spatial_scores(stat, spatial, alternative):
-    """TFCE maps (B, V) of element statistics (B, V)."""
+    """TFCE maps (B, V) of element statistics (B, V); maps on every core
+    (each map's TFCE depends on that map alone)."""
     p = spatial.params
-    maps = _clusters.tfce(
-        _to_maps(stat, spatial), structure=spatial.structure, adjacency=spatial.adjacency,
-        height=p["height"], extent=p["extent"], n_steps=p["n_steps"], dh=p["dh"],
-        alternative=alternative, multiply_dh=p["multiply_dh"], weights=p.get("weights"),
-    )
-    if spatial.mask is not None:
-        return maps[:, spatial.mask]
-    return maps
+
+    def one(k):
+        maps = _clusters.tfce(
+            _to_maps(stat[k : k + 1], spatial), structure=spatial.structure, adjacency=spatial.adjacency,
+            height=p["height"], extent=p["extent"], n_steps=p["n_steps"], dh=p["dh"],
+            alternative=alternative, multiply_dh=p["multiply_dh"], weights=p.get("weights"),
+        )
+        return maps[:, spatial.mask] if spatial.mask is not None else maps
+
+    return np.concatenate(host_map(one, range(stat.shape[0])), axis=0)
 
 
 def _cluster_stats(stat, spatial, alternative):

@@ -137,3 +137,45 @@ def test_assignment_on_spin_costs(rng):
     R = rc.nulls.rotations(40, seed=8)[:, 0]
     D = np.stack([distance_matrix(pts, pts @ r) for r in R])
     np.testing.assert_array_equal(host.assignment_blocks(D), np.stack([linear_sum_assignment(d)[1] for d in D]))
+
+
+def _smooth_maps(rng, shape, b=3):
+    from scipy import ndimage
+
+    maps = ndimage.gaussian_filter(rng.standard_normal((b,) + shape), sigma=(0,) + (1.5,) * len(shape))
+    return maps / maps.std() * 2
+
+
+@pytest.mark.parametrize("connectivity", [6, 18, 26])
+@pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
+def test_tfce_volumes_same_with_loops_on_and_off(monkeypatch, rng, connectivity, alternative):
+    from recouple.kernels import clusters
+
+    maps = _smooth_maps(rng, (14, 12, 10))
+    maps[0, 3, 4, 5] = np.nan
+    maps[2] = 0.0  # nothing above any height
+    st = clusters.volume_structure(connectivity)
+    for kw in ({}, {"multiply_dh": False, "n_steps": 37}, {"dh": 0.1, "height": 1.5, "extent": 1.0}):
+        on, off = _both(monkeypatch, lambda: clusters.tfce(maps, structure=st, alternative=alternative, **kw))
+        np.testing.assert_allclose(on, off, rtol=1e-10, atol=1e-10)
+        assert np.all(on[2] == 0)
+
+
+def test_tfce_2d_and_graph_same_with_loops_on_and_off(monkeypatch, rng):
+    from scipy import sparse
+
+    from recouple.kernels import clusters
+
+    maps = _smooth_maps(rng, (20, 17))
+    for conn in (4, 8):
+        st = clusters.volume_structure(conn, ndim=2)
+        on, off = _both(monkeypatch, lambda: clusters.tfce(maps, structure=st))
+        np.testing.assert_allclose(on, off, rtol=1e-10, atol=1e-10)
+    # a random sparse graph, edges given in one direction only, with node weights
+    v = 300
+    a = sparse.random(v, v, density=0.01, random_state=3, format="coo")
+    a = sparse.coo_matrix((np.ones(a.nnz), (a.row, a.col)), shape=(v, v))
+    x = rng.standard_normal((4, v)) * 2
+    w = rng.uniform(0.5, 2.0, v)
+    on, off = _both(monkeypatch, lambda: clusters.tfce(x, adjacency=a, weights=w, extent=1.0))
+    np.testing.assert_allclose(on, off, rtol=1e-10, atol=1e-10)

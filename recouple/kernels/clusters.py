@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import host as _host_loops
+
 _VOLUME_CONNECTIVITY = {6: 1, 18: 2, 26: 3}
 
 
@@ -42,6 +44,17 @@ def volume_structure(connectivity: int = 6, ndim: int = 3) -> np.ndarray:
     else:
         rank = 1
     return ndimage.generate_binary_structure(ndim, rank)
+
+
+def _pad_structure(structure: np.ndarray) -> np.ndarray:
+    # a 1-D or 2-D neighbourhood as the middle of a 3x3x3 one (volumes of
+    # shape (X,) or (X, Y) are run as (X, 1, 1) or (X, Y, 1))
+    out = np.zeros((3, 3, 3), dtype=bool)
+    if structure.ndim == 1:
+        out[:, 1, 1] = structure
+    else:
+        out[:, :, 1] = structure
+    return out
 
 
 def _batched_structure(structure: np.ndarray) -> np.ndarray:
@@ -188,6 +201,22 @@ def tfce(stat, *, structure=None, adjacency=None, height=2.0, extent=0.5, n_step
         structure = volume_structure(6, stat.ndim - 1)
     if graph and weights is not None:
         weights = np.asarray(weights, dtype=np.float64)
+    if not xp_is_cupy and (graph or stat.ndim <= 4) and _host_loops.enabled():
+        # one union-find pass per map instead of labelling every height
+        j = np.arange(1, steps + 1, dtype=np.float64)
+        heights = step[:, None] * j[None, :]
+        if dh is None and steps:
+            heights[:, -1] = top  # as below: the last automatic height is the maximum itself
+        coef = heights**height * step[:, None] if multiply_dh else heights**height
+        heights = np.where(heights > 0, heights, np.inf)  # a zero height activates nothing
+        if graph:
+            kw = {"adjacency": adjacency, "weights": weights}
+        else:
+            st = np.asarray(structure, dtype=bool)
+            kw = {"shape": (stat.shape[1:] + (1, 1))[:3], "structure": st if st.ndim == 3 else _pad_structure(st)}
+        for sign, values in parts:
+            _host_loops.tfce_maps(values, heights, coef, extent=extent, sign=sign, out=out, **kw)
+        return out.reshape(stat.shape)
     for sign, values in parts:
         for j in range(1, steps + 1):
             # The last automatic height is the maximum itself (as numpy.linspace

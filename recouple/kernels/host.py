@@ -24,7 +24,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["assignment_blocks", "describe", "enabled", "euclidean_blocks", "nearest_on_cells"]
+__all__ = ["assignment_blocks", "describe", "enabled", "euclidean_blocks", "nearest_on_cells", "tfce_maps"]
 
 _COMPILED: dict = {}
 _LOCK = threading.Lock()
@@ -344,4 +344,152 @@ def assignment_blocks(costs, out=None):
     ok = _compiled(_assignment_loop)(costs, out)
     if not ok:  # pragma: no cover - finite costs always have a perfect assignment
         raise ValueError("cost matrix is infeasible")
+    return out
+
+
+# --------------------------------------------------------------------------
+# TFCE in one pass per map: elements are added in descending order of value
+# and joined to their active neighbours with a union-find (union by extent);
+# after each height's elements are in, every current component gets that
+# height's contribution e^E h^H [dh] once, at its root. Each element's TFCE is
+# the sum of the potentials on its path to the root: a root merged under
+# another subtracts the new root's potential, so that later contributions
+# reach it and earlier ones do not. The same components and heights as
+# labelling every height from scratch; sums in another order (differences at
+# rounding level).
+
+
+def _tfce_block(all_values, all_heights, all_coef, extent, weights, shape, offsets, indptr, indices, graph, all_out,
+                sign):
+    for k in range(all_values.shape[0]):
+        values, heights, coef, out = all_values[k], all_heights[k], all_coef[k], all_out[k]
+        n = values.shape[0]
+        steps = heights.shape[0]
+        if steps == 0 or not heights[0] > 0:
+            continue
+        # elements active at the lowest height, bucketed by the highest height
+        # each reaches (a counting sort: within a height, storage order, so
+        # that neighbours are near in memory)
+        cand = np.flatnonzero(values >= heights[0])
+        level = np.searchsorted(heights, values[cand], side="right") - 1
+        start = np.zeros(steps + 1, np.int64)
+        for t in range(cand.size):
+            start[level[t] + 1] += 1
+        for t in range(steps):
+            start[t + 1] += start[t]
+        fill = start[:steps].copy()
+        order = np.empty(cand.size, np.int64)
+        for t in range(cand.size):
+            order[fill[level[t]]] = cand[t]
+            fill[level[t]] += 1
+        parent = np.full(n, -1, np.int64)
+        ext = np.zeros(n)
+        pot = np.zeros(n)
+        roots = np.empty(order.size, np.int64)
+        nroots = 0
+
+        def find(x):
+            # the root of x; the path on the way is pointed at the root, each
+            # node's potential becoming its old sum up to (not incl.) the root
+            r = x
+            above = 0.0
+            while parent[r] != r:
+                above += pot[r]
+                r = parent[r]
+            while parent[x] != r and x != r:
+                nxt = parent[x]
+                own = pot[x]
+                pot[x] = above
+                parent[x] = r
+                above -= own
+                x = nxt
+            return r
+
+        nz = shape[2]
+        nyz = shape[1] * shape[2]
+        for j in range(steps - 1, -1, -1):
+            for t in range(start[j], start[j + 1]):
+                v = order[t]
+                parent[v] = v
+                ext[v] = weights[v]
+                roots[nroots] = v
+                nroots += 1
+                if graph:
+                    lo, hi = indptr[v], indptr[v + 1]
+                else:
+                    x = v // nyz
+                    y = (v - x * nyz) // nz
+                    z = v - x * nyz - y * nz
+                    lo, hi = 0, offsets.shape[0]
+                for e in range(lo, hi):
+                    if graph:
+                        u = indices[e]
+                    else:
+                        xx = x + offsets[e, 0]
+                        yy = y + offsets[e, 1]
+                        zz = z + offsets[e, 2]
+                        if xx < 0 or yy < 0 or zz < 0 or xx >= shape[0] or yy >= shape[1] or zz >= shape[2]:
+                            continue
+                        u = (xx * shape[1] + yy) * nz + zz
+                    if parent[u] < 0:
+                        continue
+                    a = find(v)
+                    b = find(u)
+                    if a == b:
+                        continue
+                    if ext[a] > ext[b] or (ext[a] == ext[b] and a < b):
+                        a, b = b, a
+                    parent[a] = b  # a (the smaller) under b
+                    pot[a] -= pot[b]
+                    ext[b] += ext[a]
+            # every component present at this height: its contribution, at its root
+            keep = 0
+            for t in range(nroots):
+                r = roots[t]
+                if parent[r] == r:
+                    pot[r] += ext[r] ** extent * coef[j]
+                    roots[keep] = r
+                    keep += 1
+            nroots = keep
+        for t in range(order.size):
+            v = order[t]
+            total = pot[v]
+            a = v
+            while parent[a] != a:
+                a = parent[a]
+                total += pot[a]
+            out[v] += sign * total
+
+
+def tfce_maps(values, heights, coef, *, extent, sign, out, weights=None, shape=None, structure=None,
+              adjacency=None):
+    """Add ``sign`` x TFCE of each map in ``values`` (B, N) to ``out`` (B, N).
+
+    ``heights`` (B, S): ascending heights per map (an element is active at
+    height h when its value is >= h; heights <= 0 activate nothing);
+    ``coef`` (B, S): ``h^H dh`` (or ``h^H``) per height; ``extent``: E.
+    Neighbours: a volume ``shape`` (X, Y, Z) in C order with a 3x3x3 boolean
+    ``structure``, or a graph ``adjacency`` (N, N) whose nonzeros are edges
+    (either direction). ``weights`` (N,): each element's share of the extent
+    (default 1).
+    """
+    n = values.shape[1]
+    w = np.ones(n) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
+    if adjacency is not None:
+        from scipy import sparse
+
+        a = sparse.csr_matrix(adjacency)
+        a = (a + a.T).tocsr()
+        indptr, indices = a.indptr.astype(np.int64), a.indices.astype(np.int64)
+        offsets, shape3, graph = np.zeros((0, 3), np.int64), np.array([1, 1, n], np.int64), True
+    else:
+        st = np.asarray(structure, dtype=bool).copy()
+        st[1, 1, 1] = False
+        offsets = np.argwhere(st).astype(np.int64) - 1
+        shape3, graph = np.asarray(shape, dtype=np.int64), False
+        indptr, indices = np.zeros(1, np.int64), np.zeros(0, np.int64)
+    _compiled(_tfce_block)(np.ascontiguousarray(values, dtype=np.float64),
+                           np.ascontiguousarray(heights, dtype=np.float64),
+                           np.ascontiguousarray(coef, dtype=np.float64), float(extent), w, shape3, offsets, indptr,
+                           indices, graph, out, float(sign))
     return out
