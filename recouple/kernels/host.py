@@ -485,7 +485,7 @@ def tfce_maps(values, heights, coef, *, extent, sign, out, weights=None, shape=N
     else:
         st = np.asarray(structure, dtype=bool).copy()
         st[1, 1, 1] = False
-        offsets = np.argwhere(st).astype(np.int64) - 1
+        offsets = np.ascontiguousarray(np.argwhere(st) - 1, dtype=np.int64)
         shape3, graph = np.asarray(shape, dtype=np.int64), False
         indptr, indices = np.zeros(1, np.int64), np.zeros(0, np.int64)
     _compiled(_tfce_block)(np.ascontiguousarray(values, dtype=np.float64),
