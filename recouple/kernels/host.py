@@ -1,13 +1,15 @@
 """Compiled host loops for the NumPy backend (numba).
 
-A few host paths are bound by random gathers and short inner loops rather
-than by arithmetic: vectorised NumPy makes one pass over memory per
-operation and per candidate, a compiled loop makes one pass in all. These
-loops sit beside the NumPy code they replace (callers branch on
-:func:`enabled`, as they do for SciPy fast paths) and do the same IEEE
-operations in the same order -- no fast-math, no fused multiply-add -- so
-both paths return identical arrays (``tests/test_host_jit.py`` compares
-them).
+A few host paths are bound by random gathers and short data-dependent
+loops rather than by arithmetic: vectorised NumPy makes one pass over memory
+per operation and per candidate, a compiled loop makes one pass in all.
+These loops sit beside the NumPy code they replace (callers branch on
+:func:`enabled`, as they do for SciPy fast paths). The spin loops (nearest
+cell, distances, assignment) do the same IEEE operations in the same order
+-- no fast-math, no fused multiply-add -- so both paths return identical
+arrays; TFCE finds the same components at the same heights and sums the
+contributions in another order (equal to rounding). ``tests/test_host_jit.py``
+compares every loop with the code it replaces.
 
 numba is a dependency; without it (a platform with no wheel) or with
 ``RECOUPLE_JIT=0`` the NumPy code runs. Every loop releases the GIL, so the
