@@ -188,8 +188,9 @@ def euclidean_blocks(a, b, out=None):
 # global minimum, the same dual updates, the same scan order over the
 # remaining columns and the same choice among equal minima -- so that every
 # assignment, ties included, is SciPy's. The scan itself runs over all
-# columns in storage order (scanned ones locked by +inf), which the compiler
-# vectorises; SciPy's scan order is kept as positions for tie-breaking.
+# columns in storage order (scanned ones locked by +inf), branch-free and
+# without indirection through a column list; SciPy's scan order is kept as
+# positions, consulted only to break ties.
 
 
 def _assignment_loop(costs, out):
@@ -238,7 +239,7 @@ def _assignment_loop(costs, out):
                 srows[nsr] = i
                 nsr += 1
                 # relax every column (SciPy's arithmetic order; + 0.0 is exact,
-                # + inf locks a scanned column); branch-free, so vectorised
+                # + inf locks a scanned column), branch-free
                 ci = cost[i]
                 ui = u[i]
                 for jj in range(n):
