@@ -171,23 +171,31 @@ def test_floyd_warshall_track_options(rng, transform):
 
 @pytest.mark.parametrize("transform", ["neglog", "hops", "inv"])
 def test_compiled_floyd_warshall_equals_pivot_loop(rng, transform, monkeypatch):
-    # NumPy runs SciPy's compiled Floyd-Warshall one matrix at a time; it must
-    # keep exactly the lengths and predecessors of the batched pivot steps,
-    # ties (hop counts) and unreachable pairs included
+    # NumPy runs Floyd-Warshall compiled: the host loop (numba) or, with
+    # RECOUPLE_JIT=0, SciPy's routine one matrix at a time; both must keep
+    # exactly the lengths and predecessors of the batched pivot steps, ties
+    # (hop counts) and unreachable pairs included
     w = np.stack([random_graph(rng, n=30, components=True), random_graph(rng, n=30, density=0.15)])
     length = gk.weight_to_length(w, transform=transform)
     assert gk._floyd_warshall_compiled(length, True) is not None
-    fast = [gk.floyd_warshall(length, track=t) for t in ("length", "predecessor")]
+    runs = {}
+    for name, jit in (("host loop", "1"), ("scipy", "0")):
+        monkeypatch.setenv("RECOUPLE_JIT", jit)
+        runs[name] = [gk.floyd_warshall(length, track=t) for t in ("length", "predecessor")]
     monkeypatch.setattr(gk, "_floyd_warshall_compiled", lambda d, p: None)
     slow = [gk.floyd_warshall(length, track=t) for t in ("length", "predecessor")]
-    np.testing.assert_array_equal(fast[0][0], slow[0][0])
-    np.testing.assert_array_equal(fast[1][0], slow[1][0])
-    np.testing.assert_array_equal(fast[1][2], slow[1][2])
+    for fast in runs.values():
+        np.testing.assert_array_equal(fast[0][0], slow[0][0])
+        np.testing.assert_array_equal(fast[1][0], slow[1][0])
+        np.testing.assert_array_equal(fast[1][2], slow[1][2])
 
 
-def test_zero_length_edges_take_the_pivot_loop(rng):
-    # SciPy reads zeros in a dense matrix as absent edges; lengths of exactly 0
-    # (w == 1 under -log w) must still count as edges
+@pytest.mark.parametrize("jit", ["1", "0"])
+def test_zero_length_edges_count_as_edges(rng, monkeypatch, jit):
+    # SciPy reads zeros in a dense matrix as absent edges (so without the host
+    # loop they take the pivot loop); lengths of exactly 0 (w == 1 under
+    # -log w) must still count as edges
+    monkeypatch.setenv("RECOUPLE_JIT", jit)
     w = random_graph(rng, n=12, density=0.5, isolated=())
     w = w / w.max()
     i, j = np.argwhere(np.triu(w, 1) > 0)[0]

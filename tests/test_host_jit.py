@@ -179,3 +179,27 @@ def test_tfce_2d_and_graph_same_with_loops_on_and_off(monkeypatch, rng):
     w = rng.uniform(0.5, 2.0, v)
     on, off = _both(monkeypatch, lambda: clusters.tfce(x, adjacency=a, weights=w, extent=1.0))
     np.testing.assert_allclose(on, off, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_floyd_warshall_same_with_loops_on_and_off(monkeypatch, rng, dtype):
+    from recouple.kernels import graph as gk
+
+    n = 90
+    w = rng.random((3, n, n))
+    w = np.triu(w * (w > 0.85), 1)
+    w = w + np.transpose(w, (0, 2, 1))
+    w[2] = np.round(w[2] * 4) / 4  # few distinct lengths: many equally short paths
+    w[1, :10] = 0
+    w[1, :, :10] = 0  # a disconnected block
+    length = gk.weight_to_length(w, transform="inv").astype(dtype)
+    keep = length.copy()
+    on, off = _both(monkeypatch, lambda: [gk.floyd_warshall(length, track=t) for t in ("length", "all")])
+    np.testing.assert_array_equal(length, keep)
+    for a, b in zip(on, off):
+        for x, y in zip(a, b):
+            if x is None:
+                assert y is None
+            else:
+                assert x.dtype == y.dtype
+                np.testing.assert_array_equal(x, y)

@@ -175,6 +175,10 @@ def floyd_warshall(length, *, track="all"):
 def _floyd_warshall_numpy(d, p):
     import numpy as np
 
+    from . import host
+
+    if host.enabled() and d.dtype in (np.float32, np.float64) and d.size:
+        return host.floyd_warshall_blocks(d, p)
     compiled = _floyd_warshall_compiled(d, p is not None)
     if compiled is not None:
         return compiled

@@ -26,7 +26,8 @@ import threading
 
 import numpy as np
 
-__all__ = ["assignment_blocks", "describe", "enabled", "euclidean_blocks", "nearest_on_cells", "tfce_maps"]
+__all__ = ["assignment_blocks", "describe", "enabled", "euclidean_blocks", "floyd_warshall_blocks", "nearest_on_cells",
+           "tfce_maps"]
 
 _COMPILED: dict = {}
 _LOCK = threading.Lock()
@@ -247,7 +248,7 @@ def _assignment_loop(costs, out):
                     d = dist[jj]
                     better = r < d
                     dist[jj] = r if better else d
-                    path[jj] = i if better else path[jj]
+                    path[jj] += (i - path[jj]) * better  # arithmetic, not a select: vectorises
                 # the minimum, in eight independent lanes
                 m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = math.inf
                 jj = 0
@@ -496,3 +497,59 @@ def tfce_maps(values, heights, coef, *, extent, sign, out, weights=None, shape=N
                            np.ascontiguousarray(coef, dtype=np.float64), float(extent), w, shape3, offsets, indptr,
                            indices, graph, out, float(sign))
     return out
+
+
+# --------------------------------------------------------------------------
+# Floyd-Warshall, in place, pivots in ascending order and a pair updated only
+# when the detour is strictly shorter (the steps of the portable kernel and
+# of SciPy's routine, so the same lengths and predecessors bit for bit; row
+# and column k do not change during pivot k when lengths are >= 0, so the
+# in-place update equals the update from a snapshot). The inner loop is
+# arithmetic rather than a select, which the compiler vectorises.
+
+
+def _floyd_warshall_loop(d, p, track):
+    n = d.shape[1]
+    dk = np.empty(n, d.dtype)
+    pk = np.empty(n, p.dtype)
+    for s in range(d.shape[0]):
+        ds = d[s]
+        ps = p[s]
+        for k in range(n):
+            dk[:] = ds[k]
+            if track:
+                pk[:] = ps[k]
+            for i in range(n):
+                dik = ds[i, k]
+                if dik == math.inf:  # every detour through k is infinite
+                    continue
+                di = ds[i]
+                if track:
+                    pi = ps[i]
+                    for j in range(n):
+                        t = dik + dk[j]
+                        dd = di[j]
+                        m = t < dd
+                        di[j] = t if m else dd
+                        pi[j] += (pk[j] - pi[j]) * m
+                else:
+                    for j in range(n):
+                        t = dik + dk[j]
+                        dd = di[j]
+                        di[j] = t if t < dd else dd
+
+
+def floyd_warshall_blocks(d, p=None):
+    """All-pairs shortest paths of a stack ``d`` (..., N, N) of non-negative
+    lengths (inf = no edge); returns new arrays ``dist`` or ``(dist, pred)``
+    with ``p`` the initial predecessors (row index where an edge exists, -1
+    elsewhere)."""
+    n = d.shape[-1]
+    dist = np.array(d, copy=True, order="C").reshape((-1, n, n))
+    track = p is not None
+    pred = np.array(p, dtype=np.int64, copy=True, order="C").reshape((-1, n, n)) if track else np.zeros(
+        (1, 1, 1), np.int64)
+    _compiled(_floyd_warshall_loop)(dist, pred, track)
+    if not track:
+        return dist.reshape(d.shape)
+    return dist.reshape(d.shape), pred.reshape(d.shape)
