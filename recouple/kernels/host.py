@@ -5,7 +5,8 @@ loops rather than by arithmetic: vectorised NumPy makes one pass over memory
 per operation and per candidate, a compiled loop makes one pass in all.
 These loops sit beside the NumPy code they replace (callers branch on
 :func:`enabled`, as they do for SciPy fast paths). The spin loops (nearest
-cell, distances, assignment) do the same IEEE operations in the same order
+cell, distances, assignment) and Floyd-Warshall do the same IEEE operations
+in the same order
 -- no fast-math, no fused multiply-add -- so both paths return identical
 arrays; TFCE finds the same components at the same heights and sums the
 contributions in another order (equal to rounding). ``tests/test_host_jit.py``
