@@ -6,11 +6,10 @@ per operation and per candidate, a compiled loop makes one pass in all.
 These loops sit beside the NumPy code they replace (callers branch on
 :func:`enabled`, as they do for SciPy fast paths). The spin loops (nearest
 cell, distances, assignment) and Floyd-Warshall do the same IEEE operations
-in the same order
--- no fast-math, no fused multiply-add -- so both paths return identical
-arrays; TFCE finds the same components at the same heights and sums the
-contributions in another order (equal to rounding). ``tests/test_host_jit.py``
-compares every loop with the code it replaces.
+in the same order -- no fast-math, no fused multiply-add -- so both paths
+return identical arrays; TFCE finds the same components at the same heights
+and sums the contributions in another order (equal to rounding).
+``tests/test_host_jit.py`` compares every loop with the code it replaces.
 
 numba is a dependency; without it (a platform with no wheel) or with
 ``RECOUPLE_JIT=0`` the NumPy code runs. Every loop releases the GIL, so the
