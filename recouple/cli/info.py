@@ -35,7 +35,7 @@ def run(args) -> int:
     from ..kernels.host import describe
 
     print(f"host threads for NumPy batches: {host_thread_count()} (RECOUPLE_NUM_THREADS)")
-    print(f"host loops (spins): {describe()}")
+    print(f"host loops (spins, TFCE, Floyd-Warshall): {describe()}")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RECOUPLE_BACKEND",
                 "RECOUPLE_NUM_THREADS", "RECOUPLE_JIT"):
         if os.environ.get(var):

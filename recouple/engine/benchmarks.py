@@ -549,7 +549,7 @@ def format_table(result: dict) -> str:
     gem = ", ".join(f"{b} {g:.1f}" for b, g in result["gemm_gflops"].items())
     out.append(f"measured float64 GEMM GFLOP/s: {gem}")
     if result["machine"].get("host_loops"):
-        out.append(f"host loops (numpy spins): {result['machine']['host_loops']}")
+        out.append(f"host loops (spins, TFCE, Floyd-Warshall): {result['machine']['host_loops']}")
     peers = sorted({r["peer_note"] for r in result["rows"] if r["peer_note"]})
     if peers:
         out.append("peers: " + "; ".join(peers))
