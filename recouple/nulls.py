@@ -22,6 +22,7 @@ from .engine.planner import parse_memory
 from .exceptions import InputError, ShapeError
 from .kernels import host as _host
 from .kernels import nulls as _k
+from .kernels import pvalues as _kp
 from .kernels import stats as _ks
 from .validation import as_array, check_choice, check_finite, check_positive_int
 
@@ -375,10 +376,10 @@ def associate(
         if store_null:
             null_store[ks, :, cols[gs]] = np.transpose(to_host(res["null"]), (1, 0, 2))
 
-    p_kept = _pvalue_from_counts(count, n_valid, r_obs)
-    stat_obs = _fwer_statistic(r_obs, alternative)
+    p_kept = _kp.pvalue_from_counts(count, n_valid, r_obs)
+    stat_obs = _kp.tail_score(r_obs, alternative)
     nm = np.where(np.isneginf(null_max), np.nan, null_max)
-    pf_kept = _pvalue_from_counts(*_max_counts(stat_obs, nm), r_obs)
+    pf_kept = np.stack([_kp.fwer_pvalue(stat_obs[i], nm[i]) for i in range(stat_obs.shape[0])])
 
     r_full = np.full((m, g_all), np.nan)
     p = np.full((m, g_all), np.nan)
@@ -411,35 +412,6 @@ def _varies(Y):
     hi = np.where(finite, Y, -np.inf).max(axis=1)
     lo = np.where(finite, Y, np.inf).min(axis=1)
     return (finite.sum(axis=1) >= 2) & (hi > lo)
-
-
-def _fwer_statistic(r, alternative):
-    if alternative == "two-sided":
-        return np.abs(r)
-    if alternative == "greater":
-        return r
-    return -r
-
-
-def _max_counts(stat_obs, null_max):
-    # Exceedances of the per-null maxima, with the tie tolerance of
-    # kernels.nulls.exceedance_counts, by binary search in the sorted maxima.
-    count = np.empty_like(stat_obs)
-    n_valid = np.empty_like(stat_obs)
-    for i in range(stat_obs.shape[0]):
-        finite = np.sort(null_max[i][~np.isnan(null_max[i])])
-        thr = stat_obs[i] - _k._TIE_RTOL * np.abs(stat_obs[i])
-        count[i] = finite.size - np.searchsorted(finite, thr, side="left")
-        n_valid[i] = finite.size
-    return count, n_valid
-
-
-def _pvalue_from_counts(count, n_valid, r_obs):
-    # The +1 convention of recouple.kernels.stats.permutation_pvalue, applied to
-    # counts accumulated over blocks.
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = (count + 1.0) / (n_valid + 1.0)
-    return np.where(np.isnan(r_obs), np.nan, p)
 
 
 # ----------------------------------------------------------------------------

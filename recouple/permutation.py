@@ -38,6 +38,7 @@ from .engine.random import stream
 from .exceptions import InputError, ShapeError, describe
 from .kernels import clusters as _clusters
 from .kernels import glm as _glm
+from .kernels import pvalues as _kp
 from .kernels import stats as _kstats
 from .validation import as_array, check_choice, check_positive_int
 
@@ -62,7 +63,7 @@ ALTERNATIVES = ("two-sided", "greater", "less")
 _ENUMERATION_CAP = 2_000_000
 # Resamples that give the observed statistic up to rounding (e.g. swaps within
 # a group) count as ties: the package-wide tolerance of permutation_pvalue.
-TIE_RTOL = _kstats.TIE_RTOL
+TIE_RTOL = _kp.TIE_RTOL
 
 
 # --------------------------------------------------------------------------- results
@@ -377,28 +378,14 @@ def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, sig
 
 
 def _tie_threshold(score):
-    # Scores are partial correlations (|g| <= 1) or t/F-like values: a tie
-    # tolerance relative to max(|score|, 1) also catches statistics that are
-    # zero up to round-off (e.g. a mean difference that cancels exactly).
-    score = np.asarray(score, dtype=np.float64)
-    finite = np.isfinite(score)
-    safe = np.where(finite, score, 0.0)
-    return np.where(finite, safe - TIE_RTOL * np.maximum(np.abs(safe), 1.0), score)
+    # The package tie rule (kernels.pvalues), on host scores.
+    return _kp.tie_threshold(np.asarray(score, dtype=np.float64))
 
 
 def _fwer_pvalue(observed, null_max, *, plus_one=True):
-    """``(1 + #{null_max >= observed}) / (K + 1)`` for every observed score.
-
-    Same convention as :func:`recouple.kernels.stats.permutation_pvalue`
-    (``alternative="greater"``) but by binary search in the sorted null,
-    ``O((K + V) log K)`` instead of a ``(K, V)`` comparison; NaN stays NaN.
-    """
-    obs = np.asarray(observed, dtype=np.float64)
-    null = np.sort(np.asarray(null_max, dtype=np.float64)[~np.isnan(null_max)])
-    k = null.size
-    count = k - np.searchsorted(null, _tie_threshold(obs), side="left")
-    p = (count + 1.0) / (k + 1.0) if plus_one else count / max(k, 1)
-    return np.where(np.isnan(obs), np.nan, p)
+    """Family-wise p-values by the package rule (:func:`recouple.kernels.pvalues.fwer_pvalue`)."""
+    return _kp.fwer_pvalue(np.asarray(observed, dtype=np.float64), np.asarray(null_max, dtype=np.float64),
+                           plus_one=plus_one)
 
 
 # --------------------------------------------------------------------------- design algebra
@@ -597,7 +584,8 @@ def _fit_contrast(y, design, contrast, *, kind, matrix, alternative, batch_size,
     tf_obs = tf_counts = tf_max = None
     if tfce_spatial is not None:
         tf_obs = _spatial_scores(np.nan_to_num(stat_obs)[None], tfce_spatial, alternative if rank == 1 else "greater")[0]
-        tf_score_obs = np.abs(tf_obs) if alternative == "two-sided" else (tf_obs if alternative == "greater" else -tf_obs)
+        tf_score_obs = _kp.tail_score(tf_obs, alternative)
+        tf_thr = _tie_threshold(tf_score_obs)
         tf_counts = np.zeros(v)
         tf_max = np.empty(k_total)
     cl_max_extent = cl_max_mass = None
@@ -620,14 +608,14 @@ def _fit_contrast(y, design, contrast, *, kind, matrix, alternative, batch_size,
                 null[start:stop] = stat_b
             if tfce_spatial is not None:
                 tf_b = _spatial_scores(stat_b, tfce_spatial, alternative if rank == 1 else "greater")
-                sc = np.abs(tf_b) if alternative == "two-sided" else (tf_b if alternative == "greater" else -tf_b)
+                sc = _kp.tail_score(tf_b, alternative)
                 tf_max[start:stop] = sc.max(axis=1)
-                tf_counts += (sc >= tf_score_obs[None, :]).sum(axis=0)
+                tf_counts += (sc >= tf_thr[None, :]).sum(axis=0)
             if spatial is not None:
                 _, extent, mass, owner = _cluster_stats(stat_b, spatial, alternative if rank == 1 else "greater")
                 cl_max_extent[start:stop] = _clusters.max_per_map(extent, owner, stop - start)
                 cl_max_mass[start:stop] = _clusters.max_per_map(mass, owner, stop - start)
-    pvalue = np.where(np.isnan(score_obs), np.nan, (counts + 1.0) / (k_total + 1.0))
+    pvalue = _kp.pvalue_from_counts(counts, np.full(counts.shape, float(k_total)), score_obs)
     pvalue_fwer = _fwer_pvalue(np.where(np.isnan(score_obs), np.inf, score_obs), max_score)
     pvalue_fwer = np.where(np.isnan(score_obs), np.nan, pvalue_fwer)
     null_max = np.asarray(_glm.statistic_from_monotone(max_score, df=part.df, rank=rank))
@@ -645,7 +633,7 @@ def _fit_contrast(y, design, contrast, *, kind, matrix, alternative, batch_size,
     if tfce_spatial is not None:
         out["tfce"] = SpatialResult(
             statistic=tf_obs,
-            pvalue=(tf_counts + 1.0) / (k_total + 1.0),
+            pvalue=_kp.pvalue_from_counts(tf_counts, np.full(tf_counts.shape, float(k_total))),
             pvalue_fwer=_fwer_pvalue(tf_score_obs, tf_max),
             null_max=tf_max,
             params={k: val for k, val in tfce_spatial.params.items() if k != "weights"},

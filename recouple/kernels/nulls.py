@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._xp import float_dtype, is_numpy_namespace, namespace
-from .stats import TIE_RTOL, _standardize_rows, correlate_pairwise, rankdata
+from .pvalues import _count_true, exceedance_counts, tail_score, tie_threshold
+from .stats import _standardize_rows, correlate_pairwise, rankdata
 
 __all__ = [
     "gather_nulls",
@@ -21,8 +22,6 @@ __all__ = [
     "association_block",
     "exceedance_counts",
 ]
-
-_TIE_RTOL = TIE_RTOL  # the package-wide tie tolerance of permutation p-values
 
 
 def gather_nulls(x, idx):
@@ -71,47 +70,6 @@ def _standardize_rows_numpy(y):
     d /= np.sqrt(np.where(ok, ss, 1.0))
     d[~ok[:, 0]] = np.nan
     return d
-
-
-def _statistic(xp, r, alternative):
-    # The one-sided form of each alternative: larger is more extreme.
-    if alternative == "two-sided":
-        return xp.abs(r)
-    if alternative == "greater":
-        return r
-    return -r
-
-
-def _count_true(xp, hit, axis, dt):
-    fn = getattr(xp, "count_nonzero", None)
-    if fn is not None:
-        return xp.astype(fn(hit, axis=axis), dt)
-    return xp.sum(xp.astype(hit, dt), axis=axis)
-
-
-def exceedance_counts(observed, null, *, alternative="two-sided", axis=0):
-    """Counts of null draws as or more extreme than ``observed``, and of finite draws.
-
-    The reduction behind :func:`recouple.kernels.stats.permutation_pvalue`
-    for streamed nulls: summing the counts over blocks of draws and applying
-    ``p = (count + 1) / (n_valid + 1)`` gives the same p-value as one call on
-    the whole null. Ties are counted with a relative tolerance of 1e-12 (as
-    ``scipy.stats.permutation_test`` does), so a null equal to the observed
-    statistic up to round-off counts as extreme whatever the blocking.
-
-    Returns
-    -------
-    count, n_valid : arrays of the shape of ``observed``
-    """
-    xp = namespace(observed, null)
-    dt = float_dtype(xp, null)
-    obs = xp.expand_dims(xp.astype(observed, dt), axis=axis)
-    s_obs = _statistic(xp, obs, alternative)
-    hit = _statistic(xp, null, alternative) >= s_obs - _TIE_RTOL * xp.abs(obs)
-    valid = ~xp.isnan(null)
-    count = xp.sum(xp.astype(hit & valid, dt), axis=axis)
-    n_valid = xp.sum(xp.astype(valid, dt), axis=axis)
-    return count, n_valid
 
 
 def _gemm_reduce_numpy(flat, target, thr, m, k, alternative):
@@ -179,12 +137,12 @@ def association_block(
             flat = standardize_rows(flat, method=method)
         row_ok = xp.reshape(~xp.isnan(flat[:, 0]), (m, k))
         n_valid = xp.sum(xp.astype(row_ok, dt), axis=1)[:, None] + xp.zeros((m, target.shape[0]), dtype=dt)
-        thr = _statistic(xp, r_obs, alternative) - _TIE_RTOL * xp.abs(r_obs)
+        thr = tie_threshold(tail_score(r_obs, alternative, xp=xp), xp=xp)
         if is_numpy_namespace(xp) and not store:
             count, smax = _gemm_reduce_numpy(np.asarray(flat), np.asarray(target), np.asarray(thr), m, k, alternative)
         else:
             r = xp.reshape(flat @ xp.matrix_transpose(target), (m, k, target.shape[0]))
-            s = _statistic(xp, r, alternative)
+            s = tail_score(r, alternative, xp=xp)
             count = _count_true(xp, s >= thr[:, None, :], 1, dt)
             smax = xp.max(s, axis=-1)
         null_max = xp.where(xp.isnan(smax), xp.asarray(-float("inf"), dtype=dt), smax)
@@ -192,7 +150,7 @@ def association_block(
         r = correlate_pairwise(flat, target, method=method, min_count=min_count)
         r = xp.reshape(r, (m, k, target.shape[0]))
         count, n_valid = exceedance_counts(r_obs, xp.permute_dims(r, (1, 0, 2)), alternative=alternative, axis=0)
-        s = _statistic(xp, r, alternative)
+        s = tail_score(r, alternative, xp=xp)
         s = xp.where(xp.isnan(s), xp.asarray(-float("inf"), dtype=dt), s)
         null_max = xp.max(s, axis=-1)
     out = {"count": count, "n_valid": n_valid, "null_max": null_max}

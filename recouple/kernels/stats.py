@@ -11,9 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._xp import as_float, cumulative_min, float_dtype, is_numpy_namespace, namespace, take_along
-
-#: Relative tolerance under which a null draw ties with the observed statistic.
-TIE_RTOL = 1e-10
+from .pvalues import TIE_RTOL, permutation_pvalue  # noqa: F401  (the one p-value rule lives in pvalues)
 
 __all__ = [
     "rankdata",
@@ -390,61 +388,6 @@ def _pearson_masked_gemm(xp, x, Y, min_count):
     den = xp.sqrt(xp.where(defined, cxx * cyy, 1.0))
     r = xp.clip(cxy / den, -1.0, 1.0)
     return xp.where(defined, r, xp.asarray(float("nan"), dtype=x.dtype))
-
-
-def permutation_pvalue(observed, null, *, alternative="two-sided", axis=0, plus_one=True):
-    """Permutation p-value of ``observed`` against ``null`` draws.
-
-    Parameters
-    ----------
-    observed : (...) array
-        Observed statistic(s).
-    null : array with the permutation axis at ``axis`` and the other axes
-        broadcastable against ``observed``; e.g. ``(n_perm, ...)``.
-    alternative : {"two-sided", "greater", "less"}
-        Two-sided compares ``|null| >= |observed|``.
-    plus_one : bool
-        ``True`` (default): ``p = (1 + #{null as or more extreme}) / (1 + K)``
-        (Phipson & Smyth 2010; PALM, neuromaps, nilearn), floor ``1/(K+1)``.
-        ``False``: ``#{...} / K`` (brainsmash, spin-test MATLAB use strict
-        ``>``; here ``>=`` is kept).
-
-    Notes
-    -----
-    A draw within ``TIE_RTOL * |observed|`` (1e-10 relative) of the observed
-    value counts as a tie (as or more extreme), so sums that differ only in
-    round-off between backends give the same count.
-
-    Returns
-    -------
-    p : (...) array
-        NaN where ``observed`` is NaN; NaN null draws are ignored (K counts
-        the finite draws only).
-    """
-    xp = namespace(observed, null)
-    dt = float_dtype(xp, null)
-    observed = xp.astype(xp.asarray(observed), dt)
-    obs = xp.expand_dims(observed, axis=axis)
-    valid = ~xp.isnan(null)
-    # Draws equal to the observed value up to round-off count as ties, so that
-    # backends whose sums differ in the last bits give identical p-values.
-    tol = TIE_RTOL * xp.abs(obs)
-    if alternative == "two-sided":
-        hit = xp.abs(null) >= xp.abs(obs) - tol
-    elif alternative == "greater":
-        hit = null >= obs - tol
-    elif alternative == "less":
-        hit = null <= obs + tol
-    else:
-        raise ValueError(f"alternative must be 'two-sided', 'greater' or 'less'; got {alternative!r}")
-    count = xp.sum(xp.astype(hit & valid, dt), axis=axis)
-    k = xp.sum(xp.astype(valid, dt), axis=axis)
-    if plus_one:
-        p = (count + 1) / (k + 1)
-    else:
-        p = count / xp.where(k > 0, k, 1.0)
-        p = xp.where(k > 0, p, xp.asarray(float("nan"), dtype=dt))
-    return xp.where(xp.isnan(observed), xp.asarray(float("nan"), dtype=dt), p)
 
 
 def fdr_bh(p, *, axis=-1):
