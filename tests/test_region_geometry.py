@@ -214,6 +214,22 @@ def test_ingest_stores_geometry_and_reports_exclusions(surf, cohort_files, tmp_p
         ingest(d / "participants.tsv", tmp_path / "x.h5", sc="{subject}_sc.csv", labels=str(d / "labels.txt"),
                parcellation=(s / "lh.aparc.annot", s / "rh.aparc.annot"))
     assert not (tmp_path / "x.h5").exists()
+    with pytest.raises(InputError, match="not be given together"):
+        ingest(d / "participants.tsv", tmp_path / "x.h5", sc="{subject}_sc.csv", labels=str(d / "labels.txt"),
+               parcellation=(s / "lh.aparc.annot", s / "rh.aparc.annot"), sphere=surf["sphere"],
+               centroids=s / "parc_names.csv")
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_load_labels_csv_header_and_names(tmp_path):
+    from recouple.io.surfaces import load_labels
+
+    (tmp_path / "h.csv").write_text("label\n0\n3\n3\n1\n")
+    codes, names = load_labels(tmp_path / "h.csv")
+    assert codes.tolist() == [0, 3, 3, 1] and names == {}
+    (tmp_path / "n.csv").write_text("unknown\nL_a\n\nL_a\n\"L_b\"\n")
+    codes, names = load_labels(tmp_path / "n.csv")  # an empty cell is a vertex in no region (-1)
+    assert codes.tolist() == [1, 2, -1, 2, 3] and names == {1: "unknown", 2: "L_a", 3: "L_b"}
 
 
 def test_set_geometry_api_on_existing_store(surf, cohort_files, tmp_path):

@@ -103,7 +103,7 @@ def _text_labels(p: Path, delim: str):
     """One label per line that is not all numbers: a header line over integer
     codes, or region names (coded 1, 2, ... in order of first appearance;
     an empty cell is -1, no region)."""
-    tokens = [ln.split(delim)[0].strip().strip('"') for ln in p.read_text().splitlines() if ln.strip()]
+    tokens = [ln.split(delim)[0].strip().strip('"') for ln in p.read_text().rstrip().splitlines()]
 
     def number(t):
         try:
@@ -416,7 +416,8 @@ def region_geometry(labels, parcellation, sphere, *, names=None, method="surface
             raise ShapeError(f"parcellation {where} must label every vertex of both spheres, left then right "
                              f"({sizes[0]} + {sizes[1]} = {sum(sizes)}); got {codes.size}. Pass one file per "
                              "hemisphere or the parcellation of these spheres.")
-        parts = [(codes[:sizes[0]], table, f"{where} (left block)"), (codes[sizes[0]:], table, f"{where} (right block)")]
+        parts = [(codes[:sizes[0]], table, f"{where} (left block)"),
+                 (codes[sizes[0]:], table, f"{where} (right block)")]
     else:
         parts = [_load_parcellation(s, names) for s in sources]
         for (codes, _, where), h, v in zip(parts, HEMISPHERES, sizes):
@@ -444,7 +445,7 @@ def region_geometry(labels, parcellation, sphere, *, names=None, method="surface
                 if table or names is not None:
                     excluded.append(f"{hemi.lower()}h:code {c}")
                 else:
-                    unnamed.append(c)
+                    unnamed.append((where, c))
                 continue
             key = region_key(name, hemi)
             if key[0] != hemi.lower():
@@ -458,11 +459,12 @@ def region_geometry(labels, parcellation, sphere, *, names=None, method="surface
             vr[codes == c] = i
         vertex_region.append(vr)
     if unnamed:
+        codes_ = sorted({c for _, c in unnamed})
         raise InputError(
             f"parcellation codes must come with names to be matched to the regions of the matrices; "
-            f"{parts[0][2]} holds {len(unnamed)} unnamed codes (e.g. {sorted(set(unnamed))[:5]}). Pass names="
-            "'codes.csv' (--parcellation-names) with 'code,name' per line, a per-vertex column of names, or an "
-            ".annot/.label.gii parcellation."
+            f"{unnamed[0][0].split(' (')[0]} holds {len(codes_)} distinct unnamed codes (e.g. {codes_[:5]}). "
+            "Pass names='codes.csv' (--parcellation-names) with 'code,name' per line, a per-vertex column of "
+            "names, or an .annot/.label.gii parcellation."
         )
     # a bare label found in both hemispheres is ambiguous
     for key, i in bare.items():
