@@ -304,3 +304,13 @@ def test_real_hcp_dk68_with_fsaverage5_annot(shared_data, tmp_path):
     g_csv = region_geometry(labels, shared_data / "parcellations" / "aparc_fsa5.csv", spheres, names=names)
     np.testing.assert_allclose(g_csv.centroids, g.centroids, atol=0)
     assert np.unique(g_csv.vertex_labels()).size == 69  # 68 regions + "no region"
+
+
+def test_region_key_agrees_with_genes_region_key():
+    from recouple.genes import region_key as genes_key
+
+    cases = [("L_bankssts", None), ("ctx-rh-insula", None), ("lh.superior frontal", None), ("Left-Thalamus", None),
+             ("Thalamus_R", None), ("bankssts", "L"), ("7Networks_LH_Vis_1", "lh"), ("brainstem", None),
+             ("R_V1_ROI", None), ("G_and_S_frontomargin", "rh")]
+    for label, hemi in cases:
+        assert region_key(label, hemi) == genes_key(label, hemi), label
