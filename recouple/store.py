@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from .exceptions import StoreError
+from .io.ingest import set_region_geometry
 from .io.store import (
     SCHEMA_VERSION,
     CohortStore,
@@ -36,6 +37,7 @@ __all__ = [
     "validate",
     "from_simulated",
     "read_table",
+    "set_geometry",
 ]
 
 
@@ -81,6 +83,23 @@ def validate(path, *, deep: bool = False) -> ValidationReport:
     matrix and checks it is finite.
     """
     return validate_store(path, deep=deep)
+
+
+def set_geometry(store, *, parcellation=None, sphere=None, names=None, centroids=None):
+    """Store where a store's regions lie: centroids, hemisphere, surface parcellation.
+
+    ``rc.store.set_geometry("cohort.h5", parcellation=("lh.aparc.annot",
+    "rh.aparc.annot"), sphere=("lh.sphere", "rh.sphere"))`` matches the
+    parcels to the store's labels by name, stores each region's centroid
+    on the sphere and hemisphere, and the per-vertex region index and sphere
+    coordinates under ``/regions/surface``; ``centroids="table.csv"``
+    (``label, x, y, z, hemisphere``) is the alternative. Returns the
+    :class:`recouple.io.surfaces.RegionGeometry`; its ``message`` names the
+    parcellation entries that are not regions (medial wall, ``unknown``,
+    ``corpuscallosum``), which are left out. See
+    :func:`recouple.io.ingest.set_region_geometry`.
+    """
+    return set_region_geometry(store, parcellation=parcellation, sphere=sphere, names=names, centroids=centroids)
 
 
 def read_table(path, table: str = "scans"):

@@ -23,6 +23,15 @@ def add_parser(sub):
     p.add_argument("--voxel-sc", help="voxel SC template (scipy.sparse .npz, mask voxel order)")
     p.add_argument("--map", action="append", default=[], metavar="NAME=PATH",
                    help="brain map (NIfTI, GIfTI, CIFTI, CSV, NPY); repeatable")
+    p.add_argument("--parcellation", nargs="+", metavar="FILE",
+                   help="surface parcellation of the regions, LH RH (.annot, .label.gii, per-vertex CSV of codes or "
+                   "names), or one CSV for both hemispheres (left then right); parcels are matched to the region "
+                   "labels by name; needs --sphere")
+    p.add_argument("--sphere", nargs=2, metavar=("LH", "RH"), help="sphere surfaces (FreeSurfer or GIfTI)")
+    p.add_argument("--parcellation-names", metavar="FILE",
+                   help="'code,name' per line: names of the integer codes of a CSV parcellation")
+    p.add_argument("--centroids", metavar="FILE",
+                   help="region centroids table (columns label, x, y, z, hemisphere) instead of a parcellation")
     p.add_argument("--sessions", help="comma-separated allowed session values, e.g. pre,post")
     p.add_argument("--symmetrize", action="store_true", help="average asymmetric SC with its transpose")
     p.add_argument("--overwrite", action="store_true", help="replace an existing store")
@@ -43,7 +52,8 @@ def run(args) -> int:
         args.table, args.out, sc=args.sc, fc=args.fc, ts=args.ts, labels=args.labels, bold=args.bold,
         mask=args.mask, atlas=args.atlas, atlas_labels=args.atlas_labels, voxel_sc=args.voxel_sc, maps=maps,
         sessions=args.sessions.split(",") if args.sessions else None, symmetrize=args.symmetrize,
-        overwrite=args.overwrite,
+        overwrite=args.overwrite, parcellation=args.parcellation, sphere=args.sphere,
+        parcellation_names=args.parcellation_names, centroids=args.centroids,
     )
     print(f"wrote {report}")
     return 0

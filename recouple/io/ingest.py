@@ -13,6 +13,7 @@ and moved into place at the end, and an existing store is replaced only with
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -20,9 +21,10 @@ import numpy as np
 
 from ..exceptions import InputError, ShapeError, StoreError
 from . import imaging
-from .store import create_store, normalise_scans, validate_store
+from .store import CohortStore, create_store, normalise_scans, open_store, validate_store
+from .surfaces import RegionGeometry, centroid_table, region_geometry
 
-__all__ = ["ingest", "read_matrix", "read_labels", "read_table"]
+__all__ = ["ingest", "read_matrix", "read_labels", "read_table", "set_region_geometry"]
 
 FILE_COLUMNS = ("sc", "fc", "ts", "bold", "voxel_sc")
 
@@ -149,7 +151,7 @@ def _check_matrix(arr, path, what, n, labels_file, file_labels, ref_labels, symm
 
 def ingest(table, out, *, sc=None, fc=None, ts=None, labels=None, bold=None, mask=None, atlas=None,
            atlas_labels=None, voxel_sc=None, maps=None, sessions=None, symmetrize=False, overwrite=False,
-           progress=False):
+           progress=False, parcellation=None, sphere=None, parcellation_names=None, centroids=None):
     """Create the cohort store ``out`` from a participants table and per-scan files.
 
     Parameters
@@ -182,10 +184,21 @@ def ingest(table, out, *, sc=None, fc=None, ts=None, labels=None, bold=None, mas
         Average asymmetric SC (probtrackx) with its transpose.
     overwrite : bool
         Replace an existing store.
+    parcellation, sphere, parcellation_names : optional
+        Region geometry from a surface parcellation: ``parcellation=(lh, rh)``
+        (``.annot``, ``.label.gii``, per-vertex CSV; one CSV for both
+        hemispheres, left then right, works too), ``sphere=(lh, rh)`` and, for
+        integer codes without names, ``parcellation_names`` (``code,name``
+        per line). See :func:`set_region_geometry`.
+    centroids : str, optional
+        Region geometry from a table with columns ``label, x, y, z,
+        hemisphere`` instead.
 
     Returns
     -------
     ValidationReport
+        Its ``notes`` name the parcellation entries (or table rows) that are
+        not regions of the matrices and were left out.
     """
     import pandas as pd
 
@@ -309,6 +322,9 @@ def ingest(table, out, *, sc=None, fc=None, ts=None, labels=None, bold=None, mas
     for key, arr in stacks.items():
         if key != "ts" and arr.shape[1:] != (ref_labels.size, ref_labels.size):
             raise ShapeError(f"{key} matrices are {arr.shape[1:]} but there are {ref_labels.size} regions.")
+    geometry = geometry_sources = None
+    if parcellation is not None or sphere is not None or centroids is not None:
+        geometry, geometry_sources = _geometry(ref_labels, parcellation, sphere, parcellation_names, centroids)
 
     tmp = out.with_name(out.name + ".ingesting")
     if tmp.exists():
@@ -317,6 +333,8 @@ def ingest(table, out, *, sc=None, fc=None, ts=None, labels=None, bold=None, mas
     try:
         for key, arr in stacks.items():
             st.write_array(key, arr)
+        if geometry is not None:
+            st.write_region_geometry(geometry, sources=geometry_sources)
         if mask_arr is not None:
             st.write_voxel_mask(mask_arr, mask_aff)
         if bold_stack is not None:
@@ -340,7 +358,72 @@ def ingest(table, out, *, sc=None, fc=None, ts=None, labels=None, bold=None, mas
     if out.exists():
         out.unlink()
     os.replace(tmp, out)
-    return validate_store(out)
+    report = validate_store(out)
+    if geometry is not None and geometry.message:
+        report = dataclasses.replace(report, notes=tuple(report.notes) + (geometry.message,))
+    return report
+
+
+def _geometry(labels, parcellation, sphere, names, centroids) -> tuple[RegionGeometry, list]:
+    """Region geometry of ``labels`` from a parcellation + sphere or a centroid table (inputs checked)."""
+    if centroids is not None:
+        if parcellation is not None or sphere is not None:
+            raise InputError("centroids (--centroids) and parcellation/sphere (--parcellation/--sphere) must not "
+                             "be given together; got both. Pass one source of region geometry.")
+        return centroid_table(labels, centroids), [str(centroids)]
+    if parcellation is None or sphere is None:
+        given, need = ("parcellation", "sphere") if parcellation is not None else ("sphere", "parcellation")
+        raise InputError(f"{given} (--{given}) needs {need} (--{need}) too; got only {given}. Pass "
+                         "--parcellation LH RH --sphere LH RH (or --centroids table.csv).")
+    if isinstance(parcellation, (str, Path)):
+        parcellation = (parcellation,)
+    geometry = region_geometry(labels, parcellation, sphere, names=names)
+    sources = [str(p) for p in (*parcellation, *sphere) if isinstance(p, (str, Path))]
+    if isinstance(names, (str, Path)):
+        sources.append(str(names))
+    return geometry, sources
+
+
+def set_region_geometry(store, *, parcellation=None, sphere=None, names=None, centroids=None) -> RegionGeometry:
+    """Compute and store the geometry of a store's regions.
+
+    Parameters
+    ----------
+    store : str, Path or CohortStore
+        A store (opened ``r+`` here when given as a path).
+    parcellation : (lh, rh) pair or one file for both hemispheres
+        FreeSurfer ``.annot``, GIfTI ``.label.gii`` or per-vertex CSV/NPY of
+        codes or names (one CSV may hold left then right vertices).
+    sphere : (lh, rh) pair
+        FreeSurfer or GIfTI spheres of the parcellation's surface.
+    names : str, Path or dict {code: name}, optional
+        Names of integer codes a CSV parcellation does not name itself.
+    centroids : str or Path, optional
+        Instead of a parcellation: a table with columns ``label, x, y, z,
+        hemisphere``.
+
+    Returns
+    -------
+    RegionGeometry
+        What was stored; ``message`` names the parcellation entries that are
+        not regions of the matrices (medial wall, ``unknown``,
+        ``corpuscallosum``, ...), which are left out, never counted.
+
+    Regions are matched to the store's labels by name (see
+    :func:`recouple.io.surfaces.region_geometry`); stores:
+    ``/regions/hemisphere``, ``/regions/centroids`` (nearest sphere vertex to
+    the mean of each region's vertices) and ``/regions/surface/{lh,rh}/
+    {vertex_region, sphere}``.
+    """
+    own = not isinstance(store, CohortStore)
+    st = open_store(store, "r+") if own else store
+    try:
+        geometry, sources = _geometry(st.labels, parcellation, sphere, names, centroids)
+        st.write_region_geometry(geometry, sources=sources)
+    finally:
+        if own:
+            st.close()
+    return geometry
 
 
 def _atlas_names(path, codes):

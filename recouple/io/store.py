@@ -6,6 +6,7 @@ The layout (schema version 1) is documented in ``docs/STORE.md``::
     /                 attrs: format="recouple-cohort", schema_version=1, recouple_version
     /scans/<column>   (S,) one dataset per column; attr ``columns`` keeps their order
     /regions/label    (N,) str;  /regions/hemisphere (N,) str;  /regions/centroids (N, 3) mm
+    /regions/surface/{lh,rh}/{vertex_region (V,) int64, sphere (V, 3) float64}   optional
     /sc, /fc          (S, N, N) float, chunked one scan per chunk
     /ts               (S, N, T) parcel time series
     /voxel/mask       (X, Y, Z) uint8, attr ``affine`` (4, 4); V = number of non-zero voxels
@@ -34,6 +35,7 @@ import h5py
 import numpy as np
 
 from ..exceptions import InputError, ShapeError, StoreError
+from .surfaces import RegionGeometry
 
 FORMAT = "recouple-cohort"
 SCHEMA_VERSION = 1
@@ -287,6 +289,74 @@ class CohortStore:
     @property
     def labels(self) -> np.ndarray:
         return self.file["regions/label"].asstr()[()].astype(str)
+
+    # -- region geometry
+    def region_geometry(self):
+        """Labels, hemisphere and centroids of the regions, with the surface parcellation if stored.
+
+        Returns a :class:`recouple.io.surfaces.RegionGeometry`:
+        ``vertex_region`` and ``sphere`` are the per-hemisphere arrays of
+        ``/regions/surface/{lh,rh}`` (None in a store without them);
+        ``excluded`` lists the parcellation entries left out at ingest.
+        """
+        g = self.file["regions"]
+        n = self.n_regions
+        vertex_region = sphere = None
+        excluded = ()
+        if "surface" in g:
+            sg = g["surface"]
+            check_region_surface(sg, n, self.path)
+            vertex_region = tuple(sg[h]["vertex_region"][()].astype(np.int64) for h in _SURFACE_HEMIS)
+            sphere = tuple(sg[h]["sphere"][()].astype(np.float64) for h in _SURFACE_HEMIS)
+            excluded = tuple(json.loads(sg.attrs.get("excluded", "[]")))
+        cattrs = g["centroids"].attrs
+        if "excluded" in cattrs and not excluded:
+            excluded = tuple(json.loads(cattrs["excluded"]))
+        return RegionGeometry(
+            labels=self.labels, hemisphere=g["hemisphere"].asstr()[()].astype(str),
+            centroids=g["centroids"][()].astype(np.float64), vertex_region=vertex_region, sphere=sphere,
+            excluded=excluded, source=str(cattrs.get("source", "")),
+        )
+
+    def write_region_geometry(self, geometry, *, sources=None):
+        """Store a :class:`~recouple.io.surfaces.RegionGeometry` of this store's regions.
+
+        Replaces ``/regions/hemisphere`` and ``/regions/centroids`` (attrs
+        ``source``, ``centroid_method``, ``inputs``) and, when the geometry
+        holds a surface parcellation, ``/regions/surface/{lh,rh}/
+        {vertex_region, sphere}``; a stored surface parcellation is removed
+        when the new geometry has none.
+        """
+        self._require_writable()
+        n = self.n_regions
+        labels = np.asarray(geometry.labels).astype(str)
+        if not np.array_equal(labels, self.labels):
+            raise InputError(f"geometry must be computed for this store's {n} regions in store order "
+                             "(geometry.labels == store.labels); got other labels. Pass labels=store.labels.")
+        cent = np.asarray(geometry.centroids, dtype=np.float64)
+        hemi = np.asarray(geometry.hemisphere).astype(str)
+        if cent.shape != (n, 3) or hemi.shape != (n,):
+            raise ShapeError(f"geometry must hold ({n}, 3) centroids and ({n},) hemispheres; got {cent.shape} "
+                             f"and {hemi.shape}.")
+        g = self.file["regions"]
+        g["hemisphere"][...] = hemi.astype(object)
+        g["centroids"][...] = cent
+        g["centroids"].attrs["source"] = str(geometry.source)
+        g["centroids"].attrs["centroid_method"] = ("nearest sphere vertex to the mean of the region's vertices"
+                                                   if geometry.source == "surface" else "table")
+        g["centroids"].attrs["excluded"] = json.dumps(list(geometry.excluded))
+        g["centroids"].attrs["inputs"] = json.dumps([str(x) for x in (sources or [])])
+        if "surface" in g:
+            del g["surface"]
+        if geometry.vertex_region is not None:
+            sg = g.create_group("surface")
+            sg.attrs["excluded"] = json.dumps(list(geometry.excluded))
+            for h, vr, sph in zip(_SURFACE_HEMIS, geometry.vertex_region, geometry.sphere):
+                hg = sg.create_group(h)
+                hg.create_dataset("vertex_region", data=np.asarray(vr, dtype=np.int64), track_times=False)
+                hg.create_dataset("sphere", data=np.asarray(sph, dtype=np.float64), track_times=False)
+            check_region_surface(sg, n, self.path)
+        self.file.flush()
 
     @property
     def n_regions(self) -> int:
@@ -551,6 +621,32 @@ class CohortStore:
     def results(self) -> list[str]:
         """Names of the analyses under ``results/``."""
         return sorted(self.file["results"]) if "results" in self.file else []
+
+
+# ----------------------------------------------------------------------------- region surface
+
+_SURFACE_HEMIS = ("lh", "rh")
+
+
+def check_region_surface(group, n_regions: int, path="") -> None:
+    """Check ``/regions/surface``: per hemisphere ``vertex_region (V,)`` in
+    [-1, N) and ``sphere (V, 3)`` float; every region has vertices."""
+    seen = np.zeros(n_regions, dtype=bool)
+    for h in _SURFACE_HEMIS:
+        if h not in group or "vertex_region" not in group[h] or "sphere" not in group[h]:
+            raise StoreError(f"store {str(path)!r}: /regions/surface needs {h}/vertex_region and {h}/sphere.")
+        vr, sph = group[h]["vertex_region"], group[h]["sphere"]
+        if vr.ndim != 1 or sph.shape != (vr.shape[0], 3):
+            raise StoreError(f"store {str(path)!r}: /regions/surface/{h} has vertex_region {vr.shape} and sphere "
+                             f"{sph.shape}; the schema needs (V,) and (V, 3).")
+        v = vr[()]
+        if v.size and (v.min() < -1 or v.max() >= n_regions):
+            raise StoreError(f"store {str(path)!r}: /regions/surface/{h}/vertex_region must lie in [-1, "
+                             f"{n_regions}); got [{v.min()}, {v.max()}].")
+        seen[v[v >= 0]] = True
+    if not seen.all():
+        raise StoreError(f"store {str(path)!r}: /regions/surface leaves {int((~seen).sum())} regions without "
+                         "vertices.")
 
 
 # ----------------------------------------------------------------------------- create / open / validate
