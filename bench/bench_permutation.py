@@ -95,7 +95,7 @@ def test_freedman_lane(benchmark, fl_problem, backend):
     res = benchmark.pedantic(lambda: rc.permutation.glm(y, design, [1, 0, 0, 0, 0], permutations=perms,
                                                         backend=backend), rounds=1, iterations=1)
     # Matrix-product share: the two projections (effect + 4 nuisance rows) alone.
-    from recouple.permutation import _partition
+    from recouple.permutation.design import partition as _partition
 
     part = _partition(design, np.array([[1.0, 0, 0, 0, 0]]))
     inv = np.argsort(perms, axis=1)
@@ -119,7 +119,7 @@ def test_tfce_volume(benchmark, monkeypatch, host_loops):
     loop) or one scipy.ndimage.label per height (RECOUPLE_JIT=0)."""
     from scipy import ndimage
 
-    from recouple.kernels import clusters
+    from recouple.host import labels as clusters
 
     monkeypatch.setenv("RECOUPLE_JIT", "1" if host_loops == "compiled" else "0")
     rng = np.random.default_rng(2)
