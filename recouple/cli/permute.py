@@ -4,6 +4,8 @@ summary. Heavy imports stay inside the functions so ``--help`` is fast."""
 
 from __future__ import annotations
 
+from ..kernels.pvalues import ALTERNATIVES
+
 def add_parser(sub):
     p = sub.add_parser(
         "permute",
@@ -33,7 +35,7 @@ def add_parser(sub):
     p.add_argument("--correction", choices=("fwe", "fdr"), default="fwe",
                    help="correction used for the summary of significant elements")
     p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--alternative", choices=("two-sided", "greater", "less"), default="two-sided")
+    p.add_argument("--alternative", choices=ALTERNATIVES, default="two-sided")
     p.add_argument("--resampling", choices=("auto", "permute", "signflip"), default="auto")
     p.add_argument("--blocks", default=None, help="column of the table (or a text file) with exchangeability blocks")
     p.add_argument("--whole-blocks", action="store_true", help="permute whole blocks instead of within blocks")

@@ -111,6 +111,7 @@ def check_data(data, name="data"):
         )
     return y
 
+
 def prepare(y, design, contrast):
     part = partition(design, contrast)
     qz = part.basis_z
@@ -120,6 +121,7 @@ def prepare(y, design, contrast):
     degenerate = ss <= 1e-24 * np.maximum(scale_ref, 1e-300)
     scaled = np.where(degenerate, 0.0, resid / np.sqrt(np.where(degenerate, 1.0, ss)))
     return part, np.ascontiguousarray(scaled), degenerate
+
 
 def check_covariates(covariates, n):
     cov = as_array("covariates", covariates)
@@ -177,6 +179,7 @@ def pair_sessions(scans, *, subject="subject", session="session", pre="pre", pos
         raise InputError(f"scans must contain sessions {pre!r} and {post!r}; found none. Check pre=/post=.")
     subjects = np.array(sorted(subs_pre, key=str))
     return (subjects, np.array([rows[(s, pre)] for s in subjects]), np.array([rows[(s, post)] for s in subjects]))
+
 
 def split_contrasts(contrast, test, p):
     c = np.asarray(contrast, dtype=np.float64)

@@ -194,7 +194,6 @@ def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, sig
                                     whole_blocks=whole_blocks), False
 
 
-
 @dataclass(frozen=True)
 class Resamples:
     """The resamples of an analysis.

@@ -65,6 +65,7 @@ class ClusterResult:
     null_max_mass: np.ndarray
     threshold: float
 
+
 @dataclass(frozen=True)
 class NBSResult:
     """Network-based statistic.
@@ -96,6 +97,7 @@ class NBSResult:
     permutations: np.ndarray | None
     signs: np.ndarray | None
     params: dict = field(default_factory=dict)
+
 
 @dataclass
 class SpatialPlan:
@@ -138,6 +140,7 @@ def cluster_stats(stat, spatial, alternative):
     )
     return labels, extent, mass, owner
 
+
 def make_spatial(spatial: Spatial, v):
     """``(tfce plan, cluster plan)`` for ``v`` data columns (``None`` where not asked for)."""
     tfce, cluster_threshold, mask, adjacency = spatial.tfce, spatial.cluster_threshold, spatial.mask, spatial.adjacency
@@ -177,6 +180,7 @@ def make_spatial(spatial: Spatial, v):
     if cluster_threshold is not None:
         cl = SpatialPlan("cluster", mask, adjacency, structure, {"threshold": float(cluster_threshold)})
     return tf, cl
+
 
 def edges_from(data, n_nodes):
     y = as_array("data", data)
