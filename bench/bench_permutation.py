@@ -42,9 +42,10 @@ def signflip_problem():
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
 def test_signflip_recouple(benchmark, signflip_problem, backend):
     y, signs = signflip_problem
-    rc.permutation.one_sample(y[:, :50], signs=signs[:8], backend=backend)  # warm up / compile
-    res = benchmark.pedantic(lambda: rc.permutation.one_sample(y, signs=signs, backend=backend), rounds=1,
-                             iterations=1)
+    R = rc.permutation.Resampling
+    rc.permutation.one_sample(y[:, :50], resampling=R(signs=signs[:8], backend=backend))  # warm up / compile
+    res = benchmark.pedantic(lambda: rc.permutation.one_sample(y, resampling=R(signs=signs, backend=backend)),
+                             rounds=1, iterations=1)
     benchmark.extra_info.update(dict(backend=backend, n=SF["n"], elements=SF["v"], n_perm=SF["k"], dtype="float64"))
     assert res.null_max.shape == (SF["k"],)
 
@@ -91,11 +92,13 @@ def fl_problem():
 @pytest.mark.parametrize("backend", ["numpy", "jax"])
 def test_freedman_lane(benchmark, fl_problem, backend):
     y, design, perms = fl_problem
-    rc.permutation.glm(y[:, :50], design, [1, 0, 0, 0, 0], permutations=perms[:8], backend=backend)
-    res = benchmark.pedantic(lambda: rc.permutation.glm(y, design, [1, 0, 0, 0, 0], permutations=perms,
-                                                        backend=backend), rounds=1, iterations=1)
+    R = rc.permutation.Resampling
+    rc.permutation.glm(y[:, :50], design, [1, 0, 0, 0, 0], resampling=R(permutations=perms[:8], backend=backend))
+    res = benchmark.pedantic(lambda: rc.permutation.glm(y, design, [1, 0, 0, 0, 0],
+                                                        resampling=R(permutations=perms, backend=backend)),
+                             rounds=1, iterations=1)
     # Matrix-product share: the two projections (effect + 4 nuisance rows) alone.
-    from recouple.permutation import _partition
+    from recouple.permutation.design import partition as _partition
 
     part = _partition(design, np.array([[1.0, 0, 0, 0, 0]]))
     inv = np.argsort(perms, axis=1)
@@ -119,7 +122,7 @@ def test_tfce_volume(benchmark, monkeypatch, host_loops):
     loop) or one scipy.ndimage.label per height (RECOUPLE_JIT=0)."""
     from scipy import ndimage
 
-    from recouple.kernels import clusters
+    from recouple.host import labels as clusters
 
     monkeypatch.setenv("RECOUPLE_JIT", "1" if host_loops == "compiled" else "0")
     rng = np.random.default_rng(2)

@@ -8,7 +8,7 @@ import pytest
 import recouple as rc
 from recouple.exceptions import InputError, ShapeError
 from recouple.kernels import glm as kglm
-from recouple.permutation import _partition, _prepare
+from recouple.permutation.design import partition as _partition, prepare as _prepare
 
 
 def _design(rng, n=24, covariates=2):

@@ -149,7 +149,7 @@ def _smooth_maps(rng, shape, b=3):
 @pytest.mark.parametrize("connectivity", [6, 18, 26])
 @pytest.mark.parametrize("alternative", ["two-sided", "greater", "less"])
 def test_tfce_volumes_same_with_loops_on_and_off(monkeypatch, rng, connectivity, alternative):
-    from recouple.kernels import clusters
+    from recouple.host import labels as clusters
 
     maps = _smooth_maps(rng, (14, 12, 10))
     maps[0, 3, 4, 5] = np.nan
@@ -164,7 +164,7 @@ def test_tfce_volumes_same_with_loops_on_and_off(monkeypatch, rng, connectivity,
 def test_tfce_2d_and_graph_same_with_loops_on_and_off(monkeypatch, rng):
     from scipy import sparse
 
-    from recouple.kernels import clusters
+    from recouple.host import labels as clusters
 
     maps = _smooth_maps(rng, (20, 17))
     for conn in (4, 8):

@@ -8,7 +8,7 @@ import pytest
 
 import recouple as rc
 from recouple.engine.analyses import cohort_coupling
-from recouple.engine.inference import cohort_permutation
+from recouple.workflows.inference import cohort_permutation
 from recouple.exceptions import InputError, ShapeError
 
 

@@ -9,7 +9,7 @@ import pytest
 from scipy import ndimage, sparse
 
 import recouple as rc
-from recouple.kernels import clusters
+from recouple.host import labels as clusters
 
 
 def _neighbours(connectivity):

@@ -1,7 +1,10 @@
 """``recouple permute``: GLM permutation inference on a data file, writing
-statistic and p maps with PALM-like names, a provenance JSON and a summary."""
+statistic and p maps with PALM-like names, ``<out>.provenance.json`` and a
+summary. Heavy imports stay inside the functions so ``--help`` is fast."""
 
 from __future__ import annotations
+
+from ..kernels.pvalues import ALTERNATIVES
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -32,7 +35,7 @@ def add_parser(sub):
     p.add_argument("--correction", choices=("fwe", "fdr"), default="fwe",
                    help="correction used for the summary of significant elements")
     p.add_argument("--alpha", type=float, default=0.05)
-    p.add_argument("--alternative", choices=("two-sided", "greater", "less"), default="two-sided")
+    p.add_argument("--alternative", choices=ALTERNATIVES, default="two-sided")
     p.add_argument("--resampling", choices=("auto", "permute", "signflip"), default="auto")
     p.add_argument("--blocks", default=None, help="column of the table (or a text file) with exchangeability blocks")
     p.add_argument("--whole-blocks", action="store_true", help="permute whole blocks instead of within blocks")
@@ -97,17 +100,13 @@ def _load_data(path, mask_path, result=None):
         values, labels, _, _ = _load_store(text, result)
         return values, labels, None
     if text.endswith((".nii", ".nii.gz")):
-        import nibabel as nib
+        from ..io import imaging
 
         if mask_path is None:
             raise InputError("--mask is required with NIfTI data; got none. Pass a 3-D mask image of the brain.")
-        img = nib.load(text)
-        vol = np.asarray(img.dataobj, dtype=np.float64)
-        mask = np.asarray(nib.load(mask_path).dataobj) > 0
-        if vol.ndim != 4 or vol.shape[:3] != mask.shape:
-            raise InputError(f"DATA must be 4-D with the mask's shape {mask.shape}; got {vol.shape}. "
-                             "Resample the mask or the data to the same grid.")
-        return np.moveaxis(vol[mask], -1, 0), None, {"mask": mask, "affine": img.affine, "header": img.header}
+        mask, affine = imaging.load_mask(mask_path)
+        values = imaging.load_volumes(text, mask, affine, what="DATA", mask_path=mask_path)
+        return values, None, {"mask": mask, "affine": affine}
     if text.endswith(".npy"):
         return np.load(text), None, None
     if text.endswith((".csv", ".tsv", ".txt")):
@@ -180,12 +179,11 @@ def _write_map(prefix, name, values, element_names, volume):
     import numpy as np
 
     if volume is not None:
-        import nibabel as nib
+        from ..io.imaging import save_voxel_map
 
-        out = np.zeros(volume["mask"].shape, dtype=np.float32)
-        out[volume["mask"]] = np.nan_to_num(values)
         path = f"{prefix}_{name}.nii.gz"
-        nib.save(nib.Nifti1Image(out, volume["affine"]), path)
+        save_voxel_map(path, np.nan_to_num(np.asarray(values, dtype=np.float64)), volume["mask"], volume["affine"],
+                       fill=0.0)
         return path
     import pandas as pd
 
@@ -196,17 +194,16 @@ def _write_map(prefix, name, values, element_names, volume):
 
 
 def run(args) -> int:
-    import json
     import os
     import time
     import warnings
 
     import numpy as np
 
-    from .. import __version__
     from .. import permutation as perm
-    from ..engine.backend import get_backend
+    from ..engine.provenance import build_provenance, write_provenance_file
     from ..exceptions import InputError
+    from ..workflows.inference import store_glm
 
     t0 = time.perf_counter()
     y, element_names, volume = _load_data(args.data, args.mask, args.result)
@@ -217,8 +214,9 @@ def run(args) -> int:
     written = []
     summary = []
     statname = "fstat" if args.test == "F" else "tstat"
-    common = dict(n_perm=args.n_perm, seed=args.seed, exchangeability_blocks=blocks, whole_blocks=args.whole_blocks,
-                  resampling=args.resampling, memory_limit=args.memory_limit, backend=args.backend)
+    resampling = perm.Resampling(n_perm=args.n_perm, seed=args.seed, kind=args.resampling,
+                                 exchangeability_blocks=blocks, whole_blocks=args.whole_blocks,
+                                 memory_limit=args.memory_limit, backend=args.backend)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for i, c in enumerate(contrasts):
@@ -227,7 +225,7 @@ def run(args) -> int:
                 if y.ndim == 2 and args.n_nodes is None:
                     raise InputError("--n-nodes is required for (scans, edges) NBS data; got none.")
                 res = perm.nbs(y, matrix, c, threshold=args.nbs, measure=args.nbs_measure, n_nodes=args.n_nodes,
-                               alternative=args.alternative, **common)
+                               alternative=args.alternative, resampling=resampling)
                 import pandas as pd
 
                 names = [f"{a}-{b}" for a, b in res.edges]
@@ -251,19 +249,16 @@ def run(args) -> int:
                                  "(scans, N, N) matrices or flatten them.")
             if args.tfce and volume is None:
                 raise InputError("--tfce needs voxel data (NIfTI DATA with --mask); got a table.")
-            if str(args.data).endswith((".h5", ".hdf5")) and args.test == "t" and blocks is None \
-                    and args.resampling == "auto":
-                # Stored results: element chunks through Dask, resumable in the store.
-                from ..engine.inference import cohort_permutation
-
+            if str(args.data).endswith((".h5", ".hdf5")):
+                # Stored results: the workflow picks the route (element chunks through Dask when it can).
                 result_name = _load_store(args.data, args.result, values=False)[3]
-                res = cohort_permutation(args.data, result_name, matrix, c, n_perm=args.n_perm, seed=args.seed,
-                                         alternative=args.alternative, chunk_elements=args.chunk_elements,
-                                         scheduler=args.scheduler, backend=args.backend, progress=None)
+                res = store_glm(args.data, result_name, matrix, c, test=args.test, alternative=args.alternative,
+                                resampling=resampling, chunk_elements=args.chunk_elements, scheduler=args.scheduler,
+                                progress=None)
             else:
-                res = perm.glm(y, matrix, c, test=args.test, alternative=args.alternative, tfce=args.tfce,
-                               mask=None if volume is None else volume["mask"],
-                               connectivity=args.connectivity, **common)
+                res = perm.glm(y, matrix, c, test=args.test, alternative=args.alternative, resampling=resampling,
+                               spatial=perm.Spatial(tfce=args.tfce, mask=None if volume is None else volume["mask"],
+                                                    connectivity=args.connectivity))
             for name, values in ((statname, res.statistic), ("uncp", res.pvalue), ("fwep", res.pvalue_fwer),
                                  ("fdrp", res.pvalue_fdr)):
                 written.append(_write_map(args.out, f"{name}_{tag}", values, element_names, volume))
@@ -285,38 +280,43 @@ def run(args) -> int:
                                                     zip(shown, top))
             summary.append(line)
     elapsed = time.perf_counter() - t0
-    prov = {
-        "recouple": __version__,
+    params = {
         "command": "permute",
         "data": os.path.abspath(args.data),
         "design": os.path.abspath(args.design),
         "formula": args.formula,
-        "design_columns": columns,
         "contrasts": np.atleast_2d(con).tolist(),
-        "contrast_names": con_names,
         "test": args.test,
-        "n_perm": int(res.n_perm),
-        "exhaustive": bool(getattr(res, "exhaustive", res.params.get("exhaustive", False))),
+        "n_perm": int(args.n_perm),
         "seed": args.seed,
         "alternative": args.alternative,
+        "resampling": args.resampling,
+        "blocks": args.blocks,
+        "whole_blocks": bool(args.whole_blocks),
         "correction": args.correction,
+        "alpha": args.alpha,
         "tfce": bool(args.tfce),
         "nbs": args.nbs,
+        "connectivity": args.connectivity,
+    }
+    prov = build_provenance(analysis="permute", params=params, backend=args.backend, seed=args.seed, extra={
+        "design_columns": columns,
+        "contrast_names": con_names,
+        "n_perm": int(res.n_perm),
+        "exhaustive": bool(getattr(res, "exhaustive", res.params.get("exhaustive", False))),
         "resampling": res.params.get("resampling"),
-        "backend": get_backend(args.backend).name,
         "elapsed_s": round(elapsed, 3),
         "warnings": [str(w.message) for w in caught],
         "outputs": [os.path.abspath(w) for w in written],
-    }
-    with open(f"{args.out}_provenance.json", "w") as fh:
-        json.dump(prov, fh, indent=2)
+    })
+    prov_path = write_provenance_file(args.out, prov)
     for w in caught:
         print(f"warning: {w.message}")
     print(f"recouple permute: {y.shape[0]} scans, {int(np.prod(y.shape[1:]))} elements, {prov['n_perm']} "
           f"{prov['resampling']} resamples, {elapsed:.1f}s")
     for line in summary:
         print("  " + line)
-    print(f"  wrote {len(written)} maps with prefix {args.out} and {args.out}_provenance.json")
+    print(f"  wrote {len(written)} maps with prefix {args.out} and {prov_path}")
     return 0
 
 

@@ -306,7 +306,8 @@ def _signflip_setup(quick):
 def _signflip_run(d, backend):
     from .. import permutation
 
-    return permutation.paired(d["pre"], d["post"], n_perm=d["n_perm"], seed=0, backend=backend)
+    return permutation.paired(d["pre"], d["post"],
+                              resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0, backend=backend))
 
 
 def _signflip_flops(d):
@@ -343,7 +344,8 @@ def _fl_run(d, backend):
 
     c = np.zeros(d["design"].shape[1])
     c[1] = 1.0
-    return permutation.glm(d["y"], d["design"], c, n_perm=d["n_perm"], seed=0, backend=backend)
+    return permutation.glm(d["y"], d["design"], c,
+                           resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0, backend=backend))
 
 
 def _fl_flops(d):
@@ -364,8 +366,9 @@ def _tfce_setup(quick):
 def _tfce_run(d, backend):
     from .. import permutation
 
-    return permutation.one_sample(d["data"], n_perm=d["n_perm"], seed=0, tfce=True, mask=d["mask"],
-                                  backend=backend)
+    return permutation.one_sample(d["data"], resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0,
+                                                                                backend=backend),
+                                  spatial=permutation.Spatial(tfce=True, mask=d["mask"]))
 
 
 def _pls_setup(quick):

@@ -140,7 +140,7 @@ def _covariates(scans, rows, names):
 def _run_contrast(c, scans, coupling, perm_cfg, backend):
     from .. import permutation as P
 
-    common = {"n_perm": int(perm_cfg["n_perm"]), "seed": int(perm_cfg["seed"]), "backend": backend}
+    common = {"resampling": P.Resampling(n_perm=int(perm_cfg["n_perm"]), seed=int(perm_cfg["seed"]), backend=backend)}
     if c["type"] == "paired":
         rows = _select(scans, group=c["group"])
         subjects, pre, post = _pairs(scans, rows, c["sessions"])
@@ -255,8 +255,8 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
             dcoup = coupling[post] - coupling[pre]
             cov = _covariates(scans, pre, clin.get("covariates"))
             res = P.correlation(dscore, dcoup, covariates=cov, method=clin["method"],
-                                n_perm=int(cfg["permutation"]["n_perm"]), seed=int(cfg["permutation"]["seed"]),
-                                backend=be.name)
+                                resampling=P.Resampling(n_perm=int(cfg["permutation"]["n_perm"]),
+                                                        seed=int(cfg["permutation"]["seed"]), backend=be.name))
             return {"r": res.statistic, "pvalue": res.pvalue, "pvalue_fwer": res.pvalue_fwer,
                     "pvalue_fdr": res.pvalue_fdr, "dscore": dscore, "dcoupling": dcoup,
                     "subjects": np.asarray(subjects).astype(str), "null_max": res.null_max}

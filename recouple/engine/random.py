@@ -55,21 +55,51 @@ def streams(seed, purpose: str, indices) -> list[np.random.Generator]:
     ]
 
 
-def permutation_indices(seed, n_perm: int, n: int, *, start: int = 0, purpose="permutation") -> np.ndarray:
-    """``(n_perm, n)`` int array; row k is a uniform permutation of ``range(n)``."""
+def permutation_indices(seed, n_perm: int, n: int, *, start: int = 0, purpose="permutation", blocks=None,
+                        whole_blocks: bool = False) -> np.ndarray:
+    """``(n_perm, n)`` int array; row k is a uniform permutation of ``range(n)``.
+
+    ``blocks`` : (n,) int codes ``0..B-1``, optional
+        Exchangeability blocks: rows are shuffled within their block or, with
+        ``whole_blocks=True``, blocks (of equal size) swap places as units,
+        keeping their internal order. Permuted row ``i`` is original row
+        ``out[k, i]``.
+    """
     gens = streams(seed, purpose, range(start, start + n_perm))
     out = np.empty((n_perm, n), dtype=np.int64)
+    if blocks is None:
+        for k, g in enumerate(gens):
+            out[k] = g.permutation(n)
+        return out
+    codes = np.asarray(blocks)
+    positions = [np.flatnonzero(codes == b) for b in range(int(codes.max()) + 1)]
     for k, g in enumerate(gens):
-        out[k] = g.permutation(n)
+        idx = np.empty(n, dtype=np.int64)
+        if whole_blocks:
+            order = g.permutation(len(positions))
+            for dest, src in zip(positions, order):
+                idx[dest] = positions[src]
+        else:
+            for pos in positions:
+                idx[pos] = pos[g.permutation(pos.size)]
+        out[k] = idx
     return out
 
 
-def sign_flips(seed, n_perm: int, n: int, *, start: int = 0, purpose="signflip") -> np.ndarray:
-    """``(n_perm, n)`` array of +-1 (float64); row k independent Rademacher signs."""
+def sign_flips(seed, n_perm: int, n: int, *, start: int = 0, purpose="signflip", blocks=None) -> np.ndarray:
+    """``(n_perm, n)`` array of +-1 (float64); row k independent Rademacher signs.
+
+    The one sign-flip generator of the package. ``blocks`` : (n,) int codes
+    ``0..B-1``, optional: whole-block flips, one sign drawn per block and
+    shared by its members (row k draws ``B`` signs instead of ``n``).
+    """
     gens = streams(seed, purpose, range(start, start + n_perm))
+    codes = None if blocks is None else np.asarray(blocks)
+    units = n if codes is None else int(codes.max()) + 1
     out = np.empty((n_perm, n), dtype=np.float64)
     for k, g in enumerate(gens):
-        out[k] = np.where(g.random(n) < 0.5, -1.0, 1.0)
+        s = np.where(g.random(units) < 0.5, -1.0, 1.0)
+        out[k] = s if codes is None else s[codes]
     return out
 
 

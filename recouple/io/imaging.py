@@ -16,6 +16,7 @@ from ..exceptions import InputError, ShapeError
 __all__ = [
     "load_image",
     "load_bold",
+    "load_volumes",
     "load_mask",
     "check_same_grid",
     "masked_timeseries",
@@ -95,6 +96,22 @@ def load_bold(path, mask, mask_affine, *, mask_path="mask"):
         raise InputError(f"BOLD file {str(path)!r} has NaN or inf in {bad} voxel(s) inside the mask. Fix the "
                          "preprocessing or shrink the mask to exclude them.")
     return ts
+
+
+def load_volumes(path, mask, mask_affine, *, what="data", mask_path="mask"):
+    """The volumes of a 4-D NIfTI (one per scan) inside ``mask``: ``(n_volumes, V)`` float64.
+
+    Voxels are in ``np.nonzero(mask)`` order; the image must share the mask's
+    grid (shape and affine, :func:`check_same_grid`). Values are not checked
+    for NaN (the analysis that uses them decides).
+    """
+    img = load_image(path, what=what)
+    if len(img.shape) != 4:
+        raise ShapeError(f"{what} file {str(path)!r} must be a 4-D image (X, Y, Z, scans); got shape {img.shape}. "
+                         "Stack the scans along the fourth axis (e.g. fslmerge -t).")
+    check_same_grid(mask_path, mask.shape, mask_affine, path, img.shape, img.affine)
+    data = np.asarray(img.dataobj, dtype=np.float64)
+    return np.moveaxis(data[np.asarray(mask, dtype=bool)], -1, 0)
 
 
 def masked_timeseries(data4d, mask):
@@ -183,9 +200,9 @@ def voxel_map_image(values, mask, affine, *, fill=np.nan):
     return _nib().Nifti1Image(vol, affine)
 
 
-def save_voxel_map(path, values, mask, affine):
-    """Write ``values`` (V,) inside ``mask`` as a NIfTI file and return its path."""
-    img = voxel_map_image(values, mask, affine)
+def save_voxel_map(path, values, mask, affine, *, fill=np.nan):
+    """Write ``values`` (V,) inside ``mask`` as a NIfTI file (``fill`` outside) and return its path."""
+    img = voxel_map_image(values, mask, affine, fill=fill)
     _nib().save(img, str(path))
     return Path(path)
 

@@ -18,9 +18,8 @@ exceedance counts are taken on ``g`` and only the ``K`` maxima are converted.
 
 from __future__ import annotations
 
+from . import pvalues as _pvalues
 from ._xp import as_float, is_numpy_namespace, namespace
-
-_TAILS = ("two-sided", "greater", "less")
 
 
 def resampled_rows(basis, resample, *, mode="permute"):
@@ -88,14 +87,10 @@ def monotone_statistic(data, basis_x, basis_z, resample, *, mode="permute"):
 def tail_score(g, *, alternative="two-sided", rank=1):
     """Score on which "more extreme" means "larger": ``|g|``, ``g`` or ``-g``.
 
-    F statistics (``rank > 1``) are one-sided: the score is ``g``.
+    F statistics (``rank > 1``) are one-sided: the score is ``g``. The
+    mapping is :func:`recouple.kernels.pvalues.tail_score`.
     """
-    xp = namespace(g)
-    if rank > 1 or alternative == "greater":
-        return g
-    if alternative == "less":
-        return -g
-    return xp.abs(g)
+    return _pvalues.tail_score(g, "greater" if rank > 1 else alternative, xp=namespace(g))
 
 
 def statistic_from_monotone(g, *, df, rank=1):

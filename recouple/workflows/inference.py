@@ -2,7 +2,8 @@
 
 The scans x elements matrix of a stored result (region or voxel coupling) is
 split into element chunks that Dask runs independently, each through
-:func:`recouple.permutation.glm` with the *same* resampling matrix. Every
+:func:`recouple.permutation.glm` with the *same* resampling matrix
+(:func:`recouple.permutation.glm_resamples`). Every
 chunk returns its statistics, uncorrected p-values and its per-resample
 maximum; the maxima of all chunks give the family-wise null. Because each
 element only ever sees the shared resamples, the result equals the unchunked
@@ -19,9 +20,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import permutation as P
+from ..engine.runner import OutputSpec, run_chunks, worker_count
 from ..exceptions import InputError, ShapeError
 from ..io.store import checksum, open_store
-from .runner import OutputSpec, run_chunks, worker_count
+from ..kernels import pvalues as _kp
+from ..kernels.stats import fdr_bh
+from ..validation import check_choice
 
 
 @dataclass(frozen=True)
@@ -62,18 +67,12 @@ class CohortPermutation:
     tfce: None = None
 
 
-def _chunk_task(chunk, *, path, dataset, design, contrast, signs, permutations, width, n_elements, alternative,
-                backend):
-    from .. import permutation as P
-    from ..io.store import _open_h5
-
+def _chunk_task(chunk, *, source, design, contrast, resampling, width, n_elements, alternative):
     (k0, _k1), = chunk
     v0 = k0 * width
     v1 = min(v0 + width, n_elements)
-    with _open_h5(path, "r") as f:
-        y = np.asarray(f[dataset][:, v0:v1], dtype=np.float64)
-    res = P.glm(y, design, contrast, signs=signs, permutations=permutations, alternative=alternative,
-                backend=backend)
+    y = np.asarray(source[:, v0:v1], dtype=np.float64)
+    res = P.glm(y, design, contrast, alternative=alternative, resampling=resampling)
     stat = np.full(width, np.nan)
     pval = np.full(width, np.nan)
     stat[: v1 - v0] = np.ravel(res.statistic)
@@ -111,9 +110,6 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
     -------
     CohortPermutation
     """
-    from .. import permutation as P
-    from ..kernels.stats import fdr_bh
-
     path = str(store_path)
     with open_store(path) as st:
         names = st.results()
@@ -125,19 +121,18 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
             raise InputError(f"dataset must exist in results/{result}; got {dataset!r}. "
                              f"Available: {', '.join(st.file[f'results/{result}'].keys())}.")
         n_scans, n_elements = st.file[dset].shape
+        source = st.handle(dset)
+    check_choice("alternative", alternative, _kp.ALTERNATIVES)
     x = np.asarray(design, dtype=np.float64)
     c = np.asarray(contrast, dtype=np.float64).ravel()
     if x.ndim != 2 or x.shape[0] != n_scans:
         raise ShapeError(f"design must be (n_scans={n_scans}, p); got shape {x.shape}. One row per scan of the store.")
     if c.size != x.shape[1]:
         raise ShapeError(f"contrast must have {x.shape[1]} entries (one per design column); got {c.size}.")
-    # Draw the resamples once (exactly as the unchunked analysis would, from a
-    # first small slice) and hand the same matrix to every chunk.
-    with open_store(path) as st:
-        probe = np.asarray(st.file[dset][:, : min(n_elements, 2)], dtype=np.float64)
-    first = P.glm(probe, x, c, n_perm=n_perm, seed=seed, alternative=alternative, backend=backend)
-    signs, perms = first.signs, first.permutations
-    k = (signs if signs is not None else perms).shape[0]
+    # The resamples the unchunked analysis would draw, handed to every chunk.
+    drawn = P.glm_resamples(x, c, resampling=P.Resampling(n_perm=n_perm, seed=seed))
+    signs, perms, k = drawn.signs, drawn.permutations, drawn.n_perm
+    chunk_resampling = drawn.as_resampling(P.Resampling(backend=backend, progress=False))
     if chunk_elements is None:
         workers = worker_count(scheduler, client)
         chunk_elements = max(1, -(-n_elements // (2 * max(workers, 1))))
@@ -148,9 +143,8 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
               "alternative": alternative, "design_contrast_sha": digest, "width": width,
               "backend": backend or "default"}
     analysis = name or f"permutation_{result}_{digest[:8]}_w{width}"
-    task = functools.partial(_chunk_task, path=path, dataset=dset, design=x, contrast=c, signs=signs,
-                             permutations=perms, width=width, n_elements=n_elements, alternative=alternative,
-                             backend=backend)
+    task = functools.partial(_chunk_task, source=source, design=x, contrast=c, resampling=chunk_resampling,
+                             width=width, n_elements=n_elements, alternative=alternative)
     outputs = [OutputSpec("statistic", (n_chunks, width)), OutputSpec("pvalue", (n_chunks, width)),
                OutputSpec("null_max", (n_chunks, k))]
     chunks = [((i, i + 1),) for i in range(n_chunks)]
@@ -162,16 +156,52 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
         stat = st.read_result(analysis, "statistic").ravel()[:n_elements]
         pval = st.read_result(analysis, "pvalue").ravel()[:n_elements]
         null_max = np.nanmax(st.read_result(analysis, "null_max"), axis=0)
-    if alternative == "two-sided":
-        score = np.abs(stat)
-    elif alternative == "greater":
-        score = stat
-    else:
-        score = -stat
-    pfwer = P._fwer_pvalue(score, null_max)
+    pfwer = np.asarray(_kp.fwer_pvalue(_kp.tail_score(stat, alternative), null_max))
     pfdr = np.asarray(fdr_bh(pval))
     return CohortPermutation(statistic=stat, pvalue=pval, pvalue_fwer=pfwer, pvalue_fdr=pfdr, null_max=null_max,
                              n_perm=int(k), signs=signs, permutations=perms, analysis=analysis,
                              n_computed=info.n_computed, n_skipped=info.n_skipped,
                              params=params | {"resampling": "signflip" if signs is not None else "permute",
                                               "provenance": json.loads(json.dumps(info.provenance, default=str))})
+
+
+def store_glm(store_path, result, design, contrast, *, test="t", alternative="two-sided", resampling=None,
+              dataset="coupling", chunk_elements=None, scheduler=None, client=None, overwrite=False, progress=None):
+    """Permutation GLM of a stored ``(scans, elements)`` result, by the route the test allows.
+
+    One t contrast with freely drawn resamples (``Resampling`` with
+    ``kind="auto"``, no exchangeability blocks, no precomputed resamples, no
+    full null or tail fit) runs element-chunked and resumable through
+    :func:`cohort_permutation`; anything else reads the matrix and runs
+    :func:`recouple.permutation.glm` in memory. Both give the same numbers
+    for the same seed.
+
+    Parameters
+    ----------
+    store_path, result, dataset, chunk_elements, scheduler, client, overwrite
+        As in :func:`cohort_permutation`.
+    design : (n_scans, p) array
+    contrast : (p,) t contrast, or (r, p) rows (t contrasts, or one F with ``test="F"``)
+    test : {"t", "F"}
+    alternative : {"two-sided", "greater", "less"}
+    resampling : recouple.permutation.Resampling, optional
+    progress : bool or None
+
+    Returns
+    -------
+    :class:`CohortPermutation` (chunked) or :class:`recouple.permutation.PermutationResult`.
+    """
+    r = resampling if resampling is not None else P.Resampling()
+    c = np.asarray(contrast, dtype=np.float64)
+    chunkable = (test == "t" and (c.ndim == 1 or c.shape[0] == 1) and r.kind == "auto"
+                 and r.exchangeability_blocks is None and r.permutations is None and r.signs is None
+                 and not r.keep_null and not r.tail_approximation)
+    if chunkable:
+        return cohort_permutation(store_path, result, design, c.ravel(), dataset=dataset, n_perm=r.n_perm,
+                                  seed=r.seed, alternative=alternative, chunk_elements=chunk_elements,
+                                  scheduler=scheduler, client=client, overwrite=overwrite, backend=r.backend,
+                                  progress=progress)
+    with open_store(str(store_path)) as st:
+        y = np.asarray(st.read(f"results/{result}/{dataset}"), dtype=np.float64)
+    return P.glm(y, design, contrast, test=test, alternative=alternative,
+                 resampling=r if r.progress is not None or progress is None else r.replace(progress=progress))

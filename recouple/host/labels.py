@@ -1,9 +1,12 @@
-"""Connected-component statistics for permutation inference: TFCE (volumes and
+"""Connected-component labelling for permutation inference: TFCE (volumes and
 graphs), cluster extent and mass, and NBS components.
 
 Connected components are not a matrix product; they are labelled with SciPy
-(``scipy.ndimage.label`` / ``scipy.sparse.csgraph``) on the host for NumPy and
-JAX input and with ``cupyx.scipy.ndimage.label`` for CuPy volumes. Every
+(``scipy.ndimage.label`` / ``scipy.sparse.csgraph``) and the compiled
+union-find loops on the host for NumPy input, and with
+``cupyx.scipy.ndimage.label`` for CuPy volumes (the CuPy delegate). Arrays of
+other backends are brought to the host by the caller
+(:func:`recouple.engine.backend.to_host`). Every
 function takes a *batch* of maps ``(B, ...)`` and labels all of them in one
 call: the maps are stacked along a leading axis that the connectivity
 structure does not connect, so no Python loop runs over maps. The only loop is
@@ -13,8 +16,12 @@ over the fixed number of TFCE height steps.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage, sparse
+from scipy.sparse.csgraph import connected_components
 
-from . import host as _host_loops
+# The compiled loops: imported here only, so that their home can move.
+from ..kernels import host as _jit
+from ..kernels import pvalues as _kp
 
 _VOLUME_CONNECTIVITY = {6: 1, 18: 2, 26: 3}
 
@@ -23,20 +30,8 @@ def _is_cupy(x) -> bool:
     return type(x).__module__.startswith("cupy")
 
 
-def _host(x):
-    if isinstance(x, np.ndarray):
-        return x
-    if _is_cupy(x):
-        return x.get()
-    if type(x).__module__.startswith("array_api_strict"):
-        return np.asarray(x._array)
-    return np.asarray(x)
-
-
 def volume_structure(connectivity: int = 6, ndim: int = 3) -> np.ndarray:
     """Boolean neighbourhood for ``connectivity`` in {6, 18, 26} (3-D) or 4/8 (2-D)."""
-    from scipy import ndimage
-
     if ndim == 3:
         rank = _VOLUME_CONNECTIVITY[connectivity]
     elif ndim == 2:
@@ -82,14 +77,13 @@ def label_volumes(mask, structure):
         Voxels per label (``sizes[0]`` counts the background).
     """
     if _is_cupy(mask):
+        # CuPy delegate; cupy is optional, so imported only when its arrays arrive.
         import cupy
         from cupyx.scipy import ndimage as cundi
 
         labels, _ = cundi.label(mask, structure=cupy.asarray(_batched_structure(np.asarray(structure))))
         return labels, cupy.bincount(labels.ravel())
-    from scipy import ndimage
-
-    labels, _ = ndimage.label(_host(mask), structure=_batched_structure(np.asarray(structure)))
+    labels, _ = ndimage.label(np.asarray(mask), structure=_batched_structure(np.asarray(structure)))
     return labels, np.bincount(labels.ravel())
 
 
@@ -107,10 +101,7 @@ def label_graph(active, adjacency):
         0 for inactive nodes; components numbered from 1 across the batch.
     sizes : (n + 1,) int array
     """
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
-
-    active = np.asarray(_host(active), dtype=bool)
+    active = np.asarray(active, dtype=bool)
     b, v = active.shape
     coo = sparse.coo_matrix(adjacency)
     rows, cols = coo.row, coo.col
@@ -171,10 +162,10 @@ def tfce(stat, *, structure=None, adjacency=None, height=2.0, extent=0.5, n_step
     """
     xp_is_cupy = _is_cupy(stat)
     if xp_is_cupy:
-        import cupy as mod
+        import cupy as mod  # optional dependency, only with CuPy input
     else:
         mod = np
-        stat = np.asarray(_host(stat), dtype=np.float64)
+        stat = np.asarray(stat, dtype=np.float64)
     b = stat.shape[0]
     flat = stat.reshape(b, -1)
     clean = mod.where(mod.isnan(flat), 0.0, flat)
@@ -193,7 +184,7 @@ def tfce(stat, *, structure=None, adjacency=None, height=2.0, extent=0.5, n_step
         step = top / steps
     else:
         step = mod.full(b, float(dh))
-        steps = int(np.ceil(float(_host(top).max()) / float(dh))) if b else 0
+        steps = int(np.ceil(float(top.max()) / float(dh))) if b else 0
         steps = max(steps, 0)
     out = mod.zeros_like(clean)
     graph = adjacency is not None
@@ -201,7 +192,7 @@ def tfce(stat, *, structure=None, adjacency=None, height=2.0, extent=0.5, n_step
         structure = volume_structure(6, stat.ndim - 1)
     if graph and weights is not None:
         weights = np.asarray(weights, dtype=np.float64)
-    if not xp_is_cupy and (graph or stat.ndim <= 4) and _host_loops.enabled():
+    if not xp_is_cupy and (graph or stat.ndim <= 4) and _jit.enabled():
         # one union-find pass per map instead of labelling every height
         j = np.arange(1, steps + 1, dtype=np.float64)
         heights = step[:, None] * j[None, :]
@@ -215,7 +206,7 @@ def tfce(stat, *, structure=None, adjacency=None, height=2.0, extent=0.5, n_step
             st = np.asarray(structure, dtype=bool)
             kw = {"shape": (stat.shape[1:] + (1, 1))[:3], "structure": st if st.ndim == 3 else _pad_structure(st)}
         for sign, values in parts:
-            _host_loops.tfce_maps(values, heights, coef, extent=extent, sign=sign, out=out, **kw)
+            _jit.tfce_maps(values, heights, coef, extent=extent, sign=sign, out=out, **kw)
         return out.reshape(stat.shape)
     for sign, values in parts:
         for j in range(1, steps + 1):
@@ -246,31 +237,45 @@ def cluster_sizes(stat, threshold, *, structure=None, adjacency=None, alternativ
     ----------
     stat : (B, X, Y, Z) or (B, V) array
     threshold : float
-        Cluster-forming threshold: voxels with score > threshold, where the
-        score is ``stat``, ``-stat`` or ``|stat|`` by ``alternative``.
+        Cluster-forming threshold ``h``. ``"greater"``: clusters of
+        ``stat > h``; ``"less"``: of ``-stat > h``; ``"two-sided"``: clusters of
+        ``stat > h`` and of ``stat < -h`` formed *separately*, so touching
+        positive and negative elements never share a cluster (nilearn, FSL,
+        MNE; the same split as :func:`tfce`).
     structure, adjacency
         As in :func:`tfce`.
 
     Returns
     -------
-    labels : (B, ...) int array (0 = not in a cluster; numbered across the batch)
+    labels : (B, ...) int array (0 = not in a cluster; numbered across the batch,
+        positive clusters first for two-sided maps)
     extent : (n + 1,) float array, voxels per cluster (entry 0 unused, set to 0)
-    mass : (n + 1,) float array, sum of ``score - threshold`` per cluster
+    mass : (n + 1,) float array, sum of ``score - threshold`` per cluster, the
+        score being ``|stat|`` for two-sided maps
     owner : (n + 1,) int array, the map each cluster belongs to (entry 0 = -1)
     """
-    stat = np.asarray(_host(stat), dtype=np.float64)
+    stat = np.asarray(stat, dtype=np.float64)
     b = stat.shape[0]
-    score = {"greater": stat, "less": -stat}.get(alternative, np.abs(stat))
+    if adjacency is None and structure is None:
+        structure = volume_structure(6, stat.ndim - 1)
+
+    def label(active):
+        if adjacency is not None:
+            lab, _ = label_graph(active.reshape(b, -1), adjacency)
+            return lab.reshape(stat.shape)
+        lab, _ = label_volumes(active, structure)
+        return np.asarray(lab)
+
+    score = _kp.tail_score(stat, alternative)
     score = np.where(np.isnan(score), -np.inf, score)
-    active = score > threshold
-    if adjacency is not None:
-        labels, _ = label_graph(active.reshape(b, -1), adjacency)
-        labels = labels.reshape(stat.shape)
+    if alternative == "two-sided":
+        clean = np.where(np.isnan(stat), 0.0, stat)
+        positive = label(clean > threshold)
+        negative = label(-clean > threshold)
+        n_positive = int(positive.max()) if positive.size else 0
+        labels = np.where(negative > 0, negative + n_positive, positive)
     else:
-        if structure is None:
-            structure = volume_structure(6, stat.ndim - 1)
-        labels, _ = label_volumes(active, structure)
-        labels = _host(labels)
+        labels = label(score > threshold)
     n = int(labels.max()) + 1 if labels.size else 1
     flat = labels.ravel()
     extent = np.bincount(flat, minlength=n).astype(np.float64)
@@ -302,7 +307,9 @@ def nbs_components(edge_stat, rows, cols, n_nodes, threshold, *, alternative="gr
     n_nodes : int
     threshold : float
         Edges with score > threshold (strict, as in NBS) are supra-threshold;
-        score is ``stat``, ``-stat`` or ``|stat|`` by ``alternative``.
+        score is ``stat``, ``-stat`` or ``|stat|`` by ``alternative``. Two-sided
+        components are formed on ``|stat|`` (bctpy ``tail="both"``), so
+        positive and negative edges may share a component.
     measure : {"extent", "intensity"}
         Component size as its number of edges, or ``sum(score - threshold)``.
 
@@ -314,12 +321,9 @@ def nbs_components(edge_stat, rows, cols, n_nodes, threshold, *, alternative="gr
     size : (n + 1,) float array, size per component (entry 0 is 0)
     owner : (n + 1,) int array, the map of each component (entry 0 = -1)
     """
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
-
-    stat = np.asarray(_host(edge_stat), dtype=np.float64)
+    stat = np.asarray(edge_stat, dtype=np.float64)
     b, e = stat.shape
-    score = {"greater": stat, "less": -stat}.get(alternative, np.abs(stat))
+    score = _kp.tail_score(stat, alternative)
     score = np.where(np.isnan(score), -np.inf, score)
     active = score > threshold
     kb, ke = np.nonzero(active)
