@@ -366,7 +366,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
                  "pvalue_fwer": ga.pvalue_fwer[0], "genes": np.asarray(ga.genes).astype(str)}
         ncomp = int(assoc["pls_components"])
         if ncomp > 0:
-            pl = G.pls(expr, y, n_components=ncomp, n_boot=int(assoc["pls_bootstrap"]), nulls=nulls,
+            pl = G.pls(y, expr, n_components=ncomp, n_boot=int(assoc["pls_bootstrap"]), nulls=nulls,
                        seed=int(ncfg["seed"]), labels=labels, backend=be.name)
             saved.update({f"pls_{k}": np.asarray(v) for k, v in _pls_arrays(pl).items()})
         return saved
@@ -394,7 +394,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
 
         def map_steps():
             names, Y = _read_user_maps(assoc["maps"], labels)
-            am = NL.associate(y, Y, nulls=nulls, method=assoc["method"], backend=be.name)
+            am = NL.compare_maps(y, Y, nulls=nulls, method=assoc["method"], backend=be.name)
             return {"names": np.asarray(names), "r": np.atleast_1d(am.r).ravel(),
                     "pvalue": np.atleast_1d(am.pvalue).ravel(), "pvalue_fdr": np.atleast_1d(am.pvalue_fdr).ravel(),
                     "pvalue_fwer": np.atleast_1d(am.pvalue_fwer).ravel()}
