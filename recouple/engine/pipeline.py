@@ -339,14 +339,9 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
     t0 = time.perf_counter()
 
     def draw_nulls():
-        if ncfg["method"] == "permutation":
-            from .random import permutation_indices
-
-            idx = permutation_indices(int(ncfg["seed"]), int(ncfg["n_perm"]), y.size)
-        else:
-            idx = NL.spin_permutations(coords, n_perm=int(ncfg["n_perm"]), method=ncfg["method"], hemi=hemi,
-                                       seed=int(ncfg["seed"]))
-            idx = getattr(idx, "indices", idx)
+        # the one null specification (recouple.nulls.spec); coords/hemi are used by spin methods only
+        _, idx = NL.spec.resolve(ncfg["method"], y, n_perm=int(ncfg["n_perm"]), seed=int(ncfg["seed"]),
+                                 coords=coords, hemi=hemi)
         return {"indices": np.asarray(idx)}
 
     nulls = steps.run("nulls", key, draw_nulls)[0]["indices"]

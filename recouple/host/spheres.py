@@ -151,8 +151,6 @@ def sphere_index(points, workers=1):
     return idx
 
 
-
-
 def rotate_columns(pt, rots):
     """Queries p_i R^T as coordinate columns (3, K, n) from ``pt`` = points.T,
     summed x, y, z in that order (no fused multiply-add), so that every
