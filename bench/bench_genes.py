@@ -81,8 +81,8 @@ def refit_loop_bootstrap(expr, y, boot, n_components=1):
 def test_pls_bootstrap_recouple(benchmark, data, backend):
     e, expr, y, _ = data
     boot = bootstrap_indices(0, N_BOOT, N_REGIONS)
-    rc.genes.pls(e, y, bootstrap=boot, backend=backend)  # warm up / compile these shapes
-    res = benchmark.pedantic(lambda: rc.genes.pls(e, y, bootstrap=boot, backend=backend), rounds=3, iterations=1)
+    rc.genes.pls(y, e, bootstrap=boot, backend=backend)  # warm up / compile these shapes
+    res = benchmark.pedantic(lambda: rc.genes.pls(y, e, bootstrap=boot, backend=backend), rounds=3, iterations=1)
     benchmark.extra_info.update(backend=backend, n_regions=N_REGIONS, n_genes=N_GENES, n_boot=N_BOOT,
                                 per_resample_s=benchmark.stats.stats.min / N_BOOT)
     assert np.isfinite(res.zscores).all()

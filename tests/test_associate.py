@@ -57,7 +57,7 @@ def test_matches_scipy_loop(data, rng, method, alternative, kind):
     else:
         nulls = perms if kind == "perm" else dup
         maps = x[nulls]
-    res = rc.nulls.associate(x, Y, nulls=nulls, method=method, alternative=alternative, store_null=True)
+    res = rc.nulls.compare_maps(x, Y, nulls=nulls, method=method, alternative=alternative, store_null=True)
     r, null, p, p_fwer = _reference(x, Y, maps, method, alternative)
     np.testing.assert_allclose(res.r, r, atol=1e-12)
     np.testing.assert_allclose(res.null, null, atol=1e-12)
@@ -77,7 +77,7 @@ def test_nan_pairwise_complete(data, method):
     Y[2, 10:13] = np.nan
     idx = perms[:30].copy()
     idx[:, :2] = -1  # dropped parcels
-    res = rc.nulls.associate(x, Y, nulls=idx, method=method, store_null=True, batch_size=7)
+    res = rc.nulls.compare_maps(x, Y, nulls=idx, method=method, store_null=True, batch_size=7)
     maps = rc.nulls.null_maps(x, idx)
     r, null, p, p_fwer = _reference(x, Y, maps, method, "two-sided")
     np.testing.assert_allclose(res.r, r, atol=1e-12)
@@ -91,8 +91,8 @@ def test_block_size_invariance(data, method):
     x, Y, perms, dup = data
     X = np.stack([x, x[::-1]])
     for nulls in (perms, dup):
-        a = rc.nulls.associate(X, Y, nulls=nulls, method=method)
-        b = rc.nulls.associate(X, Y, nulls=nulls, method=method, batch_size=5, map_batch_size=2)
+        a = rc.nulls.compare_maps(X, Y, nulls=nulls, method=method)
+        b = rc.nulls.compare_maps(X, Y, nulls=nulls, method=method, batch_size=5, map_batch_size=2)
         np.testing.assert_array_equal(a.pvalue, b.pvalue)
         np.testing.assert_array_equal(a.pvalue_fwer, b.pvalue_fwer)
         np.testing.assert_allclose(a.null_max, b.null_max, atol=1e-14)
@@ -102,9 +102,9 @@ def test_block_size_invariance(data, method):
 def test_many_maps_equal_one_at_a_time(data):
     x, Y, perms, _ = data
     X = np.stack([x, np.sin(x), x**2])
-    both = rc.nulls.associate(X, Y, nulls=perms, store_null=True)
+    both = rc.nulls.compare_maps(X, Y, nulls=perms, store_null=True)
     for i, xi in enumerate(X):
-        one = rc.nulls.associate(xi, Y, nulls=perms, store_null=True)
+        one = rc.nulls.compare_maps(xi, Y, nulls=perms, store_null=True)
         np.testing.assert_allclose(both.r[i], one.r, atol=1e-14)
         np.testing.assert_array_equal(both.pvalue[i], one.pvalue)
         np.testing.assert_allclose(both.null[:, i], one.null, atol=1e-14)
@@ -114,8 +114,8 @@ def test_jax_backend_matches_numpy(data):
     pytest.importorskip("jax")
     x, Y, perms, dup = data
     for nulls in (perms, dup):
-        a = rc.nulls.associate(x, Y, nulls=nulls, method="spearman")
-        b = rc.nulls.associate(x, Y, nulls=nulls, method="spearman", backend="jax", batch_size=40)
+        a = rc.nulls.compare_maps(x, Y, nulls=nulls, method="spearman")
+        b = rc.nulls.compare_maps(x, Y, nulls=nulls, method="spearman", backend="jax", batch_size=40)
         np.testing.assert_allclose(a.r, b.r, atol=1e-12)
         np.testing.assert_array_equal(a.pvalue, b.pvalue)
         np.testing.assert_array_equal(a.pvalue_fwer, b.pvalue_fwer)
@@ -125,8 +125,8 @@ def test_constant_target_gives_nan_and_is_left_out(data):
     x, Y, perms, _ = data
     Y = Y.copy()
     Y[3] = 2.0
-    res = rc.nulls.associate(x, Y, nulls=perms, store_null=True)
-    ref = rc.nulls.associate(x, np.delete(Y, 3, axis=0), nulls=perms)
+    res = rc.nulls.compare_maps(x, Y, nulls=perms, store_null=True)
+    ref = rc.nulls.compare_maps(x, np.delete(Y, 3, axis=0), nulls=perms)
     assert np.isnan(res.r[3]) and np.isnan(res.pvalue[3]) and np.isnan(res.pvalue_fdr[3])
     assert np.isnan(res.null[:, 3]).all()
     np.testing.assert_array_equal(np.delete(res.pvalue_fdr, 3), ref.pvalue_fdr)
@@ -136,8 +136,8 @@ def test_constant_target_gives_nan_and_is_left_out(data):
 def test_generator_spec_permutation_is_seeded(data):
     x, Y, _, _ = data
     spec = {"method": "permutation", "n_perm": 49, "seed": 3}
-    a = rc.nulls.associate(x, Y, nulls=spec)
-    b = rc.nulls.associate(x, Y, nulls=dict(spec))
+    a = rc.nulls.compare_maps(x, Y, nulls=spec)
+    b = rc.nulls.compare_maps(x, Y, nulls=dict(spec))
     np.testing.assert_array_equal(a.pvalue, b.pvalue)
     assert a.n_perm == 49
     assert np.all(a.pvalue >= 1 / 50)
@@ -148,7 +148,7 @@ def test_planted_association_is_found(rng):
     x = rng.standard_normal(n)
     Y = rng.standard_normal((20, n))
     Y[5] = x + 0.3 * rng.standard_normal(n)
-    res = rc.nulls.associate(x, Y, nulls={"method": "permutation", "n_perm": 199, "seed": 0})
+    res = rc.nulls.compare_maps(x, Y, nulls={"method": "permutation", "n_perm": 199, "seed": 0})
     assert res.pvalue[5] == pytest.approx(1 / 200)
     assert res.pvalue_fwer[5] == pytest.approx(1 / 200)
     assert np.argmax(np.abs(res.r)) == 5
@@ -157,23 +157,23 @@ def test_planted_association_is_found(rng):
 def test_bad_inputs(data):
     x, Y, perms, _ = data
     with pytest.raises(ShapeError, match="same number of regions"):
-        rc.nulls.associate(x[:-1], Y, nulls=perms)
+        rc.nulls.compare_maps(x[:-1], Y, nulls=perms)
     with pytest.raises(InputError, match="constant"):
-        rc.nulls.associate(np.ones_like(x), Y, nulls=perms)
+        rc.nulls.compare_maps(np.ones_like(x), Y, nulls=perms)
     with pytest.raises(ShapeError, match="neuromaps"):
-        rc.nulls.associate(x, Y, nulls=perms.T[:, :10])
+        rc.nulls.compare_maps(x, Y, nulls=perms.T[:, :10])
     with pytest.raises(InputError, match=r"\[-1,"):
-        rc.nulls.associate(x, Y, nulls=perms + 1)
+        rc.nulls.compare_maps(x, Y, nulls=perms + 1)
     with pytest.raises(InputError, match="method"):
-        rc.nulls.associate(x, Y, nulls=perms, method="kendall")
+        rc.nulls.compare_maps(x, Y, nulls=perms, method="kendall")
     with pytest.raises(InputError, match="alternative"):
-        rc.nulls.associate(x, Y, nulls=perms, alternative="both")
+        rc.nulls.compare_maps(x, Y, nulls=perms, alternative="both")
     with pytest.raises(InputError, match="spec"):
-        rc.nulls.associate(x, Y, nulls={"method": "magic"})
+        rc.nulls.compare_maps(x, Y, nulls={"method": "magic"})
     with pytest.raises(ShapeError, match="surrogate"):
-        rc.nulls.associate(np.stack([x, x + 1]), Y, nulls=np.zeros((5, x.size)))
+        rc.nulls.compare_maps(np.stack([x, x + 1]), Y, nulls=np.zeros((5, x.size)))
     with pytest.raises(InputError, match="finite"):
-        rc.nulls.associate(np.where(np.arange(x.size) == 0, np.inf, x), Y, nulls=perms)
+        rc.nulls.compare_maps(np.where(np.arange(x.size) == 0, np.inf, x), Y, nulls=perms)
 
 
 @pytest.mark.parametrize("method", ["variogram", "burt2018", "moran"])
@@ -183,7 +183,7 @@ def test_generator_spec_surrogates(rng, method):
     x = np.sin(pts[:, 0] / 20) + 0.1 * rng.standard_normal(40)
     Y = rng.standard_normal((3, 40))
     spec = {"method": method, "distance": D, "n_perm": 20, "seed": 0}
-    res = rc.nulls.associate(x, Y, nulls=spec)
+    res = rc.nulls.compare_maps(x, Y, nulls=spec)
     gen = {"variogram": rc.nulls.variogram_surrogates, "burt2018": rc.nulls.burt2018_surrogates}.get(method)
     surr = gen(x, D, n_perm=20, seed=0) if gen else rc.nulls.moran(x, rc.nulls.moran_weights(D), n_perm=20, seed=0)
-    np.testing.assert_array_equal(res.pvalue, rc.nulls.associate(x, Y, nulls=surr).pvalue)
+    np.testing.assert_array_equal(res.pvalue, rc.nulls.compare_maps(x, Y, nulls=surr).pvalue)

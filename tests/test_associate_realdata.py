@@ -47,10 +47,10 @@ def test_coupling_vs_genes_pvalues_agree_with_neuromaps(shared_data):
     Y = expr[genes].to_numpy(dtype=float).T
     cen, ph, _ = _dk_centroids(shared_data, list(labels))
 
-    ours = rc.nulls.associate(x, Y, method="spearman",
+    ours = rc.nulls.compare_maps(x, Y, method="spearman",
                               nulls={"method": "vasa", "coords": cen, "hemi": ph, "n_perm": K, "seed": 0})
     spins = nspins.gen_spinsamples(cen, ph, n_rotate=K, seed=1, method="vasa")  # (N, K)
-    theirs = rc.nulls.associate(x, Y, method="spearman", nulls=spins.T)
+    theirs = rc.nulls.compare_maps(x, Y, method="spearman", nulls=spins.T)
     # compare_images itself on a few genes (nulls of rank(x): see test_nulls).
     src = rc.stats.rankdata(x)
     for g in range(3):

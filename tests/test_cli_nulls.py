@@ -27,7 +27,7 @@ def test_nulls_then_associate_from_coords(tmp_path, rng):
     nul = np.load(tmp_path / "n.npy")
     np.testing.assert_array_equal(nul, rc.nulls.spin_permutations(pts, hemi=hemi, n_perm=40, seed=1,
                                                                    method="hungarian"))
-    prov = json.loads((tmp_path / "n.json").read_text())
+    prov = json.loads((tmp_path / "n.npy.provenance.json").read_text())
     assert prov["parameters"]["method"] == "hungarian" and prov["shape"] == [40, 80]
 
     x = pts[:, 2]
@@ -40,7 +40,7 @@ def test_nulls_then_associate_from_coords(tmp_path, rng):
     assert main(["associate", "--x", str(tmp_path / "x.csv"), "--y", str(tmp_path / "y.csv"), "--nulls",
                  str(tmp_path / "n.npy"), "--method", "spearman", "--out", str(tmp_path / "t.csv")]) == 0
     table = pd.read_csv(tmp_path / "t.csv")
-    ref = rc.nulls.associate(x, Y, nulls=nul, method="spearman")
+    ref = rc.nulls.compare_maps(x, Y, nulls=nul, method="spearman")
     assert list(table.columns) == ["map", "r", "p", "p_fdr", "p_fwer"]
     assert table["map"].iloc[0] == "g0"
     assert np.all(np.diff(np.abs(table["r"].to_numpy())) <= 0)
@@ -48,7 +48,7 @@ def test_nulls_then_associate_from_coords(tmp_path, rng):
     np.testing.assert_allclose(got["r"], ref.r, atol=1e-9)
     np.testing.assert_allclose(got["p"], ref.pvalue, atol=1e-12)
     np.testing.assert_allclose(got["p_fwer"], ref.pvalue_fwer, atol=1e-12)
-    assert (tmp_path / "t.json").is_file()
+    assert (tmp_path / "t.csv.provenance.json").is_file()
 
 
 @pytest.mark.realdata
@@ -61,7 +61,7 @@ def test_nulls_from_sphere_and_parcellation(tmp_path, shared_data):
     nul = np.load(out)
     assert nul.shape == (5, 100)
     assert all(np.array_equal(np.sort(r), np.arange(100)) for r in nul)
-    assert json.loads(out.with_suffix(".json").read_text())["parcels"] == list(range(1, 101))
+    assert json.loads(out.with_name(out.name + ".provenance.json").read_text())["parcels"] == list(range(1, 101))
 
 
 def test_variogram_nulls_and_npy_associate(tmp_path, rng):

@@ -176,7 +176,7 @@ def test_associate_pvalues_match_compare_images(shared_data, metric):
     Y = np.stack([sc.sum(axis=1), (sc > 0).sum(axis=1).astype(float), fc.std(axis=1)])
     idx = rc.nulls.spin_permutations(cen, hemi=ph, n_perm=99, seed=0, method="vasa")
     method = "pearson" if metric == "pearsonr" else "spearman"
-    res = rc.nulls.associate(x, Y, nulls=idx, method=method)
+    res = rc.nulls.compare_maps(x, Y, nulls=idx, method=method)
     # compare_images ranks src and trg but not the nulls: give it nulls of rank(x)
     # (exact permutations, so this is the Spearman null).
     src = stats.rankdata(x) if method == "spearman" else x
@@ -272,9 +272,9 @@ def test_associate_with_spin_spec(rng):
     x = pts[:, 2]
     Y = np.stack([pts[:, 2] + 10 * rng.standard_normal(120), rng.standard_normal(120)])
     spec = {"method": "hungarian", "coords": pts, "hemi": hemi, "n_perm": 30, "seed": 0}
-    res = rc.nulls.associate(x, Y, nulls=spec)
+    res = rc.nulls.compare_maps(x, Y, nulls=spec)
     idx = rc.nulls.spin_permutations(pts, hemi=hemi, n_perm=30, seed=0, method="hungarian")
-    np.testing.assert_array_equal(res.pvalue, rc.nulls.associate(x, Y, nulls=idx).pvalue)
+    np.testing.assert_array_equal(res.pvalue, rc.nulls.compare_maps(x, Y, nulls=idx).pvalue)
 
 
 def test_bad_inputs(rng):

@@ -116,13 +116,13 @@ def test_pls_bootstrap_equals_refit_loop(rng, n_components):
     y = rng.standard_normal(24)
     e = rc.genes.load_expression(expr, regions=[f"R{i}" for i in range(24)], genes=[f"G{i}" for i in range(30)])
     boot = bootstrap_indices(11, 40, 24)
-    res = rc.genes.pls(e, y, n_components=n_components, bootstrap=boot, batch_size=15)
+    res = rc.genes.pls(y, e, n_components=n_components, bootstrap=boot, batch_size=15)
     X, yz = _zs(expr), _zs(y)[:, None]
     se = _loop_bootstrap(X, yz, boot, res.weights, n_components)
     np.testing.assert_allclose(res.se, se, rtol=1e-9, atol=1e-13)
     np.testing.assert_allclose(res.zscores, res.weights / se, rtol=1e-8)
     # batching and seeds: same seed => same draws, any batch size
-    a = rc.genes.pls(e, y, n_components=n_components, n_boot=40, seed=11, batch_size=7)
+    a = rc.genes.pls(y, e, n_components=n_components, n_boot=40, seed=11, batch_size=7)
     np.testing.assert_allclose(a.se, res.se, rtol=1e-12)
 
 
@@ -131,8 +131,8 @@ def test_pls_backends_agree(rng):
     expr = rng.standard_normal((20, 25))
     y = rng.standard_normal((2, 20))
     e = rc.genes.load_expression(expr, regions=[f"R{i}" for i in range(20)], genes=[f"G{i}" for i in range(25)])
-    a = rc.genes.pls(e, y, n_components=2, n_boot=20, seed=1, nulls="permutation", n_perm=30)
-    b = rc.genes.pls(e, y, n_components=2, n_boot=20, seed=1, nulls="permutation", n_perm=30, backend="jax")
+    a = rc.genes.pls(y, e, n_components=2, n_boot=20, seed=1, nulls="permutation", n_perm=30)
+    b = rc.genes.pls(y, e, n_components=2, n_boot=20, seed=1, nulls="permutation", n_perm=30, backend="jax")
     for f in ("weights", "scores", "var_explained", "pvalue", "se", "null_var_explained"):
         np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-9, atol=1e-12)
 
@@ -144,7 +144,7 @@ def test_pls_multi_map_null_matches_refit(rng):
     from recouple.engine.random import permutation_indices
 
     perms = permutation_indices(2, 9, 18)
-    res = rc.genes.pls(e, y, n_components=2, nulls=perms)
+    res = rc.genes.pls(y, e, n_components=2, nulls=perms)
     X = _zs(expr)
     for k in range(9):
         pct = simpls_reference(X, _zs(y[:, perms[k]], axis=1).T, 2)[4][1]
@@ -157,10 +157,10 @@ def test_pls_sign_convention(rng):
     expr = rng.standard_normal((30, 40))
     y = rng.standard_normal(30)
     e = rc.genes.load_expression(expr, regions=[f"R{i}" for i in range(30)], genes=[f"G{i}" for i in range(40)])
-    res = rc.genes.pls(e, y, n_components=3)
+    res = rc.genes.pls(y, e, n_components=3)
     for c in range(3):
         assert np.corrcoef(res.scores[:, c], y)[0, 1] >= 0
-    res_neg = rc.genes.pls(e, -y, n_components=1)
+    res_neg = rc.genes.pls(-y, e, n_components=1)
     np.testing.assert_allclose(res_neg.weights, -res.weights[:, :1], atol=1e-12)
 
 
@@ -168,13 +168,13 @@ def test_pls_bad_input(rng):
     e = rc.genes.load_expression(rng.standard_normal((10, 5)), regions=[f"R{i}" for i in range(10)],
                                  genes=[f"G{i}" for i in range(5)])
     with pytest.raises(InputError, match="n_components"):
-        rc.genes.pls(e, rng.standard_normal(10), n_components=10)
+        rc.genes.pls(rng.standard_normal(10), e, n_components=10)
     with pytest.raises(ShapeError, match="bootstrap"):
-        rc.genes.pls(e, rng.standard_normal(10), bootstrap=np.zeros((5, 9), dtype=int))
+        rc.genes.pls(rng.standard_normal(10), e, bootstrap=np.zeros((5, 9), dtype=int))
     with pytest.raises(InputError, match="constant"):
-        rc.genes.pls(e, np.ones(10))
+        rc.genes.pls(np.ones(10), e)
     with pytest.raises(ShapeError, match="one value per expression region"):
-        rc.genes.pls(e, rng.standard_normal(9))
+        rc.genes.pls(rng.standard_normal(9), e)
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +200,7 @@ def test_pls_real_ahba_dk_matches_reference(ahba_dk, shared_data):
     # a synthetic whole-brain map over all 83 regions as well
     y83 = np.random.default_rng(0).standard_normal(83)
     for values, labs, n in ((cmap, labels, 68), (y83, None, 83)):
-        res = rc.genes.pls(e, values, labels=labs, n_components=3)
+        res = rc.genes.pls(values, e, labels=labs, n_components=3)
         aligned = e if labs is None else rc.genes.align(e, labs).expression
         X = _zs(aligned.values)
         yv = values if labs is None else values[rc.genes.align(e, labs).map_index]
@@ -213,6 +213,6 @@ def test_pls_real_ahba_dk_matches_reference(ahba_dk, shared_data):
         np.testing.assert_allclose(res.var_explained_x, pct[0], atol=1e-8)
     # labels in a different order and case give the same fit
     shuffled = np.random.default_rng(1).permutation(68)
-    res2 = rc.genes.pls(e, cmap[shuffled], labels=np.char.lower(labels[shuffled]), n_components=1)
-    res1 = rc.genes.pls(e, cmap, labels=labels, n_components=1)
+    res2 = rc.genes.pls(cmap[shuffled], e, labels=np.char.lower(labels[shuffled]), n_components=1)
+    res1 = rc.genes.pls(cmap, e, labels=labels, n_components=1)
     np.testing.assert_allclose(res2.weights, res1.weights, atol=1e-12)

@@ -52,6 +52,7 @@ def run(args) -> int:
     import numpy as np
 
     from .. import nulls
+    from ..engine.provenance import build_provenance, file_checksums, write_provenance_file
     from ..exceptions import InputError
 
     out = Path(args.out)
@@ -82,7 +83,7 @@ def run(args) -> int:
     nul = np.load(args.nulls, allow_pickle=False) if Path(args.nulls).is_file() else None
     if nul is None:
         raise InputError(f"--nulls file {args.nulls!r} must exist; it was not found. Make one with `recouple nulls`.")
-    res = nulls.associate(x, Y, nulls=nul, method=args.method, alternative=args.alternative,
+    res = nulls.compare_maps(x, Y, nulls=nul, method=args.method, alternative=args.alternative,
                           batch_size=args.batch_size, progress=True)
     import pandas as pd
 
@@ -91,11 +92,11 @@ def run(args) -> int:
     table = table.iloc[np.argsort(-np.nan_to_num(np.abs(res.r), nan=-1.0), kind="stable")]
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, sep="\t" if out.suffix == ".tsv" else ",", index=False, float_format="%.10g")
-    from .nulls import write_provenance
-
-    write_provenance(out, {"method": args.method, "alternative": args.alternative, "n_perm": res.n_perm,
-                           "pvalue": "(1 + #{|r_null| >= |r|}) / (1 + n_perm)"},
-                     {"x": args.x, "y": args.y, "nulls": args.nulls}, {"n_maps": len(names)})
+    params = {"method": args.method, "alternative": args.alternative, "n_perm": res.n_perm,
+              "pvalue": "(1 + #{|r_null| >= |r|}) / (1 + n_perm)"}
+    write_provenance_file(out, build_provenance(analysis="associate", params=params,
+                                                inputs=file_checksums({"x": args.x, "y": args.y, "nulls": args.nulls}),
+                                                extra={"n_maps": len(names)}))
     top = table.head(5)
     print(f"recouple associate: {len(names)} maps x {res.n_perm} nulls ({args.method}) -> {out}")
     print(f"  significant at FDR 0.05: {int(np.sum(res.pvalue_fdr < 0.05))}; at FWER 0.05: "

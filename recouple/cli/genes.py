@@ -107,7 +107,7 @@ def run(args) -> int:
                            + (f" p={top['pvalue'][0]:.4g}" if "pvalue" in top else ""))
             bar.update()
         if args.pls:
-            res = G.pls(expr, values, n_components=args.pls, n_boot=args.n_boot, nulls=nulls,
+            res = G.pls(values, expr, n_components=args.pls, n_boot=args.n_boot, nulls=nulls,
                         map_names=names, **common)
             comps = range(res.weights.shape[1])
             weights = {"gene": res.genes}

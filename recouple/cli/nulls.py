@@ -44,41 +44,6 @@ def _load_array(path, name):
         return np.loadtxt(p, delimiter=delim, ndmin=1, skiprows=1)
 
 
-def _sha256(path):
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def write_provenance(out, params, inputs, extra):
-    import datetime
-    import json
-    import platform
-    from pathlib import Path
-
-    from .. import __version__
-    from ..engine.backend import get_backend
-
-    be = get_backend(None)
-    doc = {
-        "recouple_version": __version__,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "backend": be.name,
-        "device": be.device,
-        "parameters": params,
-        "inputs": {k: {"path": str(v), "sha256": _sha256(v)} for k, v in inputs.items() if v},
-        **extra,
-    }
-    path = Path(out).with_suffix(".json")
-    path.write_text(json.dumps(doc, indent=2, default=str))
-    return path
-
-
 def run(args) -> int:
     import sys
     from pathlib import Path
@@ -86,6 +51,7 @@ def run(args) -> int:
     import numpy as np
 
     from .. import nulls
+    from ..engine.provenance import build_provenance, file_checksums, write_provenance_file
     from ..exceptions import InputError
     from ..io import surfaces
 
@@ -157,7 +123,8 @@ def run(args) -> int:
     tmp.replace(out)
     params = {"method": args.method, "n_perm": args.n_perm, "seed": args.seed, "orientation": "(n_perm, N)"}
     extra.update({"shape": list(res.shape), "dtype": str(res.dtype)})
-    prov = write_provenance(out, params, inputs, extra)
+    prov = write_provenance_file(out, build_provenance(analysis="nulls", params=params, seed=args.seed,
+                                                       inputs=file_checksums(inputs), extra=extra))
     print(f"recouple nulls: {args.method} x {res.shape[0]} for {res.shape[1]} regions -> {out} "
           f"(provenance {prov.name})", file=sys.stdout)
     return 0

@@ -273,7 +273,7 @@ def _assoc_setup(quick):
 def _assoc_run(d, backend):
     from .. import nulls
 
-    return nulls.associate(d["x"], d["Y"], nulls=d["nulls"], method="pearson", backend=backend)
+    return nulls.compare_maps(d["x"], d["Y"], nulls=d["nulls"], method="pearson", backend=backend)
 
 
 def _assoc_flops(d):
@@ -386,7 +386,7 @@ def _pls_setup(quick):
 def _pls_run(d, backend):
     from .. import genes
 
-    return genes.pls(d["expr"], d["y"], n_components=1, n_boot=d["n_boot"], seed=0, labels=d["labels"],
+    return genes.pls(d["y"], d["expr"], n_components=1, n_boot=d["n_boot"], seed=0, labels=d["labels"],
                      backend=backend)
 
 

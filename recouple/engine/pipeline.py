@@ -339,14 +339,9 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
     t0 = time.perf_counter()
 
     def draw_nulls():
-        if ncfg["method"] == "permutation":
-            from .random import permutation_indices
-
-            idx = permutation_indices(int(ncfg["seed"]), int(ncfg["n_perm"]), y.size)
-        else:
-            idx = NL.spin_permutations(coords, n_perm=int(ncfg["n_perm"]), method=ncfg["method"], hemi=hemi,
-                                       seed=int(ncfg["seed"]))
-            idx = getattr(idx, "indices", idx)
+        # the one null specification (recouple.nulls.spec); coords/hemi are used by spin methods only
+        _, idx = NL.spec.resolve(ncfg["method"], y, n_perm=int(ncfg["n_perm"]), seed=int(ncfg["seed"]),
+                                 coords=coords, hemi=hemi)
         return {"indices": np.asarray(idx)}
 
     nulls = steps.run("nulls", key, draw_nulls)[0]["indices"]
@@ -366,7 +361,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
                  "pvalue_fwer": ga.pvalue_fwer[0], "genes": np.asarray(ga.genes).astype(str)}
         ncomp = int(assoc["pls_components"])
         if ncomp > 0:
-            pl = G.pls(expr, y, n_components=ncomp, n_boot=int(assoc["pls_bootstrap"]), nulls=nulls,
+            pl = G.pls(y, expr, n_components=ncomp, n_boot=int(assoc["pls_bootstrap"]), nulls=nulls,
                        seed=int(ncfg["seed"]), labels=labels, backend=be.name)
             saved.update({f"pls_{k}": np.asarray(v) for k, v in _pls_arrays(pl).items()})
         return saved
@@ -394,7 +389,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
 
         def map_steps():
             names, Y = _read_user_maps(assoc["maps"], labels)
-            am = NL.associate(y, Y, nulls=nulls, method=assoc["method"], backend=be.name)
+            am = NL.compare_maps(y, Y, nulls=nulls, method=assoc["method"], backend=be.name)
             return {"names": np.asarray(names), "r": np.atleast_1d(am.r).ravel(),
                     "pvalue": np.atleast_1d(am.pvalue).ravel(), "pvalue_fdr": np.atleast_1d(am.pvalue_fdr).ravel(),
                     "pvalue_fwer": np.atleast_1d(am.pvalue_fwer).ravel()}

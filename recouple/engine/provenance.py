@@ -11,7 +11,7 @@ import platform
 import socket
 from pathlib import Path
 
-__all__ = ["build_provenance", "write_provenance_file", "params_key"]
+__all__ = ["build_provenance", "write_provenance_file", "params_key", "file_checksums"]
 
 
 def _jsonable(value):
@@ -30,6 +30,23 @@ def _jsonable(value):
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     return str(value)
+
+
+def file_checksums(paths: dict) -> dict:
+    """``{name: {"path": path, "sha256": hex digest}}`` of the input files named in
+    ``paths`` (entries that are ``None`` or empty are left out), for ``inputs=``."""
+    import hashlib
+
+    out = {}
+    for name, path in paths.items():
+        if not path:
+            continue
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        out[str(name)] = {"path": str(path), "sha256": h.hexdigest()}
+    return out
 
 
 def params_key(params: dict) -> str:

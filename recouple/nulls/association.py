@@ -1,0 +1,325 @@
+"""Map-versus-maps association under spatial nulls.
+
+Association of one map (or M maps) with G maps under K nulls is computed as
+streamed matrix products of standardised rows; per-map exceedance counts and
+per-null maxima are reduced block by block, so the ``(K, G)`` null is kept
+only when asked for. Nulls follow :mod:`recouple.nulls.spec`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..engine.backend import get_backend, to_host
+from ..engine.planner import parse_memory
+from ..engine.progress import progress as _progress_bar
+from ..exceptions import InputError, ShapeError
+from ..kernels import nulls as _k
+from ..kernels import pvalues as _kp
+from ..kernels import stats as _ks
+from ..validation import as_array, check_choice, check_finite, check_positive_int
+from . import spec as _spec
+from .spec import null_maps
+
+__all__ = ["compare_maps", "associate", "Association", "null_maps"]
+
+_DEFAULT_BLOCK_MEMORY = 128 * 2**20
+
+
+@dataclass(frozen=True)
+class Association:
+    """Result of :func:`compare_maps`.
+
+    Attributes
+    ----------
+    r : (M, G) or (G,) array
+        Observed correlation of each source map with each target map.
+    pvalue : same shape as ``r``
+        Permutation p-value, ``(1 + #{null as or more extreme}) / (1 + K)``
+        with K the nulls giving a defined correlation; floor ``1/(K+1)``.
+    pvalue_fdr : same shape as ``r``
+        Benjamini-Hochberg q-values across the G target maps (per source map).
+    pvalue_fwer : same shape as ``r``
+        Family-wise p-values by the maximum statistic across the G maps.
+    null_max : (M, K) or (K,) array
+        Per null, the most extreme statistic across the G maps (``|r|`` for
+        two-sided, ``r`` for "greater", ``-r`` for "less").
+    n_perm : int
+        Number of nulls K.
+    method, alternative : str
+    null : (K, M, G) or (K, G) array or None
+        Null correlations, only when ``store_null=True``.
+    """
+
+    r: np.ndarray
+    pvalue: np.ndarray
+    pvalue_fdr: np.ndarray
+    pvalue_fwer: np.ndarray
+    null_max: np.ndarray
+    n_perm: int
+    method: str
+    alternative: str
+    null: np.ndarray | None = field(default=None, repr=False)
+
+
+def _check_maps(x, Y):
+    x = as_array("x", x)
+    Y = as_array("Y", Y)
+    check_finite("x", x, allow_nan=True)
+    check_finite("Y", Y, allow_nan=True)
+    if x.ndim not in (1, 2):
+        raise ShapeError(f"x must be one map (N,) or M maps (M, N); got shape {x.shape}. Put maps in rows.")
+    if Y.ndim == 1:
+        Y = Y[None, :]
+    if Y.ndim != 2:
+        raise ShapeError(f"Y must be G maps of shape (G, N); got shape {Y.shape}. Put maps in rows, regions in columns.")
+    if x.shape[-1] != Y.shape[-1]:
+        raise ShapeError(
+            f"x and Y must have the same number of regions N; got x {x.shape} and Y {Y.shape}. "
+            "Use one parcellation and region order for both (align by label), with maps in rows."
+        )
+    x2 = x[None, :] if x.ndim == 1 else x
+    for i, row in enumerate(x2):
+        ok = row[~np.isnan(row)]
+        if ok.size < 3 or np.ptp(ok) == 0:
+            raise InputError(
+                f"x must vary across at least 3 regions; map {i} is constant or has fewer than 3 finite values. "
+                "Drop that map; a correlation with a constant map is undefined."
+            )
+    return x2, Y, x.ndim == 1
+
+
+
+def _is_exact_permutation(idx):
+    if (idx < 0).any():
+        return False
+    n = idx.shape[1]
+    seen = np.zeros(idx.shape, dtype=bool)
+    np.put_along_axis(seen, idx, True, axis=1)
+    return bool(seen.all()) and idx.shape[1] == n
+
+
+def compare_maps(
+    x,
+    Y,
+    *,
+    nulls,
+    n_perm=1000,
+    seed=0,
+    coords=None,
+    hemi=None,
+    distance=None,
+    method="pearson",
+    alternative="two-sided",
+    store_null=False,
+    batch_size=None,
+    map_batch_size=None,
+    memory_limit=None,
+    min_count=3,
+    progress=False,
+    backend=None,
+) -> Association:
+    """Correlate map(s) ``x`` with many maps ``Y`` and test against spatial nulls.
+
+    Parameters
+    ----------
+    x : (N,) or (M, N) array_like
+        Source map(s), e.g. a coupling-change map. NaN marks missing regions.
+    Y : (G, N) array_like
+        Target maps (genes, receptor densities). NaN marks missing regions.
+    nulls : (K, N) int array, (K, N) / (M, K, N) float array, ``.npy`` path, method name or dict
+        Index nulls of ``x`` (spins, permutations; row k entry i names the
+        original region placed at i, -1 = dropped), surrogate maps of ``x``,
+        or a generator spec such as ``{"method": "vasa", "coords": coords,
+        "hemi": hemi, "n_perm": 1000, "seed": 0}`` (methods of
+        :func:`spin_permutations`, ``"permutation"``, ``"variogram"`` with
+        ``distance``, ``"burt2018"`` with ``distance``, ``"moran"`` with ``distance`` or ``weights``);
+        see :mod:`recouple.nulls.spec`.
+    n_perm, seed, coords, hemi, distance
+        Defaults for nulls drawn by name or dict (``seed`` default 0: the
+        same seed gives identical nulls).
+    method : {"pearson", "spearman"}
+    alternative : {"two-sided", "greater", "less"}
+    store_null : bool
+        Keep the null correlations (memory K x M x G).
+    batch_size : int, optional
+        Nulls per block (default: planned from ``memory_limit``). Results do
+        not depend on it.
+    map_batch_size : int, optional
+        Target maps per block (default: all, unless memory requires fewer).
+    memory_limit : int, str or float, optional
+        Working-set budget per block (default 128 MiB, which keeps blocks in cache-friendly sizes).
+    min_count : int
+        Fewest regions a pairwise-complete correlation needs.
+    progress : bool
+        Show a progress bar on stderr.
+    backend : str, optional
+
+    Returns
+    -------
+    Association
+
+    Notes
+    -----
+    Without NaN, each block is one product of standardised rows
+    ``Z(x_null) Z(Y)^T`` (METHODS 5.2). For Spearman with exact permutations
+    (Váša, Hungarian, label permutations) ranks are computed once; other
+    nulls are re-ranked per null. With NaN anywhere (medial wall, dropped
+    parcels, missing expression) each pair uses the regions finite in both
+    maps (pairwise-complete): Pearson by masked sums as matrix products,
+    Spearman by re-ranking within each pair (much slower; it needs a
+    ``(K, G, N)`` block). A constant ``x`` is an error; a constant row of
+    ``Y`` gives NaN ``r`` and p-values and is left out of FDR and FWER. A
+    null giving an undefined correlation (e.g. all-NaN) is not counted in K
+    for that map.
+
+    Examples
+    --------
+    >>> import numpy as np, recouple as rc
+    >>> rng = np.random.default_rng(0)
+    >>> x, Y = rng.standard_normal(50), rng.standard_normal((3, 50))
+    >>> res = rc.nulls.compare_maps(x, Y, nulls={"method": "permutation", "n_perm": 99, "seed": 0})
+    >>> res.pvalue.shape
+    (3,)
+    """
+    check_choice("method", method, ("pearson", "spearman"))
+    check_choice("alternative", alternative, _kp.ALTERNATIVES)
+    min_count = check_positive_int("min_count", min_count, minimum=2)
+    x2, Y_all, x_1d = _check_maps(x, Y)
+    m, n = x2.shape
+    g_all = Y_all.shape[0]
+    source = _spec.resolve(nulls, x2, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance)
+    if source is None:
+        raise InputError("nulls must be given; got None. Pass index nulls, surrogate maps, a .npy path or a spec "
+                         "such as {'method': 'vasa', 'coords': coords, 'hemi': hemi, 'n_perm': 1000}.")
+    kind, nul = source
+    k_total = nul.shape[0] if kind == "index" else nul.shape[1]
+    if k_total < 1:
+        raise InputError("nulls must hold at least one null; got 0 rows. Generate e.g. n_perm=1000 nulls.")
+
+    # Target maps that are constant over their finite regions have no defined
+    # correlation: they are left out and reported as NaN.
+    keep = _varies(Y_all)
+    Y = Y_all[keep]
+    g = Y.shape[0]
+
+    has_nan = bool(np.isnan(x2).any() or np.isnan(Y).any())
+    if kind == "index":
+        has_nan = has_nan or bool((nul < 0).any())
+    else:
+        has_nan = has_nan or bool(np.isnan(nul).any())
+    mode = "pairwise" if has_nan else "gemm"
+
+    be = get_backend(backend)
+    kern = be.compile(
+        _k.association_block,
+        static_argnames=("method", "mode", "standardized", "alternative", "store", "min_count"),
+    )
+    gather = be.compile(_k.gather_nulls)
+    budget = parse_memory(memory_limit) if memory_limit is not None else _DEFAULT_BLOCK_MEMORY
+
+    # For exact permutations without NaN, rank (Spearman) and standardise x
+    # once: gathered rows are then already standardised.
+    standardized = False
+    src = x2
+    if mode == "gemm" and kind == "index" and _is_exact_permutation(nul):
+        src = to_host(_k.standardize_rows(x2, method=method))
+        standardized = True
+
+    if mode == "gemm":
+        per_pair, per_null_fixed = 8 * 2.0, 8 * 3.0 * m * n
+    elif method == "pearson":
+        per_pair, per_null_fixed = 8 * 12.0, 8 * 4.0 * m * n
+    else:
+        per_pair, per_null_fixed = 8 * 10.0 * n, 8 * 4.0 * m * n
+    if map_batch_size is None:
+        # All maps in one block unless even 16 nulls would not fit.
+        gb = int(max(1, min(max(g, 1), (budget / 16 - per_null_fixed) // max(per_pair * m, 1))))
+    else:
+        gb = check_positive_int("map_batch_size", map_batch_size)
+    if batch_size is None:
+        kb = int(max(1, min(k_total, budget // (per_null_fixed + per_pair * m * gb))))
+    else:
+        kb = check_positive_int("batch_size", batch_size)
+
+    g_starts = list(range(0, g, gb))
+    targets = [
+        to_host(_k.standardize_rows(Y[g0 : g0 + gb], method=method)) if mode == "gemm" else Y[g0 : g0 + gb]
+        for g0 in g_starts
+    ]
+    r_obs = np.empty((m, g))
+    for g0, tgt in zip(g_starts, targets):
+        res = kern(be.to_device(x2[:, None, :]), be.to_device(tgt), be.to_device(np.zeros((m, tgt.shape[0]))),
+                   method=method, mode=mode, standardized=False, alternative=alternative, store=True,
+                   min_count=min_count)
+        r_obs[:, g0 : g0 + tgt.shape[0]] = to_host(res["null"])[:, 0, :]
+
+    count = np.zeros((m, g))
+    n_valid = np.zeros((m, g))
+    null_max = np.full((m, k_total), -np.inf)
+    null_store = np.full((k_total, m, g_all), np.nan) if store_null else None
+    cols = np.flatnonzero(keep)
+
+    blocks = [(k0, g0, gi) for gi, g0 in enumerate(g_starts) for k0 in range(0, k_total, kb)]
+    src_dev = be.to_device(src) if kind == "index" else None
+    current = (None, None)
+    for k0, g0, gi in _progress(blocks, progress):
+        if current[0] != gi:
+            current = (gi, be.to_device(targets[gi]))
+        ks = slice(k0, min(k0 + kb, k_total))
+        gs = slice(g0, g0 + targets[gi].shape[0])
+        if kind == "index":
+            xnull = gather(src_dev, be.to_device(nul[ks]))
+        else:
+            xnull = be.to_device(nul[:, ks])
+        res = kern(xnull, current[1], be.to_device(r_obs[:, gs]), method=method, mode=mode,
+                   standardized=standardized, alternative=alternative, store=store_null, min_count=min_count)
+        count[:, gs] += to_host(res["count"])
+        n_valid[:, gs] += to_host(res["n_valid"])
+        null_max[:, ks] = np.maximum(null_max[:, ks], to_host(res["null_max"]))
+        if store_null:
+            null_store[ks, :, cols[gs]] = np.transpose(to_host(res["null"]), (1, 0, 2))
+
+    p_kept = _kp.pvalue_from_counts(count, n_valid, r_obs)
+    stat_obs = _kp.tail_score(r_obs, alternative)
+    nm = np.where(np.isneginf(null_max), np.nan, null_max)
+    pf_kept = np.stack([_kp.fwer_pvalue(stat_obs[i], nm[i]) for i in range(stat_obs.shape[0])])
+
+    r_full = np.full((m, g_all), np.nan)
+    p = np.full((m, g_all), np.nan)
+    p_fwer = np.full((m, g_all), np.nan)
+    r_full[:, cols], p[:, cols], p_fwer[:, cols] = r_obs, p_kept, pf_kept
+    q = np.stack([_ks.fdr_bh(row) for row in p])
+    r_obs = r_full
+    if x_1d:
+        r_obs, p, q, p_fwer, nm = r_obs[0], p[0], q[0], p_fwer[0], nm[0]
+        if store_null:
+            null_store = null_store[:, 0, :]
+    return Association(r=r_obs, pvalue=p, pvalue_fdr=q, pvalue_fwer=p_fwer, null_max=nm, n_perm=int(k_total),
+                       method=method, alternative=alternative, null=null_store)
+
+
+def _progress(items, show):
+    if not show:
+        return items
+    return _progress_bar(items, total=len(items), desc="associate", unit="blocks")
+
+
+def _varies(Y):
+    if not np.isnan(Y).any():
+        return Y.max(axis=1) > Y.min(axis=1)
+    finite = ~np.isnan(Y)
+    hi = np.where(finite, Y, -np.inf).max(axis=1)
+    lo = np.where(finite, Y, np.inf).min(axis=1)
+    return (finite.sum(axis=1) >= 2) & (hi > lo)
+
+
+def associate(x, Y, **kwargs) -> Association:
+    """Deprecated alias of :func:`compare_maps` (renamed so that it is not
+    confused with :func:`recouple.genes.associate`); removed in the next release."""
+    warnings.warn("recouple.nulls.associate is deprecated; use recouple.nulls.compare_maps (same arguments).",
+                  DeprecationWarning, stacklevel=2)
+    return compare_maps(x, Y, **kwargs)
