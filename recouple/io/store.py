@@ -34,6 +34,7 @@ import h5py
 import numpy as np
 
 from ..exceptions import InputError, ShapeError, StoreError
+from ..validation import safe_name
 
 FORMAT = "recouple-cohort"
 SCHEMA_VERSION = 1
@@ -238,9 +239,8 @@ def normalise_scans(scans) -> dict:
             f"scan_id must be unique; got duplicates {dup}. Give every scan its own id "
             "(e.g. '<subject>_<session>')."
         )
-    bad = [s for s in ids.tolist() if not s or "/" in s]
-    if bad:
-        raise InputError(f"scan_id must be non-empty and contain no '/'; got {bad[:5]}. Rename those scans.")
+    for sid in ids.tolist():  # scan ids become file names (exports): one safe-name rule
+        safe_name(sid, "scan_id")
     return out
 
 
@@ -468,6 +468,8 @@ class CohortStore:
         name = _dataset_name(name)
         if name.startswith("results/"):
             raise InputError("name must not start with 'results/'; use store.write_result(analysis, name, array).")
+        if name.startswith("maps/"):
+            safe_name(name[len("maps/"):], "map name")
         arr = np.asarray(array)
         if arr.dtype.kind not in "biuf":
             raise InputError(f"{name} must hold numbers; got dtype {arr.dtype}. Convert it with np.asarray(..., float).")
@@ -592,6 +594,8 @@ class CohortStore:
     def write_result(self, analysis: str, name: str, array, *, attrs: dict | None = None, overwrite: bool = True):
         """Write one result array to ``results/<analysis>/<name>`` with attributes (e.g. provenance)."""
         self._require_writable()
+        safe_name(analysis, "analysis name")
+        safe_name(name, "result name")
         group = self.file.require_group(f"results/{analysis}")
         if name in group:
             if not overwrite:
