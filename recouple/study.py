@@ -76,9 +76,16 @@ def load_config(path) -> dict:
     """Read and validate a study file; return the config with defaults filled
     and paths resolved relative to the file's folder.
 
-    Raises :class:`~recouple.exceptions.ConfigError` for unknown sections or
-    keys, missing required keys, missing files, bad contrast types and
-    contrasts that name groups or sessions absent from the store.
+    Raises :class:`~recouple.exceptions.ConfigError` (an ``InputError``),
+    naming the key, what was expected and what came, before anything is
+    computed: for files that are not UTF-8 TOML, unknown sections or keys,
+    missing required keys, missing files, values of the wrong type or range
+    (e.g. ``[permutation] alpha`` outside (0, 1), a fractional or quoted
+    ``n_perm``), a string where a list is expected, repeated groups or
+    sessions, contrast names that are not safe file names
+    (:func:`recouple.validation.safe_name`), bad contrast types, and
+    contrasts or ``[clinical]`` settings that name groups, sessions or
+    columns absent from the store.
     """
     path = Path(path)
     if not path.is_file():
@@ -353,9 +360,6 @@ def _check_against_store(cfg, where):
             if cov not in scans:
                 raise ConfigError(f"{where}: [clinical] covariate {cov!r} is not a scans column "
                                   f"(columns: {', '.join(scans.columns)}).")
-        if clin["change"] not in ("improvement", "difference"):
-            raise ConfigError(f"{where}: [clinical] change must be 'improvement' (pre - post) or 'difference' "
-                              f"(post - pre); got {clin['change']!r}.")
     target = cfg["association"].get("target")
     if target and target not in {c["name"] for c in cfg["contrasts"]}:
         raise ConfigError(f"{where}: [association] target {target!r} is not a contrast name "
