@@ -100,7 +100,7 @@ def correlate(x, Y, *, method="pearson", min_count=3, backend=None, batch_size=N
     step = batch_size or max(1, int(2e8 // max(g * n * 8 * 6, 1)))
     parts = [
         call_kernel(_k.correlate_pairwise, x[i : i + step], Y, backend=backend, static=static)
-        for i in range(0, x.shape[0], step)
+        for i in range(0, max(x.shape[0], 1), step)  # one (empty) batch when x has no rows
     ]
     return np.concatenate(parts, axis=0)
 

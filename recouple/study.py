@@ -31,7 +31,12 @@ import difflib
 import tomllib
 from pathlib import Path
 
-from .exceptions import ConfigError
+from .engine.analyses import LEVELS
+from .engine.planner import parse_memory
+from .exceptions import ConfigError, InputError, describe
+from .kernels.coupling import EDGE_SETS, METHODS as COUPLING_METHODS
+from .nulls import SPIN_METHODS
+from .validation import safe_name
 
 __all__ = ["SCHEMA", "load_config", "run_study", "write_config"]
 
@@ -71,15 +76,27 @@ def load_config(path) -> dict:
     """Read and validate a study file; return the config with defaults filled
     and paths resolved relative to the file's folder.
 
-    Raises :class:`~recouple.exceptions.ConfigError` for unknown sections or
-    keys, missing required keys, missing files, bad contrast types and
-    contrasts that name groups or sessions absent from the store.
+    Raises :class:`~recouple.exceptions.ConfigError` (an ``InputError``),
+    naming the key, what was expected and what came, before anything is
+    computed: for files that are not UTF-8 TOML, unknown sections or keys,
+    missing required keys, missing files, values of the wrong type or range
+    (e.g. ``[permutation] alpha`` outside (0, 1), a fractional or quoted
+    ``n_perm``), a string where a list is expected, repeated groups or
+    sessions, contrast names that are not safe file names
+    (:func:`recouple.validation.safe_name`), bad contrast types, and
+    contrasts or ``[clinical]`` settings that name groups, sessions or
+    columns absent from the store.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"study file must exist; got {str(path)!r}, which does not. Check the path.")
     try:
-        raw = tomllib.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: is not a text (UTF-8) TOML file (byte {exc.start} cannot be decoded). Pass the "
+                          "study file (see `recouple demo` for an example), not a binary file.") from None
+    try:
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: is not valid TOML ({exc}). Fix the syntax at that line.") from exc
     return validate_config(raw, base=path.parent, where=str(path))
@@ -100,14 +117,15 @@ def validate_config(raw: dict, *, base=".", where="study") -> dict:
                                   f"{type(items).__name__}. Write each contrast under its own [[contrasts]].")
             cfg["contrasts"] = []
             for i, item in enumerate(items):
+                if not isinstance(item, dict):
+                    raise ConfigError(f"{where}: contrast #{i + 1} must be a table under [[contrasts]]; got "
+                                      f"{describe(item)}. Write each contrast under its own [[contrasts]].")
                 _check_keys("contrasts", item, f"{where} contrast #{i + 1}")
                 c = copy.deepcopy(defaults) | item
                 if not c.get("name") or not c.get("type"):
                     raise ConfigError(f"{where}: contrast #{i + 1} needs a name and a type (one of "
                                       f"{', '.join(CONTRAST_TYPES)}); got {item}.")
-                if c["type"] not in CONTRAST_TYPES:
-                    raise ConfigError(f"{where}: contrast {c['name']!r} has type {c['type']!r}; expected one of "
-                                      f"{', '.join(CONTRAST_TYPES)}.")
+                _check_contrast(c, i, where)
                 cfg["contrasts"].append(c)
             names = [c["name"] for c in cfg["contrasts"]]
             if len(set(names)) != len(names):
@@ -119,6 +137,7 @@ def validate_config(raw: dict, *, base=".", where="study") -> dict:
         _check_keys(section, table, where)
         present = section in raw
         cfg[section] = copy.deepcopy(defaults) | table
+        _check_values(section, cfg[section], where)
         cfg[section]["_present"] = present
     for section, keys in REQUIRED.items():
         for key in keys:
@@ -146,6 +165,152 @@ def validate_config(raw: dict, *, base=".", where="study") -> dict:
             raise ConfigError(f"{where}: {key} file {value!r} does not exist. Fix the path or remove the key.")
     _check_against_store(cfg, where)
     return cfg
+
+
+# ----------------------------------------------------------------------------- value checks
+# Every value is checked here, when the file is loaded, so a wrong type or range
+# is a ConfigError naming the key before anything is computed.
+
+NULL_METHODS = (*SPIN_METHODS, "permutation")
+CORRELATION_METHODS = ("pearson", "spearman")
+ALTERNATIVES = ("two-sided", "greater", "less")
+BACKENDS = ("numpy", "jax", "cupy", "auto")
+
+
+def _bad(where, key, expected, value, fix):
+    return ConfigError(f"{where}: {key} must be {expected}; got {describe(value)}. {fix}")
+
+
+def _string(where, key, value, example):
+    if not isinstance(value, str) or not value:
+        raise _bad(where, key, "a non-empty string", value, f"Write e.g. {key.split()[-1]} = {example}.")
+    return value
+
+
+def _choice(where, key, value, choices):
+    if not isinstance(value, str) or value not in choices:
+        raise _bad(where, key, f"one of {', '.join(map(repr, choices))}", value,
+                   f"Write e.g. {key.split()[-1]} = \"{choices[0]}\".")
+    return value
+
+
+def _integer(where, key, value, minimum, example):
+    # TOML integers; an integral float (1e4) is accepted, a fraction is not truncated
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _bad(where, key, f"an integer >= {minimum}", value, f"Write e.g. {key.split()[-1]} = {example}.")
+    return value
+
+
+def _boolean(where, key, value):
+    if not isinstance(value, bool):
+        raise _bad(where, key, "true or false", value, f"Write e.g. {key.split()[-1]} = false (no quotes).")
+    return value
+
+
+def _strings(where, key, value, *, count=None, example):
+    """A list of distinct non-empty strings (exactly ``count`` when given)."""
+    n = f"{count} " if count else ""
+    expected = f"a list of {n}distinct names" if count else "a list of names"
+    fix = f"Write e.g. {key.split()[-1]} = {example}."
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _bad(where, key, expected, value, fix)
+    if count is not None and len(value) != count:
+        raise _bad(where, key, expected, value, fix)
+    if len(set(value)) != len(value):
+        dup = sorted({v for v in value if value.count(v) > 1})
+        raise ConfigError(f"{where}: {key} must name distinct entries; got {value} ({', '.join(map(repr, dup))} "
+                          f"twice), which would compare a set with itself. {fix}")
+    return value
+
+
+def _check_values(section, t, where):
+    """Types and ranges of the keys of one (non-contrast) section, defaults filled."""
+    k = f"[{section}]"
+
+    def opt_str(key, example):
+        if t.get(key) is not None:
+            _string(where, f"{k} {key}", t[key], example)
+
+    if section == "study":
+        opt_str("name", '"ECT"')
+        opt_str("store", '"cohort.h5"')
+        opt_str("output", '"results"')
+        if not isinstance(t.get("description"), str):
+            raise _bad(where, f"{k} description", "a string", t.get("description"), 'Write e.g. description = "".')
+    elif section == "coupling":
+        _choice(where, f"{k} method", t["method"], COUPLING_METHODS)
+        _choice(where, f"{k} edges", t["edges"], tuple(e for e in EDGE_SETS if e != "mask"))
+        _choice(where, f"{k} level", t["level"], LEVELS)
+        t["min_edges"] = _integer(where, f"{k} min_edges", t["min_edges"], 2, 3)
+        _boolean(where, f"{k} symmetrize", t["symmetrize"])
+        _boolean(where, f"{k} allow_negative", t["allow_negative"])
+    elif section == "clinical":
+        opt_str("score", '"hamd"')
+        _string(where, f"{k} group", t["group"], '"patient"')
+        _strings(where, f"{k} sessions", t["sessions"], count=2, example='["pre", "post"]')
+        _choice(where, f"{k} change", t["change"], ("improvement", "difference"))
+        _strings(where, f"{k} covariates", t["covariates"], example='["age"]')
+        _choice(where, f"{k} method", t["method"], CORRELATION_METHODS)
+        _choice(where, f"{k} regions", t["regions"], ("significant", "all"))
+    elif section == "association":
+        opt_str("target", '"post_vs_pre"')
+        opt_str("expression", '"store"')
+        _strings(where, f"{k} maps", t["maps"], example='["receptor.csv"]')
+        _choice(where, f"{k} method", t["method"], CORRELATION_METHODS)
+        t["pls_components"] = _integer(where, f"{k} pls_components", t["pls_components"], 1, 1)
+        t["pls_bootstrap"] = _integer(where, f"{k} pls_bootstrap", t["pls_bootstrap"], 0, 1000)
+        t["top_genes"] = _integer(where, f"{k} top_genes", t["top_genes"], 1, 20)
+    elif section == "nulls":
+        _choice(where, f"{k} method", t["method"], NULL_METHODS)
+        t["n_perm"] = _integer(where, f"{k} n_perm", t["n_perm"], 1, 1000)
+        t["seed"] = _integer(where, f"{k} seed", t["seed"], 0, 0)
+    elif section == "permutation":
+        t["n_perm"] = _integer(where, f"{k} n_perm", t["n_perm"], 1, 5000)
+        t["seed"] = _integer(where, f"{k} seed", t["seed"], 0, 0)
+        a = t["alpha"]
+        if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
+            raise _bad(where, f"{k} alpha", "a number between 0 and 1 (exclusive)", a,
+                       "Write e.g. alpha = 0.05 (no quotes).")
+    elif section == "enrichment":
+        opt_str("gene_sets", '"gene_sets.gmt"')
+        t["min_size"] = _integer(where, f"{k} min_size", t["min_size"], 1, 10)
+        t["max_size"] = _integer(where, f"{k} max_size", t["max_size"], t["min_size"], 200)
+        _choice(where, f"{k} alternative", t["alternative"], ALTERNATIVES)
+    elif section == "compute":
+        _choice(where, f"{k} backend", t["backend"], BACKENDS)
+        opt_str("scheduler", '"tcp://10.0.0.5:8786"')
+        if t.get("chunk_size") is not None:
+            t["chunk_size"] = _integer(where, f"{k} chunk_size", t["chunk_size"], 1, 8)
+        if t.get("memory_limit") is not None:
+            try:
+                parse_memory(t["memory_limit"])
+            except InputError:
+                raise _bad(where, f"{k} memory_limit", "a size such as \"4GB\", a number of bytes or a fraction "
+                           "of RAM in (0, 1]", t["memory_limit"], 'Write e.g. memory_limit = "4GB".') from None
+
+
+def _check_contrast(c, i, where):
+    """Types of one contrast's keys; its name becomes a file name (the safe-name rule)."""
+    k = f"[[contrasts]] #{i + 1}"
+    try:
+        safe_name(c["name"], f"{k} name")
+    except InputError as exc:
+        raise ConfigError(f"{where}: {exc} It names the contrast's table (tables/<name>.csv).") from None
+    k = f"[[contrasts]] {c['name']!r}"
+    if c["type"] not in CONTRAST_TYPES:
+        raise ConfigError(f"{where}: contrast {c['name']!r} has type {c['type']!r}; expected one of "
+                          f"{', '.join(CONTRAST_TYPES)}.")
+    if c.get("group") is not None:
+        _string(where, f"{k} group", c["group"], '"patient"')
+    if c.get("session") is not None:
+        _string(where, f"{k} session", c["session"], '"pre"')
+    if c.get("groups") is not None:
+        _strings(where, f"{k} groups", c["groups"], count=2, example='["patient", "control"]')
+    if c.get("sessions") is not None:
+        _strings(where, f"{k} sessions", c["sessions"], count=2, example='["pre", "post"]')
+    _strings(where, f"{k} covariates", c["covariates"], example='["age"]')
 
 
 def _check_against_store(cfg, where):
@@ -184,9 +349,17 @@ def _check_against_store(cfg, where):
         if clin["score"] not in scans:
             raise ConfigError(f"{where}: [clinical] score {clin['score']!r} is not a scans column "
                               f"(columns: {', '.join(scans.columns)}).")
-        if clin["change"] not in ("improvement", "difference"):
-            raise ConfigError(f"{where}: [clinical] change must be 'improvement' (pre - post) or 'difference' "
-                              f"(post - pre); got {clin['change']!r}.")
+        if clin["group"] not in groups:
+            raise ConfigError(f"{where}: [clinical] group {clin['group']!r} is absent from the store (groups: "
+                              f"{', '.join(sorted(groups)) or 'none'}). Set group = one of those.")
+        for s in clin["sessions"]:
+            if s not in sessions:
+                raise ConfigError(f"{where}: [clinical] sessions names {s!r}, absent from the store (sessions: "
+                                  f"{', '.join(sorted(sessions)) or 'none'}). Name two of those.")
+        for cov in clin["covariates"]:
+            if cov not in scans:
+                raise ConfigError(f"{where}: [clinical] covariate {cov!r} is not a scans column "
+                                  f"(columns: {', '.join(scans.columns)}).")
     target = cfg["association"].get("target")
     if target and target not in {c["name"] for c in cfg["contrasts"]}:
         raise ConfigError(f"{where}: [association] target {target!r} is not a contrast name "

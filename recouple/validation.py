@@ -143,3 +143,44 @@ def weight_stack(name: str, w, *, symmetrize: bool = False, allow_negative: bool
     if not allow_negative:
         check_nonnegative(name, a)
     return a
+
+
+SAFE_NAME_MAX = 200
+_SAFE_NAME_FIX = ("Rename it: one name of at most 200 characters, e.g. letters, digits, '-', '_' and '.', "
+                  "not starting with '.'")
+
+
+def safe_name(value, what: str) -> str:
+    """``value`` as a ``str`` that is safe as one file (or dataset) name.
+
+    The one rule for every name derived from data that ends up in a path
+    (scan ids, map names, contrast and result names, labels used in file
+    names): a non-empty string of at most 200 characters without a path
+    separator ('/' or '\\\\'), a drive prefix ('C:'), a NUL or other control
+    character, and not starting with '.' (so neither '.', '..' nor a hidden
+    file). Such a name joined to a folder always stays inside it.
+
+    Raises :class:`InputError` naming ``what`` (e.g. ``"scan_id"``), the
+    value, why it is refused and how to fix it.
+    """
+    if isinstance(value, np.str_):
+        value = str(value)
+    if not isinstance(value, str):
+        raise InputError(f"{what} must be a string usable as a file name; got {describe(value)}. {_SAFE_NAME_FIX}.")
+    why = None
+    if not value:
+        why = "it is empty"
+    elif len(value) > SAFE_NAME_MAX:
+        why = f"it has {len(value)} characters (more than {SAFE_NAME_MAX})"
+    elif "/" in value or "\\" in value:
+        why = "it contains a path separator ('/' or '\\'), so it could name a file outside the output folder"
+    elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in value):
+        why = "it contains a NUL or other control character"
+    elif value.startswith("."):
+        why = "it starts with '.' ('.', '..' and hidden files are refused)"
+    elif len(value) >= 2 and value[1] == ":" and value[0].isascii() and value[0].isalpha():
+        why = "it starts with a drive prefix such as 'C:'"
+    if why is not None:
+        shown = value if len(value) <= 80 else value[:77] + "..."
+        raise InputError(f"{what} must be usable as a file name; got {shown!r}: {why}. {_SAFE_NAME_FIX}.")
+    return value

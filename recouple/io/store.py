@@ -35,6 +35,7 @@ import h5py
 import numpy as np
 
 from ..exceptions import InputError, ShapeError, StoreError
+from ..validation import safe_name
 from .surfaces import RegionGeometry
 
 FORMAT = "recouple-cohort"
@@ -55,8 +56,84 @@ __all__ = [
 ]
 
 
-def _open_h5(path, mode):
-    """Open an HDF5 file without HDF5's own file lock.
+_REMAKE = "Re-create it with `recouple ingest` or rc.store.create(...)"
+
+
+def check_header(f, path) -> None:
+    """Check what every reader relies on before it reads anything: the
+    ``format`` attribute, a supported integer ``schema_version`` and the
+    /scans (with ``scan_id`` and a consistent ``columns`` list) and /regions
+    (with ``label``) tables. Raises :class:`StoreError` saying what is wrong
+    and what to do; stores made by other tools or edited by hand end here
+    rather than in a KeyError."""
+    where = f"store {str(path)!r}"
+    fmt = f.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode("utf-8", "replace")
+    if fmt != FORMAT:
+        raise StoreError(
+            f"{where} is an HDF5 file but not a recouple cohort store (format attribute {fmt!r}, expected "
+            f"{FORMAT!r}). Create a store with rc.store.create(...) or `recouple ingest`."
+        )
+    if "schema_version" not in f.attrs:
+        raise StoreError(
+            f"{where} has no schema_version attribute (expected one of {SUPPORTED_VERSIONS}); it was not written by "
+            f"recouple. {_REMAKE}."
+        )
+    ver = f.attrs["schema_version"]
+    if isinstance(ver, np.ndarray) and ver.shape == ():
+        ver = ver[()]
+    if isinstance(ver, np.generic):
+        ver = ver.item()
+    if isinstance(ver, bytes):
+        ver = ver.decode("utf-8", "replace")
+    if isinstance(ver, bool) or not isinstance(ver, int):
+        raise StoreError(
+            f"{where} has schema_version {ver!r} ({type(ver).__name__}); it must be an integer, one of "
+            f"{SUPPORTED_VERSIONS}. {_REMAKE}."
+        )
+    if ver not in SUPPORTED_VERSIONS:
+        reads = f"this recouple reads schema version {', '.join(map(str, SUPPORTED_VERSIONS))}"
+        if ver > max(SUPPORTED_VERSIONS):
+            raise StoreError(
+                f"{where} has schema_version {ver}; {reads}. It was written by a newer recouple: upgrade "
+                f"recouple to read it, or {_REMAKE[0].lower() + _REMAKE[1:]} with this version."
+            )
+        raise StoreError(f"{where} has schema_version {ver}; {reads}. {_REMAKE}.")
+    for grp, key in (("scans", "scan_id"), ("regions", "label")):
+        if grp not in f or not isinstance(f[grp], h5py.Group):
+            raise StoreError(
+                f"{where} lacks the /{grp} table required by the schema (a group holding at least '{key}'). "
+                f"{_REMAKE}, or add the table (see docs/STORE.md)."
+            )
+    scans = f["scans"]
+    if "scan_id" not in scans or not isinstance(scans["scan_id"], h5py.Dataset):
+        raise StoreError(f"{where}: /scans lacks the required column 'scan_id'. {_REMAKE}, or add the column.")
+    if "label" not in f["regions"] or not isinstance(f["regions"]["label"], h5py.Dataset):
+        raise StoreError(f"{where}: /regions lacks 'label' (one name per region). {_REMAKE}, or add the labels.")
+    if "columns" in scans.attrs:
+        raw = scans.attrs["columns"]
+        try:
+            names = json.loads(raw)
+            ok = isinstance(names, list) and all(isinstance(c, str) for c in names)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            raise StoreError(
+                f"{where}: the /scans attribute 'columns' must be a JSON list of column names; got {raw!r}. "
+                "Fix it (e.g. '[\"scan_id\", \"subject\", \"session\", \"group\"]') or delete the attribute."
+            )
+        missing = [c for c in names if c not in scans]
+        if missing:
+            raise StoreError(
+                f"{where}: the /scans attribute 'columns' names {missing[:5]}, which /scans does not hold. "
+                "Remove them from the attribute or add the columns."
+            )
+
+
+def _open_h5(path, mode, *, check=True):
+    """Open an HDF5 file without HDF5's own file lock, checking the store
+    header (:func:`check_header`) unless ``check`` is False.
 
     Readers can then inspect a store (and workers read inputs) while a run
     writes its results; concurrent writers are kept apart by the runner's
@@ -66,7 +143,7 @@ def _open_h5(path, mode):
     """
     path = str(path)
     try:
-        return h5py.File(path, mode, locking=False)
+        f = h5py.File(path, mode, locking=False)
     except FileNotFoundError:
         raise StoreError(
             f"store {path!r} does not exist. Create it with rc.store.create(...) or `recouple ingest`."
@@ -75,6 +152,13 @@ def _open_h5(path, mode):
         hint = ("close the other handles on this store in this process (e.g. st.close()) first"
                 if "already open" in str(exc) else "check that the path is a recouple store (HDF5 file)")
         raise StoreError(f"store {path!r} could not be opened in mode {mode!r} ({exc}); {hint}.") from None
+    if check:
+        try:
+            check_header(f, path)
+        except BaseException:
+            f.close()
+            raise
+    return f
 
 
 # ----------------------------------------------------------------------------- lazy handles
@@ -157,9 +241,8 @@ def normalise_scans(scans) -> dict:
             f"scan_id must be unique; got duplicates {dup}. Give every scan its own id "
             "(e.g. '<subject>_<session>')."
         )
-    bad = [s for s in ids.tolist() if not s or "/" in s]
-    if bad:
-        raise InputError(f"scan_id must be non-empty and contain no '/'; got {bad[:5]}. Rename those scans.")
+    for sid in ids.tolist():  # scan ids become file names (exports): one safe-name rule
+        safe_name(sid, "scan_id")
     return out
 
 
@@ -212,13 +295,7 @@ class CohortStore:
             raise InputError(f"mode must be 'r' or 'r+'; got {mode!r}. Use 'r' to read, 'r+' to add data.")
         self.path = str(Path(path))
         self.mode = "r+" if mode == "a" else mode
-        self._file = _open_h5(self.path, self.mode)
-        if self._file.attrs.get("format") != FORMAT:
-            self._file.close()
-            raise StoreError(
-                f"{self.path!r} is an HDF5 file but not a recouple cohort store (no format='{FORMAT}' "
-                "attribute). Create a store with rc.store.create(...) or `recouple ingest`."
-            )
+        self._file = _open_h5(self.path, self.mode)  # checks format, schema version and tables
 
     # -- housekeeping
     @property
@@ -461,6 +538,8 @@ class CohortStore:
         name = _dataset_name(name)
         if name.startswith("results/"):
             raise InputError("name must not start with 'results/'; use store.write_result(analysis, name, array).")
+        if name.startswith("maps/"):
+            safe_name(name[len("maps/"):], "map name")
         arr = np.asarray(array)
         if arr.dtype.kind not in "biuf":
             raise InputError(f"{name} must hold numbers; got dtype {arr.dtype}. Convert it with np.asarray(..., float).")
@@ -585,6 +664,8 @@ class CohortStore:
     def write_result(self, analysis: str, name: str, array, *, attrs: dict | None = None, overwrite: bool = True):
         """Write one result array to ``results/<analysis>/<name>`` with attributes (e.g. provenance)."""
         self._require_writable()
+        safe_name(analysis, "analysis name")
+        safe_name(name, "result name")
         group = self.file.require_group(f"results/{analysis}")
         if name in group:
             if not overwrite:
@@ -728,26 +809,16 @@ def validate_store(path, *, deep: bool = False) -> ValidationReport:
     if not p.exists():
         raise StoreError(f"store {str(path)!r} does not exist. Check the path or create it with `recouple ingest`.")
     try:
-        f = _open_h5(p, "r")
+        f = _open_h5(p, "r", check=False)
     except StoreError as exc:
         raise StoreError(f"store {str(path)!r} is not a readable HDF5 file ({exc}).") from None
     with f:
-        fmt = f.attrs.get("format")
-        if fmt != FORMAT:
-            raise StoreError(f"{str(path)!r} is not a recouple cohort store (format attribute {fmt!r}).")
-        ver = int(f.attrs.get("schema_version", -1))
-        if ver not in SUPPORTED_VERSIONS:
-            raise StoreError(
-                f"store {str(path)!r} has schema_version {ver}; this recouple reads {SUPPORTED_VERSIONS}. "
-                "Upgrade recouple or re-ingest the data."
-            )
-        for grp in ("scans", "regions"):
-            if grp not in f:
-                raise StoreError(f"store {str(path)!r} lacks the /{grp} table required by the schema.")
+        check_header(f, path)  # format, schema version, /scans and /regions tables
         cols = _read_table(f["scans"])
         for c in REQUIRED_COLUMNS:
             if c not in cols:
-                raise StoreError(f"/scans lacks the required column {c!r}.")
+                raise StoreError(f"store {str(path)!r}: /scans lacks the required column {c!r}. {_REMAKE}, "
+                                 "or add the column.")
         lengths = {k: len(v) for k, v in cols.items()}
         if len(set(lengths.values())) != 1:
             raise StoreError(f"/scans columns have different lengths {lengths}.")

@@ -131,12 +131,36 @@ def zscore(x, *, axis=-1, ddof=1):
     return xp.where(ok, d / sd, xp.asarray(float("nan"), dtype=x.dtype))
 
 
-def _constant_threshold(xp, x, n, axis, valid=None):
+def _constant_threshold(xp, x, n, axis, valid=None, *, absmax=None):
     # Sum of squared deviations below this is round-off, not variation.
+    # ``absmax``: the largest |x| over the valid entries, when already known.
     eps = xp.finfo(x.dtype).eps
-    absx = xp.abs(x) if valid is None else xp.where(valid, xp.abs(x), 0.0)
-    scale = xp.max(absx, axis=axis, keepdims=True)
-    return n * (8 * eps * scale) ** 2
+    if absmax is None:
+        absx = xp.abs(x) if valid is None else xp.where(valid, xp.abs(x), 0.0)
+        absmax = xp.max(absx, axis=axis, keepdims=True)
+    return n * (8 * eps * absmax) ** 2
+
+
+def _pow2_scale(xp, absmax):
+    """A power of two ``2**-e`` that brings ``absmax`` into [1, 2).
+
+    Correlations are scale-free; multiplying a slice by this before any sum
+    keeps the sums of squares and products (and their product under the
+    square root) away from overflow near 1e150+ and underflow near 1e-150-.
+    A power of two scales every later rounding exactly, so results for
+    ordinary data keep their bytes. ``e`` is clipped so the factor stays a
+    normal number (some backends flush subnormals to zero); a zero or
+    non-finite ``absmax`` gives 1 (the slice is constant or already NaN/inf).
+    """
+    dt = absmax.dtype
+    lim = float(-np.log2(xp.finfo(dt).smallest_normal))  # 1022 (float64), 126 (float32)
+    ok = xp.isfinite(absmax) & (absmax > 0)
+    e = xp.clip(xp.floor(xp.log2(xp.where(ok, absmax, 1.0))), -lim, lim)
+    return xp.pow(xp.asarray(2.0, dtype=dt), -e)
+
+
+def _nan_result(xp, shape, dt):
+    return xp.full(shape, float("nan"), dtype=dt)
 
 
 def pearson_rows(a, b, *, mask=None, min_count=3, axis=-1):
@@ -163,15 +187,26 @@ def pearson_rows(a, b, *, mask=None, min_count=3, axis=-1):
     a = xp.astype(a, dt, copy=False)
     b = xp.astype(b, dt, copy=False)
     a, b = xp.broadcast_arrays(a, b)
+    if mask is not None:
+        mask, _ = xp.broadcast_arrays(xp.astype(mask, xp.bool, copy=False), a)
+    if a.shape[axis] == 0:  # no entries: too few for a correlation
+        return _nan_result(xp, tuple(s for i, s in enumerate(a.shape) if i != axis % a.ndim), dt)
     valid = ~(xp.isnan(a) | xp.isnan(b))
     if mask is not None:
-        valid = valid & xp.astype(mask, xp.bool, copy=False)
+        valid = valid & mask
     zero = xp.asarray(0.0, dtype=dt)
     w = xp.astype(valid, dt)
     n = xp.sum(w, axis=axis, keepdims=True)
     safe_n = xp.where(n > 0, n, 1.0)
     a0 = xp.where(valid, a, zero)
     b0 = xp.where(valid, b, zero)
+    # scale each slice by a power of two before any sum (see _pow2_scale)
+    ma = xp.max(xp.abs(a0), axis=axis, keepdims=True)
+    mb = xp.max(xp.abs(b0), axis=axis, keepdims=True)
+    sa = _pow2_scale(xp, ma)
+    sb = _pow2_scale(xp, mb)
+    a0 = a0 * sa
+    b0 = b0 * sb
     da = xp.where(valid, a0 - xp.sum(a0, axis=axis, keepdims=True) / safe_n, zero)
     db = xp.where(valid, b0 - xp.sum(b0, axis=axis, keepdims=True) / safe_n, zero)
     saa = xp.sum(da * da, axis=axis, keepdims=True)
@@ -179,8 +214,8 @@ def pearson_rows(a, b, *, mask=None, min_count=3, axis=-1):
     sab = xp.sum(da * db, axis=axis, keepdims=True)
     defined = (
         (n >= min_count)
-        & (saa > _constant_threshold(xp, a0, n, axis, valid))
-        & (sbb > _constant_threshold(xp, b0, n, axis, valid))
+        & (saa > _constant_threshold(xp, a0, n, axis, absmax=ma * sa))
+        & (sbb > _constant_threshold(xp, b0, n, axis, absmax=mb * sb))
     )
     den = xp.sqrt(xp.where(defined, saa * sbb, 1.0))
     r = xp.clip(sab / den, -1.0, 1.0)
@@ -199,6 +234,10 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
     a = xp.astype(a, dt, copy=False)
     b = xp.astype(b, dt, copy=False)
     a, b = xp.broadcast_arrays(a, b)
+    if mask is not None:
+        mask, _ = xp.broadcast_arrays(xp.astype(mask, xp.bool, copy=False), a)
+    if a.shape[axis] == 0:  # no entries: too few for a correlation
+        return _nan_result(xp, tuple(s for i, s in enumerate(a.shape) if i != axis % a.ndim), dt)
     if is_numpy_namespace(xp) and a.ndim > 1:
         base = np.broadcast_to(True if mask is None else np.asarray(mask, dtype=bool), a.shape)
         a, b, base = (np.moveaxis(np.asarray(v), axis, -1) for v in (a, b, base))
@@ -282,10 +321,16 @@ def compact_rows_numpy(arrays, src, *, dense=None, max_fill=0.75):
 
 
 def _standardize_rows(xp, x):
-    """Rows centred and scaled to unit norm (so a dot product is Pearson's r)."""
+    """Rows centred and scaled to unit norm (so a dot product is Pearson's r).
+
+    Each row is first scaled by a power of two (:func:`_pow2_scale`) so the
+    sum of squares neither overflows nor underflows at extreme magnitudes."""
+    m = xp.max(xp.abs(x), axis=-1, keepdims=True)
+    s = _pow2_scale(xp, m)
+    x = x * s
     d = x - xp.mean(x, axis=-1, keepdims=True)
     ss = xp.sum(d * d, axis=-1, keepdims=True)
-    ok = ss > _constant_threshold(xp, x, x.shape[-1], -1)
+    ok = ss > _constant_threshold(xp, x, x.shape[-1], -1, absmax=m * s)
     return xp.where(ok, d / xp.sqrt(xp.where(ok, ss, 1.0)), xp.asarray(float("nan"), dtype=x.dtype))
 
 
@@ -327,6 +372,8 @@ def correlate(x, Y, *, method="pearson"):
     first. Inputs with NaN go through :func:`correlate_pairwise`.
     """
     xp, x2, Y2, x_1d, y_1d = _as_map_rows(x, Y)
+    if x2.shape[-1] == 0:  # no entries: too few for a correlation
+        return _drop_map_axes(_nan_result(xp, (x2.shape[0], Y2.shape[0]), x2.dtype), x_1d, y_1d)
     if method == "spearman":
         x2 = rankdata(x2, axis=-1)
         Y2 = rankdata(Y2, axis=-1)
@@ -347,6 +394,8 @@ def correlate_pairwise(x, Y, *, method="pearson", min_count=3):
     Shapes as :func:`correlate`.
     """
     xp, x2, Y2, x_1d, y_1d = _as_map_rows(x, Y)
+    if x2.shape[-1] == 0:  # no entries: too few for a correlation
+        return _drop_map_axes(_nan_result(xp, (x2.shape[0], Y2.shape[0]), x2.dtype), x_1d, y_1d)
     if method == "spearman":
         r = spearman_rows(x2[:, None, :], Y2[None, :, :], min_count=min_count)
     else:
@@ -365,6 +414,9 @@ def _pearson_masked_gemm(xp, x, Y, min_count):
     # keeps the sums-of-products formula free of catastrophic cancellation.
     vx = ~xp.isnan(x)
     vy = ~xp.isnan(Y)
+    # each map scaled by a power of two first (see _pow2_scale): r is scale-free per map
+    x = x * _pow2_scale(xp, xp.max(xp.where(vx, xp.abs(x), 0.0), axis=-1, keepdims=True))
+    Y = Y * _pow2_scale(xp, xp.max(xp.where(vy, xp.abs(Y), 0.0), axis=-1, keepdims=True))
     xc = _nan_center(xp, x, vx)
     yc = _nan_center(xp, Y, vy)
     wx = xp.astype(vx, x.dtype)
