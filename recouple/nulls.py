@@ -20,7 +20,7 @@ from .engine.backend import get_backend, to_host
 from .engine.dispatch import host_map, host_thread_count
 from .engine.planner import parse_memory
 from .exceptions import InputError, ShapeError
-from .kernels import host as _host
+from .host import jit as _host
 from .kernels import nulls as _k
 from .kernels import pvalues as _kp
 from .kernels import stats as _ks
@@ -620,7 +620,7 @@ class _SphereIndex:
         self._loop_tables = None
 
     def loop_tables(self):
-        """Inputs of :func:`recouple.kernels.host.nearest_on_cells`: the points
+        """Inputs of :func:`recouple.host.jit.nearest_on_cells`: the points
         as columns sorted by their own cell (consecutive queries then stay
         near each other after any rotation, and so do their candidates in
         memory), the original index of each column, and the table in column

@@ -239,7 +239,7 @@ def run_study(config, *, output=None, progress=False, overwrite=False, log=print
     StudyResult
         Paths of the report and tables and the in-memory results of every step.
     """
-    from .engine.pipeline import execute
+    from .workflows.pipeline import execute
 
     cfg = load_config(config) if not isinstance(config, dict) else validate_config(config)
     if output is not None:

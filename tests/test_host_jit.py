@@ -10,7 +10,7 @@ from scipy.spatial import cKDTree, distance_matrix
 import recouple as rc
 from recouple import nulls
 from recouple.exceptions import InputError
-from recouple.kernels import host
+from recouple.host import jit as host
 
 pytest.importorskip("numba")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import host as _host_loops
+from ..host import jit as _host_loops
 
 _VOLUME_CONNECTIVITY = {6: 1, 18: 2, 26: 3}
 

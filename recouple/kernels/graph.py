@@ -175,7 +175,7 @@ def floyd_warshall(length, *, track="all"):
 def _floyd_warshall_numpy(d, p):
     import numpy as np
 
-    from . import host
+    from ..host import jit as host
 
     if host.enabled() and d.dtype in (np.float32, np.float64) and d.size:
         return host.floyd_warshall_blocks(d, p)

@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import functools
 import math
+import uuid
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
+from ..coupling import nodal
+from ..engine.backend import get_backend
+from ..engine.dispatch import call_kernel
+from ..engine.runner import OutputSpec, chunk_ranges, plan_chunk_size, resolve_scheduler, run_chunks, worker_count
 from ..exceptions import StoreError
 from ..io.store import _open_h5, checksum, open_store
+from ..kernels.coupling import EDGE_SETS
+from ..kernels.voxel import profile_coupling, standardize_timeseries, voxel_to_voxel_coupling
 from ..validation import check_choice, check_positive_int
-from .backend import get_backend
-from .runner import OutputSpec, chunk_ranges, plan_chunk_size, resolve_scheduler, run_chunks, worker_count
 
 __all__ = ["CohortCoupling", "cohort_coupling", "coupling_result_name"]
 
@@ -65,8 +71,6 @@ class CohortCoupling:
 
     def to_frame(self):
         """Coupling as a pandas DataFrame: one row per scan, one column per region (or voxel)."""
-        import pandas as pd
-
         cols = self.labels if self.labels is not None else [f"v{i}" for i in range(self.coupling.shape[1])]
         return pd.DataFrame(self.coupling, index=pd.Index(self.scan_ids, name="scan_id"), columns=cols)
 
@@ -83,8 +87,6 @@ def coupling_result_name(*, method: str, edges: str, level: str = "region", kind
 
 
 def _region_task(chunk, *, sc, fc, method, edges, min_edges, symmetrize, allow_negative, backend):
-    from ..coupling import nodal
-
     ((a, b),) = chunk
     sc_block = sc[a:b]
     fc_block = fc[a:b]
@@ -102,9 +104,6 @@ def _region_task(chunk, *, sc, fc, method, edges, min_edges, symmetrize, allow_n
 
 @functools.lru_cache(maxsize=2)
 def _standardized_bold(path, scan, run_token, backend):
-    from ..kernels.voxel import standardize_timeseries
-    from .dispatch import call_kernel
-
     with _open_h5(path, "r") as f:
         x = f["voxel/bold"][scan]
     return call_kernel(standardize_timeseries, np.asarray(x, dtype=np.float64), backend=backend)
@@ -130,9 +129,6 @@ def _csr_block(path, scan, a, b, width):
 
 
 def _voxel_task(chunk, *, path, method, edges, min_edges, width, rows_per_chunk, backend, run_token):
-    from ..kernels.voxel import voxel_to_voxel_coupling
-    from .dispatch import call_kernel
-
     (s, _), (a, b) = chunk
     z = _standardized_bold(path, s, run_token, backend)
     values, cols, valid = _csr_block(path, s, a, b, width)
@@ -152,9 +148,6 @@ def _voxel_task(chunk, *, path, method, edges, min_edges, width, rows_per_chunk,
 
 
 def _profile_task(chunk, *, sc, fc, method, edges, min_edges, backend):
-    from ..kernels.voxel import profile_coupling
-    from .dispatch import call_kernel
-
     (s, _), (a, b) = chunk
     r, n = call_kernel(profile_coupling, np.asarray(sc[s, a:b], dtype=np.float64),
                        np.asarray(fc[s, a:b], dtype=np.float64), backend=backend,
@@ -242,7 +235,7 @@ def cohort_coupling(
     Examples
     --------
     >>> import os, tempfile, recouple as rc
-    >>> from recouple.engine.analyses import cohort_coupling
+    >>> from recouple.workflows.coupling import cohort_coupling
     >>> path = os.path.join(tempfile.mkdtemp(), "c.h5")
     >>> rc.store.from_simulated(rc.simulate.cohort(n_regions=20, n_patients=2, n_controls=1), path).close()
     >>> cohort_coupling(path).coupling.shape
@@ -302,8 +295,6 @@ def cohort_coupling(
 
 def _plan_region(st, path, *, method, edges, min_edges, symmetrize, allow_negative, backend, chunk_size,
                  memory_limit, workers):
-    from ..kernels.coupling import EDGE_SETS
-
     allowed = tuple(e for e in EDGE_SETS if e != "mask")
     check_choice("edges", edges, allowed)
     s, n = st.n_scans, st.n_regions
@@ -342,8 +333,6 @@ def _voxel_kind(st, path, voxel_kind):
 
 
 def _plan_voxel(st, path, *, method, edges, min_edges, backend, chunk_size, memory_limit, workers, voxel_kind):
-    import uuid
-
     kind = voxel_kind
     s = st.n_scans
     if kind == "voxel_to_voxel":
