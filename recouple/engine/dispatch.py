@@ -61,6 +61,19 @@ def host_map(fn, items, *, parallel=True) -> list:
     return [fn(item) for item in items]
 
 
+def _jax_fori_loop(n, body, carry):
+    from jax import lax  # optional dependency: only reached on the JAX backend
+
+    return lax.fori_loop(0, n, body, carry)
+
+
+def kernel_loop(backend=None) -> Callable | None:
+    """The ``loop=`` route of kernels that loop over pivots or candidates
+    (``loop(n, body, carry)``): JAX's ``fori_loop`` on the JAX backend (one
+    compiled step instead of n unrolled ones), None (a Python loop) elsewhere."""
+    return _jax_fori_loop if get_backend(backend).name == "jax" else None
+
+
 def call_kernel(kernel: Callable, *args, backend=None, static: dict | None = None, **kwargs) -> Any:
     """Run ``kernel(*args, **kwargs, **static)`` on ``backend`` and return host arrays.
 

@@ -203,7 +203,7 @@ def _vertex_spin_setup(quick):
 def _communication_setup(quick):
     s, n = (4, 60) if quick else (20, 400)
     sim = cohort(n_regions=n, n_patients=max(1, s // 2), n_controls=0, seed=2)
-    x = communication_predictors(sim.sc[:s], sim.centroids)
+    x = communication_predictors(sim.sc[:s], sim.centroids, **graph.kernel_routes("numpy"))
     return {"sc": sim.sc[:s], "fc": sim.fc[:s], "x": x,
             "predictors": {"distance": x[0, 0], "path_length": x[:, 1], "communicability": x[:, 2]}}
 
