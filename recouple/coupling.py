@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import binom
 
-from .engine.dispatch import call_batched, call_kernel
+from .engine.dispatch import call_batched, call_kernel, host_map
 from .engine.random import sign_flips
 from .exceptions import InputError, ShapeError
 from .graph import kernel_routes, prepare_coords
@@ -90,7 +90,7 @@ def prepare_connectivity(
     asymmetric SC (unless ``symmetrize``) and negative SC weights (unless
     ``allow_negative``). The caller's arrays are never modified.
     """
-    sc_a = weight_stack(sc_name, sc, symmetrize=symmetrize, allow_negative=allow_negative)
+    sc_a = weight_stack(sc_name, sc, symmetrize=symmetrize, allow_negative=allow_negative, mapper=host_map)
     fc_a = as_array(fc_name, fc, ndim_min=2)
     check_square(fc_name, fc_a)
     check_same_shape(sc_name, sc_a, fc_name, fc_a)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .engine.backend import get_backend
-from .engine.dispatch import call_batched, call_kernel, kernel_loop
+from .engine.dispatch import call_batched, call_kernel, host_map, kernel_loop
 from .exceptions import InputError, ShapeError, describe
 from .host.graph import floyd_warshall_pivots
 from .kernels import graph as _k
@@ -63,7 +63,7 @@ def prepare_weights(w, *, name: str = "w", symmetrize: bool = False) -> np.ndarr
     Raises a clear error for non-square matrices, NaN/inf, asymmetric weights
     (unless ``symmetrize``) and negative weights.
     """
-    return weight_stack(name, w, symmetrize=symmetrize)
+    return weight_stack(name, w, symmetrize=symmetrize, mapper=host_map)
 
 
 def prepare_coords(coords, n: int, lead: tuple = (), *, name: str = "coords") -> np.ndarray:

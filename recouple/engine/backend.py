@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .._arrays import to_host  # noqa: F401  (the engine's host transfer; defined below validation)
 from ..exceptions import BackendUnavailable, InputError
 
 BACKENDS = ("numpy", "jax", "cupy")
@@ -98,18 +99,6 @@ class Backend:
 
             cupy.cuda.get_current_stream().synchronize()
         return x
-
-
-def to_host(x) -> np.ndarray:
-    """Copy an array from any backend to a NumPy array on the host."""
-    if isinstance(x, np.ndarray):
-        return x
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
-        return x.get()
-    if mod.startswith("array_api_strict"):
-        return np.asarray(x._array) if hasattr(x, "_array") else np.asarray(x)
-    return np.asarray(x)
 
 
 def _probe(name: str) -> tuple[bool, str]:
