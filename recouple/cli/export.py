@@ -23,7 +23,7 @@ def export_result(store, analysis, out, *, fmt="auto", dataset="coupling"):
     from ..engine.provenance import write_provenance_file
     from ..exceptions import InputError, StoreError
     from ..io import imaging
-    from ..io.store import open_store
+    from ..io.store import open as open_store
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,7 @@ def export_result(store, analysis, out, *, fmt="auto", dataset="coupling"):
 
 
 def run(args) -> int:
-    from ..io.store import open_store
+    from ..io.store import open as open_store
 
     if not args.result:
         with open_store(args.store) as st:

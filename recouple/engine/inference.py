@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..exceptions import InputError, ShapeError
-from ..io.store import checksum, open_store
+from ..io.store import checksum, open as open_store
 from .runner import OutputSpec, run_chunks, worker_count
 
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..exceptions import InputError, ShapeError, StoreError
 from . import imaging
-from .store import create_store, normalise_scans, validate_store
+from .store import create as create_store, normalise_scans, validate as validate_store
 
 __all__ = ["ingest", "read_matrix", "read_labels", "read_table"]
 

@@ -27,12 +27,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from .. import __version__
 from ..exceptions import InputError, ShapeError, StoreError
 
 FORMAT = "recouple-cohort"
@@ -46,9 +48,9 @@ __all__ = [
     "CohortStore",
     "LazyDataset",
     "ValidationReport",
-    "create_store",
-    "open_store",
-    "validate_store",
+    "create",
+    "open",
+    "validate",
     "checksum",
 ]
 
@@ -556,8 +558,31 @@ class CohortStore:
 # ----------------------------------------------------------------------------- create / open / validate
 
 
-def create_store(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: bool = False) -> CohortStore:
-    """Create a store holding the scans and region tables; returns it open in ``r+`` mode."""
+def create(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: bool = False) -> CohortStore:
+    """Create a cohort store with its scans and region tables (``rc.store.create``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The HDF5 file to create.
+    scans : pandas.DataFrame or dict of (S,) columns
+        Must hold ``scan_id`` (unique), ``subject``, ``session`` and
+        ``group``; every other column (covariates, clinical scores) is kept.
+    labels : (N,) sequence of str
+        Region names, in the order of the matrices.
+    hemisphere : (N,) sequence of str, optional
+        "L"/"R" per region (guessed from an ``L``/``R`` prefix when omitted).
+    centroids : (N, 3) array_like, optional
+        Region centroids in millimetres (NaN when omitted).
+    overwrite : bool
+        Replace an existing file; otherwise an existing path raises
+        :class:`~recouple.exceptions.StoreError`.
+
+    Returns
+    -------
+    CohortStore
+        Open for writing (``mode="r+"``); use it as a context manager.
+    """
     path = Path(path)
     cols = normalise_scans(scans)
     labels = np.asarray(labels).astype(str)
@@ -583,8 +608,6 @@ def create_store(path, *, scans, labels, hemisphere=None, centroids=None, overwr
             raise StoreError(f"store {str(path)!r} already exists; pass overwrite=True (or --overwrite) to replace it.")
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .. import __version__
-
     tmp = path.with_name(path.name + ".creating")
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
@@ -599,14 +622,15 @@ def create_store(path, *, scans, labels, hemisphere=None, centroids=None, overwr
     return CohortStore(path, "r+")
 
 
-def open_store(path, mode: str = "r") -> CohortStore:
-    """Open an existing store (``mode="r"`` to read, ``"r+"`` to add data)."""
+def open(path, mode: str = "r") -> CohortStore:  # noqa: A001 - the public name rc.store.open
+    """Open a cohort store (``rc.store.open``; ``mode="r"`` reads without taking
+    the file lock; ``"r+"`` writes)."""
     return CohortStore(path, mode)
 
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """What :func:`validate_store` found. ``incomplete`` lists results with unfinished chunks."""
+    """What :func:`validate` found. ``incomplete`` lists results with unfinished chunks."""
 
     path: str
     n_scans: int
@@ -623,10 +647,13 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate_store(path, *, deep: bool = False) -> ValidationReport:
-    """Check a store against the schema; raise :class:`StoreError` naming the first problem.
+def validate(path, *, deep: bool = False) -> ValidationReport:
+    """Check a store against its schema (``rc.store.validate``); raise
+    :class:`~recouple.exceptions.StoreError` naming the first problem.
 
-    ``deep=True`` also reads every SC/FC/time-series matrix and checks it is finite.
+    Returns a :class:`ValidationReport` (scans, regions, datasets present and
+    results whose chunks are not all finished). ``deep=True`` also reads every
+    SC/FC/time-series matrix and checks it is finite.
     """
     p = Path(path)
     if not p.exists():
@@ -745,3 +772,22 @@ def checksum(path, names) -> dict:
                     h.update(np.ascontiguousarray(ds[()]).tobytes())
             out[name] = h.hexdigest()
     return out
+
+
+# ----------------------------------------------------------------------------- deprecated names
+
+
+def _deprecated(new, old):
+    def alias(*args, **kwargs):
+        warnings.warn(f"recouple.io.store.{old} is deprecated; use recouple.store.{new.__name__} (the same "
+                      "function). The old name will be removed in the next release.", DeprecationWarning, stacklevel=2)
+        return new(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated alias of :func:`{new.__name__}`."
+    return alias
+
+
+create_store = _deprecated(create, "create_store")
+open_store = _deprecated(open, "open_store")
+validate_store = _deprecated(validate, "validate_store")

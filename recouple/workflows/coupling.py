@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .. import store
 from ..coupling import nodal
 from ..engine.backend import get_backend
 from ..engine.dispatch import call_kernel
 from ..engine.runner import OutputSpec, chunk_ranges, plan_chunk_size, resolve_scheduler, run_chunks, worker_count
 from ..exceptions import StoreError
-from ..io.store import _open_h5, checksum, open_store
+from ..io.store import _open_h5, checksum
 from ..kernels.coupling import EDGE_SETS
 from ..kernels.voxel import profile_coupling, standardize_timeseries, voxel_to_voxel_coupling
 from ..validation import check_choice, check_positive_int
@@ -256,7 +257,7 @@ def cohort_coupling(
         client = cl
     try:
         workers = worker_count(kind, client)
-        with open_store(path) as st:
+        with store.open(path) as st:
             scan_ids = st.scan_ids
             vkind = _voxel_kind(st, path, voxel_kind) if level == "voxel" else None
             analysis = name or coupling_result_name(method=method, edges=edges, level=level, kind=vkind)
@@ -285,7 +286,7 @@ def cohort_coupling(
     finally:
         if owned:
             cl.close()
-    with open_store(path) as st:
+    with store.open(path) as st:
         coupling = st.read_result(analysis, "coupling")
         n_edges = st.read_result(analysis, "n_edges")
     return CohortCoupling(coupling=coupling, n_edges=n_edges, scan_ids=scan_ids, labels=labels, analysis=analysis,
