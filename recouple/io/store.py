@@ -31,8 +31,10 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask.array as da
 import h5py
 import numpy as np
+import pandas as pd
 
 from .. import __version__
 from ..exceptions import InputError, ShapeError, StoreError
@@ -110,13 +112,8 @@ class LazyDataset:
 
 
 def _columns_from(scans) -> dict:
-    try:
-        import pandas as pd
-
-        if isinstance(scans, pd.DataFrame):
-            return {str(c): scans[c].to_numpy() for c in scans.columns}
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
+    if isinstance(scans, pd.DataFrame):
+        return {str(c): scans[c].to_numpy() for c in scans.columns}
     if isinstance(scans, dict):
         return {str(k): np.asarray(v) for k, v in scans.items()}
     raise InputError(
@@ -257,8 +254,6 @@ class CohortStore:
     @property
     def scans(self):
         """Scans table as a pandas DataFrame (one row per scan, store order)."""
-        import pandas as pd
-
         return pd.DataFrame(_read_table(self.file["scans"]))
 
     @property
@@ -272,8 +267,6 @@ class CohortStore:
     @property
     def regions(self):
         """Region table as a pandas DataFrame: label, hemisphere, x, y, z."""
-        import pandas as pd
-
         g = self.file["regions"]
         c = g["centroids"][()]
         return pd.DataFrame(
@@ -367,8 +360,6 @@ class CohortStore:
 
     def lazy(self, name: str, chunks=None):
         """Dataset ``name`` as a lazy ``dask.array`` (default: one scan per chunk)."""
-        import dask.array as da
-
         h = self.handle(name)
         if chunks is None:
             chunks = (1,) + tuple(h.shape[1:]) if h.ndim > 1 else h.shape
