@@ -69,7 +69,7 @@ def comm_data():
 @pytest.fixture(scope="module")
 def comm_predictors(comm_data):
     sc, fc, xyz = comm_data
-    x = rc.coupling._k.communication_predictors(sc, xyz)
+    x = rc.coupling._k.communication_predictors(sc, xyz, **rc.graph.kernel_routes("numpy"))
     # what a user passes: one (N, N) distance matrix, per-subject graph predictors
     return {"distance": x[0, 0], "path_length": x[:, 1], "communicability": x[:, 2]}
 
@@ -105,7 +105,7 @@ def test_communication_statsmodels_per_node(benchmark, comm_data, comm_predictor
     sm = pytest.importorskip("statsmodels.api")
     sc, fc, xyz = comm_data
     n_timed = max(1, PEER_SUBJECTS // 10)
-    x = rc.coupling._k.communication_predictors(sc[:n_timed], xyz)
+    x = rc.coupling._k.communication_predictors(sc[:n_timed], xyz, **rc.graph.kernel_routes("numpy"))
 
     def loop():
         t = time.perf_counter()

@@ -121,7 +121,7 @@ st.close()
 
 _RUN = """
 import resource, time, json
-from recouple.engine.analyses import cohort_coupling
+from recouple.workflows.coupling import cohort_coupling
 t0 = time.perf_counter()
 res = cohort_coupling({path!r}, level="voxel", chunk_size={chunk}, memory_limit={limit!r})
 wall = time.perf_counter() - t0

@@ -7,12 +7,18 @@ over an edge set, batched over any number of subjects or scans.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.stats import binom
 
-from .engine.dispatch import call_batched, call_kernel
+from .engine.dispatch import call_batched, call_kernel, host_map
+from .engine.random import sign_flips
+from .exceptions import InputError, ShapeError
+from .graph import kernel_routes, prepare_coords
 from .kernels import coupling as _k
+from .kernels._xp import namespace
 from .validation import (
     as_array,
     check_choice,
@@ -84,7 +90,7 @@ def prepare_connectivity(
     asymmetric SC (unless ``symmetrize``) and negative SC weights (unless
     ``allow_negative``). The caller's arrays are never modified.
     """
-    sc_a = weight_stack(sc_name, sc, symmetrize=symmetrize, allow_negative=allow_negative)
+    sc_a = weight_stack(sc_name, sc, symmetrize=symmetrize, allow_negative=allow_negative, mapper=host_map)
     fc_a = as_array(fc_name, fc, ndim_min=2)
     check_square(fc_name, fc_a)
     check_same_shape(sc_name, sc_a, fc_name, fc_a)
@@ -165,23 +171,17 @@ def nodal(
     if mask is not None:
         mask_a = np.asarray(mask)
         if mask_a.dtype != bool:
-            from .exceptions import InputError
-
             raise InputError(
                 f"mask must be a boolean array; got dtype {mask_a.dtype}. Pass e.g. mask=weights > 0."
             )
         try:
             np.broadcast_shapes(mask_a.shape, sc_a.shape)
         except ValueError:
-            from .exceptions import ShapeError
-
             raise ShapeError(
                 f"mask must broadcast against sc of shape {sc_a.shape}; got shape {mask_a.shape}. "
                 "Pass an (N, N) mask or one per subject."
             ) from None
     elif edges == "mask":
-        from .exceptions import InputError
-
         raise InputError("mask must be given when edges='mask'; got None. Pass mask=<(N, N) bool array>.")
     lead = sc_a.shape[:-2]
     n = sc_a.shape[-1]
@@ -244,8 +244,6 @@ def consistency_mask(sc, *, fraction: float = 0.75, symmetrize: bool = False, ba
     >>> int(mask.sum()) == 2 * round(0.5 * 30 * 29 / 2)
     True
     """
-    from .exceptions import InputError, ShapeError
-
     a = as_array("sc", sc, ndim=3)
     check_square("sc", a)
     check_finite("sc", a)
@@ -359,9 +357,6 @@ def communication(
     >>> res.r2_adj.shape == cohort.sc.shape[:-1]
     True
     """
-    from .exceptions import InputError, ShapeError
-    from .graph import prepare_coords
-
     sc_a, fc_a = prepare_connectivity(sc, fc, symmetrize=symmetrize)
     lead = sc_a.shape[:-2]
     n = sc_a.shape[-1]
@@ -418,7 +413,8 @@ def communication(
             shared = None
         out = call_batched(
             _k.communication_model, sc2, fc2, backend=backend,
-            static={**static, "names": names, "weighted": bool(weighted)}, batch_size=batch_size,
+            static={**static, "names": names, "weighted": bool(weighted), **kernel_routes(backend)},
+            batch_size=batch_size,
             bytes_per_item=(3 * p + 14) * 8 * n * n, memory_limit=memory_limit, shared=shared,
             host_batch_bytes=_HOST_BATCH, host_threads=True, **kw,
         )
@@ -484,8 +480,6 @@ def binomial_threshold(n_subjects: int, n_regions: int, *, alpha: float = 0.05) 
     rescaled to ``floor(n_subjects / 100 * x) + 1``; a region is significant
     when more subjects than this are flagged.
     """
-    from scipy.stats import binom
-
     x = next(k for k in range(101) if binom.sf(k, 100, alpha) < alpha / n_regions)
     return int(np.floor(n_subjects / 100 * x) + 1)
 
@@ -543,11 +537,6 @@ def sdi(
     >>> res.sdi.shape == cohort.timeseries.shape[:2]
     True
     """
-    import warnings
-
-    from .engine.random import sign_flips
-    from .exceptions import InputError, ShapeError
-
     w = as_array("sc", sc, ndim_min=2)
     check_square("sc", w)
     check_finite("sc", w)
@@ -655,8 +644,6 @@ def sdi(
 
 
 def _eigh(a):
-    from .kernels._xp import namespace
-
     xp = namespace(a)
     lam, vec = xp.linalg.eigh(a)
     return lam, vec

@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .engine.dispatch import call_batched, call_kernel
-from .exceptions import ShapeError, describe
+from .engine.backend import get_backend
+from .engine.dispatch import call_batched, call_kernel, host_map, kernel_loop
+from .exceptions import InputError, ShapeError, describe
+from .host.graph import floyd_warshall_pivots
 from .kernels import graph as _k
 from .validation import as_array, check_choice, check_finite, weight_stack
 
@@ -34,7 +36,25 @@ __all__ = [
     "diffusion_efficiency",
     "prepare_weights",
     "prepare_coords",
+    "kernel_routes",
 ]
+
+
+def kernel_routes(backend=None) -> dict:
+    """Keyword arguments that route the loops of the graph kernels
+    (:mod:`recouple.kernels.graph`, and the communication predictors of
+    :mod:`recouple.kernels.coupling`) for ``backend``: ``loop`` (JAX's
+    ``fori_loop`` on JAX) and ``pivots`` (the compiled Floyd-Warshall of
+    :mod:`recouple.host.graph` on NumPy). The routes change speed, not results.
+
+    Examples
+    --------
+    >>> import recouple as rc
+    >>> sorted(rc.graph.kernel_routes("numpy"))
+    ['loop', 'pivots']
+    """
+    be = get_backend(backend)
+    return {"loop": kernel_loop(be), "pivots": floyd_warshall_pivots if be.name == "numpy" else None}
 
 
 def prepare_weights(w, *, name: str = "w", symmetrize: bool = False) -> np.ndarray:
@@ -43,7 +63,7 @@ def prepare_weights(w, *, name: str = "w", symmetrize: bool = False) -> np.ndarr
     Raises a clear error for non-square matrices, NaN/inf, asymmetric weights
     (unless ``symmetrize``) and negative weights.
     """
-    return weight_stack(name, w, symmetrize=symmetrize)
+    return weight_stack(name, w, symmetrize=symmetrize, mapper=host_map)
 
 
 def prepare_coords(coords, n: int, lead: tuple = (), *, name: str = "coords") -> np.ndarray:
@@ -141,8 +161,6 @@ def _prepare_paths_input(w, transform, symmetrize):
     check_choice("transform", transform, _k.TRANSFORMS)
     a = prepare_weights(w, symmetrize=symmetrize)
     if transform == "neglog_raw" and (a > 1).any():
-        from .exceptions import InputError
-
         raise InputError(
             f"w must be <= 1 for transform='neglog_raw' (-log W); got maximum {a.max():.4g}. "
             "Use transform='neglog' (-log(W / (max W + 1))) or scale the weights."
@@ -154,7 +172,7 @@ def shortest_paths(w, *, transform="neglog", symmetrize=False, backend=None, bat
     """All-pairs shortest paths, batched Floyd-Warshall.
 
     JAX and CuPy run N min-plus pivot steps over the whole batch; NumPy runs
-    the same pivot steps in SciPy's compiled loop one matrix at a time (the
+    the same pivot steps in compiled loops (:mod:`recouple.host.graph`; the
     same sums and comparisons, so identical lengths and predecessors).
 
     Parameters
@@ -179,7 +197,7 @@ def shortest_paths(w, *, transform="neglog", symmetrize=False, backend=None, bat
     lead = a.shape[:-2]
     dist, hops, pred = _run(
         _k.shortest_paths, a, lead=lead, backend=backend, batch_size=batch_size,
-        memory_limit=memory_limit, static={"transform": transform},
+        memory_limit=memory_limit, static={"transform": transform, **kernel_routes(backend)},
     )
     return ShortestPaths(dist, hops, pred.astype(np.int64), {"transform": transform})
 
@@ -198,11 +216,11 @@ def path_length(w, *, transform="neglog", symmetrize=False, backend=None, batch_
     """
     a = _prepare_paths_input(w, transform, symmetrize)
     return _run(_k.path_lengths, a, lead=a.shape[:-2], backend=backend, batch_size=batch_size,
-                memory_limit=memory_limit, static={"transform": transform}, bytes_factor=4)
+                memory_limit=memory_limit, static={"transform": transform, **kernel_routes(backend)}, bytes_factor=4)
 
 
-def _si_kernel(w, *, transform):
-    _, _, pred = _k.shortest_paths(w, transform=transform, track="predecessor")
+def _si_kernel(w, *, transform, loop=None, pivots=None):
+    _, _, pred = _k.shortest_paths(w, transform=transform, track="predecessor", loop=loop, pivots=pivots)
     return _k.search_information(w, pred)
 
 
@@ -234,15 +252,14 @@ def search_information(w, *, transform=None, paths=None, symmetrize=False, backe
         the convention of netneurotools/BCT for symmetric graphs). NaN on the
         diagonal, inf where unreachable. Not symmetric.
     """
-    from .exceptions import InputError
-
     a = prepare_weights(w, symmetrize=symmetrize)
     lead = a.shape[:-2]
     if paths is None:
         transform = "neglog" if transform is None else transform
         check_choice("transform", transform, _k.TRANSFORMS)
         return _run(_si_kernel, a, lead=lead, backend=backend, batch_size=batch_size,
-                    memory_limit=memory_limit, static={"transform": transform}, bytes_factor=16)
+                    memory_limit=memory_limit, static={"transform": transform, **kernel_routes(backend)},
+                    bytes_factor=16)
     if not isinstance(paths, ShortestPaths):
         raise InputError(
             f"paths must be a ShortestPaths result; got {type(paths).__name__}. "
@@ -287,8 +304,6 @@ def communicability(w, *, weighted=True, normalize=False, symmetrize=False, back
     """
     a = prepare_weights(w, symmetrize=symmetrize)
     if normalize and weighted:
-        from .exceptions import InputError
-
         raise InputError(
             "normalize must be False when weighted=True (the weighted form is already normalised by "
             "strength); got normalize=True. Pass weighted=False for expm(A / lambda_max)."
@@ -297,8 +312,8 @@ def communicability(w, *, weighted=True, normalize=False, symmetrize=False, back
                 memory_limit=memory_limit, static={"weighted": bool(weighted), "normalize": bool(normalize)})
 
 
-def _nav_kernel(w, coords):
-    return _k.navigation(w, _k.euclidean_distance(coords))
+def _nav_kernel(w, coords, *, loop=None):
+    return _k.navigation(w, _k.euclidean_distance(coords), loop=loop)
 
 
 def navigation(w, coords, *, symmetrize=False, backend=None, batch_size=None, memory_limit=None):
@@ -330,7 +345,7 @@ def navigation(w, coords, *, symmetrize=False, backend=None, batch_size=None, me
         kw, shared = {}, {"coords": c}
     length, hops = call_batched(
         _nav_kernel, w2, backend=backend, batch_size=batch_size, bytes_per_item=14 * 8 * n * n,
-        memory_limit=memory_limit, shared=shared, **kw,
+        memory_limit=memory_limit, shared=shared, static={"loop": kernel_loop(backend)}, **kw,
     )
     return length.reshape(lead + (n, n)), hops.reshape(lead + (n, n))
 

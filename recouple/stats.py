@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .engine.dispatch import call_kernel
+from .exceptions import InputError, ShapeError
 from .kernels import stats as _k
 from .validation import as_array, check_choice, check_finite, check_positive_int
 
@@ -49,8 +50,6 @@ def _rows(fn, a, b, mask, min_count, backend):
     try:
         np.broadcast_shapes(a.shape, b.shape)
     except ValueError:
-        from .exceptions import ShapeError
-
         raise ShapeError(
             f"a and b must have broadcastable shapes (..., M); got {a.shape} and {b.shape}. "
             "Align their last axes."
@@ -84,8 +83,6 @@ def correlate(x, Y, *, method="pearson", min_count=3, backend=None, batch_size=N
     check_finite("x", x, allow_nan=True)
     check_finite("Y", Y, allow_nan=True)
     if x.ndim not in (1, 2) or Y.ndim not in (1, 2) or x.shape[-1] != Y.shape[-1]:
-        from .exceptions import ShapeError
-
         raise ShapeError(
             f"x must be (N,) or (K, N) and Y (N,) or (G, N) with the same N; got {x.shape} and {Y.shape}. "
             "Put maps in rows, regions in columns."
@@ -125,8 +122,6 @@ def fdr_bh(p, *, axis=-1, backend=None) -> np.ndarray:
     p = as_array("p", p)
     finite = p[~np.isnan(p)]
     if ((finite < 0) | (finite > 1)).any():
-        from .exceptions import InputError
-
         raise InputError(f"p must hold probabilities in [0, 1]; got values from {finite.min():.3g} to "
                          f"{finite.max():.3g}. Pass p-values, not statistics.")
     return call_kernel(_k.fdr_bh, p, backend=backend, static={"axis": axis})

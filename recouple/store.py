@@ -16,14 +16,14 @@ import numpy as np
 
 from .exceptions import StoreError
 from .io.ingest import set_region_geometry
-from .io.store import (
+from .io.store import (  # create, open and validate are io.store's functions, under the same names
     SCHEMA_VERSION,
     CohortStore,
     LazyDataset,
     ValidationReport,
-    create_store,
-    open_store,
-    validate_store,
+    create,
+    open,
+    validate,
 )
 
 __all__ = [
@@ -39,50 +39,6 @@ __all__ = [
     "read_table",
     "set_geometry",
 ]
-
-
-def create(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: bool = False) -> CohortStore:
-    """Create a cohort store with its scans and region tables.
-
-    Parameters
-    ----------
-    path : str or Path
-        The HDF5 file to create.
-    scans : pandas.DataFrame or dict of (S,) columns
-        Must hold ``scan_id`` (unique), ``subject``, ``session`` and
-        ``group``; every other column (covariates, clinical scores) is kept.
-    labels : (N,) sequence of str
-        Region names, in the order of the matrices.
-    hemisphere : (N,) sequence of str, optional
-        "L"/"R" per region (guessed from an ``L``/``R`` prefix when omitted).
-    centroids : (N, 3) array_like, optional
-        Region centroids in millimetres (NaN when omitted).
-    overwrite : bool
-        Replace an existing file; otherwise an existing path raises
-        :class:`~recouple.exceptions.StoreError`.
-
-    Returns
-    -------
-    CohortStore
-        Open for writing (``mode="r+"``); use it as a context manager.
-    """
-    return create_store(path, scans=scans, labels=labels, hemisphere=hemisphere, centroids=centroids,
-                        overwrite=overwrite)
-
-
-def open(path, mode: str = "r") -> CohortStore:  # noqa: A001 - mirrors h5py/io naming
-    """Open a cohort store (``mode="r"`` reads without taking the file lock; ``"r+"`` writes)."""
-    return open_store(path, mode)
-
-
-def validate(path, *, deep: bool = False) -> ValidationReport:
-    """Check a store against its schema; raise :class:`~recouple.exceptions.StoreError` on the first problem.
-
-    Returns a :class:`ValidationReport` (scans, regions, datasets present and
-    results whose chunks are not all finished). ``deep=True`` also reads every
-    matrix and checks it is finite.
-    """
-    return validate_store(path, deep=deep)
 
 
 def set_geometry(store, *, parcellation=None, sphere=None, names=None, centroids=None):
@@ -104,7 +60,7 @@ def set_geometry(store, *, parcellation=None, sphere=None, names=None, centroids
 
 def read_table(path, table: str = "scans"):
     """The ``scans`` or ``regions`` table of a store as a pandas DataFrame."""
-    with open_store(path) as st:
+    with open(path) as st:
         if table == "scans":
             return st.scans
         if table == "regions":

@@ -31,7 +31,7 @@ import difflib
 import tomllib
 from pathlib import Path
 
-from .engine.analyses import LEVELS
+from .workflows.coupling import LEVELS
 from .engine.planner import parse_memory
 from .exceptions import ConfigError, InputError, describe
 from .kernels.coupling import EDGE_SETS, METHODS as COUPLING_METHODS
@@ -412,7 +412,7 @@ def run_study(config, *, output=None, progress=False, overwrite=False, log=print
     StudyResult
         Paths of the report and tables and the in-memory results of every step.
     """
-    from .engine.pipeline import execute
+    from .workflows.pipeline import execute
 
     cfg = load_config(config) if not isinstance(config, dict) else validate_config(config)
     if output is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .engine.backend import to_host
+from ._arrays import to_host
 from .exceptions import InputError, ShapeError, describe
 
 
@@ -106,12 +106,12 @@ def check_positive_int(name: str, value, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def _weight_stack_ok(a: np.ndarray, *, nonnegative: bool) -> bool:
+def _weight_stack_ok(a: np.ndarray, *, nonnegative: bool, mapper=None) -> bool:
     """True when every matrix of ``a`` is finite, symmetric and (if asked)
     non-negative. One matrix at a time, so that the three tests read it
-    from cache rather than the whole stack from memory three times, on
-    every core for large stacks. False sends the caller to the exact checks
-    and their messages."""
+    from cache rather than the whole stack from memory three times; large
+    stacks through ``mapper`` (the caller's threads). False sends the caller
+    to the exact checks and their messages."""
     if a.dtype.kind != "f" or a.size == 0:
         return False
     flat = a.reshape((-1,) + a.shape[-2:])
@@ -120,20 +120,21 @@ def _weight_stack_ok(a: np.ndarray, *, nonnegative: bool) -> bool:
         return (np.isfinite(np.sum(m)) and (not nonnegative or np.min(m) >= 0)
                 and np.array_equal(m, m.T))
 
-    if flat.shape[0] >= 8 and a.nbytes >= 16e6:
-        from .engine.dispatch import host_map
-
-        return all(host_map(ok, flat))
+    if mapper is not None and flat.shape[0] >= 8 and a.nbytes >= 16e6:
+        return all(mapper(ok, flat))
     return all(ok(m) for m in flat)
 
 
-def weight_stack(name: str, w, *, symmetrize: bool = False, allow_negative: bool = False) -> np.ndarray:
+def weight_stack(name: str, w, *, symmetrize: bool = False, allow_negative: bool = False, mapper=None) -> np.ndarray:
     """Validated float64 host copy of a weight stack ``(..., N, N)`` (e.g. SC):
     square, finite, symmetric (or averaged with its transpose when
-    ``symmetrize``), non-negative unless ``allow_negative``."""
+    ``symmetrize``), non-negative unless ``allow_negative``. ``mapper``:
+    ``mapper(fn, items) -> list`` checking the matrices of a large stack on
+    several threads (the public API passes
+    :func:`recouple.engine.dispatch.host_map`); default one thread."""
     a = as_array(name, w, ndim_min=2)
     check_square(name, a)
-    if not symmetrize and _weight_stack_ok(a, nonnegative=not allow_negative):
+    if not symmetrize and _weight_stack_ok(a, nonnegative=not allow_negative, mapper=mapper):
         return a
     check_finite(name, a)
     if symmetrize:

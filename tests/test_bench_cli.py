@@ -8,7 +8,7 @@ import pytest
 
 from recouple.cli import main
 from recouple.engine.backend import available_backends
-from recouple.engine.benchmarks import OPERATIONS
+from recouple.workflows.bench import OPERATIONS
 
 
 @pytest.mark.slow

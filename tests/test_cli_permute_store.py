@@ -22,7 +22,7 @@ def test_permute_reads_coupling_from_store(tmp_path, capsys):
     tstat = pd.read_csv(f"{out}_tstat_c1.csv")
     assert len(tstat) == 20
     # the same test straight from Python
-    from recouple.engine.analyses import cohort_coupling
+    from recouple.workflows.coupling import cohort_coupling
 
     coup = cohort_coupling(path).coupling
     scans = rc.store.read_table(path, "scans")

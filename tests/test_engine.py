@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import recouple as rc
-from recouple.engine.analyses import cohort_coupling
+from recouple.workflows.coupling import cohort_coupling
 from recouple.exceptions import InputError, StoreError
 
 
@@ -111,7 +111,7 @@ def test_processes_scheduler_matches_threads(store):
 _LONG_RUN = textwrap.dedent(
     """
     import sys
-    from recouple.engine.analyses import cohort_coupling
+    from recouple.workflows.coupling import cohort_coupling
     cohort_coupling(sys.argv[1], chunk_size=1, scheduler="sync")
     """
 )

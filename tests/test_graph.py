@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import numpy as np
@@ -9,7 +10,9 @@ import pytest
 import scipy.linalg
 
 import recouple as rc
+from recouple.engine.dispatch import kernel_loop
 from recouple.exceptions import InputError, ShapeError
+from recouple.host import graph as hg
 from recouple.kernels import graph as gk
 
 from conftest import load_hcp
@@ -147,19 +150,21 @@ def _hops_by_walking(pred):
     return hops
 
 
+@pytest.mark.parametrize("routes", ["portable", "numpy"])
 @pytest.mark.parametrize("transform", ["neglog", "hops"])
-def test_floyd_warshall_track_options(rng, transform):
+def test_floyd_warshall_track_options(rng, transform, routes):
     from scipy.sparse.csgraph import floyd_warshall as scipy_fw
 
+    kw = rc.graph.kernel_routes("numpy") if routes == "numpy" else {}
     w = np.stack([random_graph(rng, components=True), random_graph(rng, n=24, density=0.2)])
     length = gk.weight_to_length(w, transform=transform)
-    d_all, h_all, p_all = gk.floyd_warshall(length, track="all")
-    d_len, h_len, p_len = gk.floyd_warshall(length, track="length")
-    d_pred, h_pred, p_pred = gk.floyd_warshall(length, track="predecessor")
+    d_all, h_all, p_all = gk.floyd_warshall(length, track="all", **kw)
+    d_len, h_len, p_len = gk.floyd_warshall(length, track="length", **kw)
+    d_pred, h_pred, p_pred = gk.floyd_warshall(length, track="predecessor", **kw)
     assert h_len is None and p_len is None and h_pred is None
     assert np.array_equal(d_len, d_all) and np.array_equal(d_pred, d_all)
     assert np.array_equal(p_pred, p_all)
-    np.testing.assert_array_equal(gk.path_lengths(w, transform=transform), d_all)
+    np.testing.assert_array_equal(gk.path_lengths(w, transform=transform, **kw), d_all)
     for s in range(2):
         ref_d, ref_p = scipy_fw(np.where(np.isfinite(length[s]), length[s], 0), return_predecessors=True)
         same(d_all[s], ref_d, tol=1e-12)
@@ -177,13 +182,16 @@ def test_compiled_floyd_warshall_equals_pivot_loop(rng, transform, monkeypatch):
     # (hop counts) and unreachable pairs included
     w = np.stack([random_graph(rng, n=30, components=True), random_graph(rng, n=30, density=0.15)])
     length = gk.weight_to_length(w, transform=transform)
-    assert gk._floyd_warshall_compiled(length, True) is not None
+    assert hg._floyd_warshall_compiled(length, True) is not None
     runs = {}
     for name, jit in (("host loop", "1"), ("scipy", "0")):
         monkeypatch.setenv("RECOUPLE_JIT", jit)
-        runs[name] = [gk.floyd_warshall(length, track=t) for t in ("length", "predecessor")]
-    monkeypatch.setattr(gk, "_floyd_warshall_compiled", lambda d, p: None)
-    slow = [gk.floyd_warshall(length, track=t) for t in ("length", "predecessor")]
+        runs[name] = [gk.floyd_warshall(length, track=t, pivots=hg.floyd_warshall_pivots)
+                      for t in ("length", "predecessor")]
+    monkeypatch.setattr(hg, "_floyd_warshall_compiled", lambda d, p: None)
+    runs["numpy buffers"] = [gk.floyd_warshall(length, track=t, pivots=hg.floyd_warshall_pivots)
+                             for t in ("length", "predecessor")]
+    slow = [gk.floyd_warshall(length, track=t) for t in ("length", "predecessor")]  # portable pivot steps
     for fast in runs.values():
         np.testing.assert_array_equal(fast[0][0], slow[0][0])
         np.testing.assert_array_equal(fast[1][0], slow[1][0])
@@ -201,8 +209,8 @@ def test_zero_length_edges_count_as_edges(rng, monkeypatch, jit):
     i, j = np.argwhere(np.triu(w, 1) > 0)[0]
     w[i, j] = w[j, i] = 1.0
     length = gk.weight_to_length(w, transform="neglog_raw")
-    assert length[i, j] == 0 and gk._floyd_warshall_compiled(length, True) is None
-    d, _, p = gk.floyd_warshall(length, track="predecessor")
+    assert length[i, j] == 0 and hg._floyd_warshall_compiled(length, True) is None
+    d, _, p = gk.floyd_warshall(length, track="predecessor", pivots=hg.floyd_warshall_pivots)
     assert d[i, j] == 0 and p[i, j] == i
 
 
@@ -243,16 +251,18 @@ def test_kernels_agree_across_backends(xp, rng):
     w = np.stack([random_graph(rng, n=16) for _ in range(2)])
     coords = rng.normal(size=(16, 3))
     dist = gk.euclidean_distance(coords)
+    loop = kernel_loop("jax") if xp.name == "jax" else None
 
-    def all_predictors(w, dist):
-        d, h, p = gk.shortest_paths(w, transform="neglog")
-        d_len = gk.path_lengths(w, transform="hops")
-        d_pred, _, p_pred = gk.shortest_paths(w, transform="inv", track="predecessor")
+    def all_predictors(w, dist, loop=None):
+        d, h, p = gk.shortest_paths(w, transform="neglog", loop=loop)
+        d_len = gk.path_lengths(w, transform="hops", loop=loop)
+        d_pred, _, p_pred = gk.shortest_paths(w, transform="inv", track="predecessor", loop=loop)
         return (d, h, d_len, d_pred, gk.search_information(w, p_pred), gk.communicability(w),
-                gk.communicability(w, weighted=False, normalize=True), gk.navigation(w, dist)[0],
+                gk.communicability(w, weighted=False, normalize=True), gk.navigation(w, dist, loop=loop)[0],
                 gk.diffusion_efficiency(w))
 
     ref = all_predictors(w, dist)
+    all_predictors = functools.partial(all_predictors, loop=loop)
     out = xp.jit(all_predictors)(xp.asarray(w), xp.asarray(dist))
     for a, b in zip(out, ref):
         same(xp.to_numpy(a), b, tol=1e-10)

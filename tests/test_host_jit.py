@@ -10,7 +10,7 @@ from scipy.spatial import cKDTree, distance_matrix
 import recouple as rc
 from recouple import nulls
 from recouple.exceptions import InputError
-from recouple.kernels import host
+from recouple.host import jit as host
 
 pytest.importorskip("numba")
 
@@ -183,6 +183,7 @@ def test_tfce_2d_and_graph_same_with_loops_on_and_off(monkeypatch, rng):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_floyd_warshall_same_with_loops_on_and_off(monkeypatch, rng, dtype):
+    from recouple.host import graph as hg
     from recouple.kernels import graph as gk
 
     n = 90
@@ -194,7 +195,8 @@ def test_floyd_warshall_same_with_loops_on_and_off(monkeypatch, rng, dtype):
     w[1, :, :10] = 0  # a disconnected block
     length = gk.weight_to_length(w, transform="inv").astype(dtype)
     keep = length.copy()
-    on, off = _both(monkeypatch, lambda: [gk.floyd_warshall(length, track=t) for t in ("length", "all")])
+    on, off = _both(monkeypatch, lambda: [gk.floyd_warshall(length, track=t, pivots=hg.floyd_warshall_pivots)
+                                          for t in ("length", "all")])
     np.testing.assert_array_equal(length, keep)
     for a, b in zip(on, off):
         for x, y in zip(a, b):

@@ -72,9 +72,17 @@ def test_stack_validation_on_threads_finds_one_bad_matrix(monkeypatch, defect):
     rng = np.random.default_rng(1)
     w = rng.random((9, 480, 480))
     w = w + np.swapaxes(w, 1, 2)
+    from recouple.engine.dispatch import host_map
     from recouple.validation import weight_stack
 
-    assert weight_stack("sc", w) is not None
+    calls = []
+
+    def mapper(fn, items):  # the public API passes host_map
+        calls.append(len(items))
+        return host_map(fn, items)
+
+    assert weight_stack("sc", w, mapper=mapper) is not None
+    assert calls == [9]
     bad = w.copy()
     if defect == "asymmetric":
         bad[8, 3, 5] += 1.0
@@ -84,4 +92,7 @@ def test_stack_validation_on_threads_finds_one_bad_matrix(monkeypatch, defect):
         bad[8, 3, 5] = bad[8, 5, 3] = np.nan
     with pytest.raises(InputError, match={"asymmetric": "symmetric", "negative": "non-negative",
                                           "nan": "finite"}[defect]):
-        weight_stack("sc", bad)
+        weight_stack("sc", bad, mapper=mapper)
+    with pytest.raises(InputError, match={"asymmetric": "symmetric", "negative": "non-negative",
+                                          "nan": "finite"}[defect]):
+        rc.graph.prepare_weights(bad)

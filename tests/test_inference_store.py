@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import recouple as rc
-from recouple.engine.analyses import cohort_coupling
+from recouple.workflows.coupling import cohort_coupling
 from recouple.workflows.inference import cohort_permutation
 from recouple.exceptions import InputError, ShapeError
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import recouple as rc
-from recouple.engine.analyses import cohort_coupling
+from recouple.workflows.coupling import cohort_coupling
 from recouple.exceptions import InputError, ShapeError, StoreError
 from recouple.io.ingest import ingest
 

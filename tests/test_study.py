@@ -24,7 +24,7 @@ N_NULLS = 200
 
 
 def _make_study(folder: Path, *, seed=0, n_perm=N_PERM, n_nulls=N_NULLS, enrichment=True):
-    from recouple.engine.demo import demo_config
+    from recouple.workflows.demo import demo_config
 
     sim = rc.simulate.cohort(n_regions=60, n_patients=24, n_controls=10, n_genes=200, effect=0.8, seed=seed)
     rc.store.from_simulated(sim, folder / "cohort.h5", overwrite=True).close()

@@ -8,7 +8,7 @@ import scipy.sparse as sp
 from scipy import stats
 
 import recouple as rc
-from recouple.engine.analyses import cohort_coupling
+from recouple.workflows.coupling import cohort_coupling
 from recouple.kernels import voxel as kv
 
 

@@ -1,17 +1,23 @@
 """The ``recouple`` command: a thin layer over the engine.
 
 Each verb lives in ``recouple/cli/<verb>.py`` with ``add_parser(subparsers)``
-and ``run(args) -> int``; heavy imports happen inside ``run`` so ``--help``
+and ``run(args) -> int``; the analysis stack is imported inside ``run`` so ``--help``
 stays fast. Bad usage exits with code 2 and a message that says what to do.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+from pathlib import Path
+
+import numpy as np
 
 from .. import __version__
+from ..engine.backend import use_backend
+from ..exceptions import InputError, RecoupleError
 
 COMMANDS = (
     "info",
@@ -42,12 +48,6 @@ def open_input(path, flag):
     """An input file named by ``--flag``: ``(path, array, separator)`` where
     ``array`` is the loaded ``.npy`` (else None) and ``separator`` the
     delimiter of a text table (tab for .tsv/.txt, else comma)."""
-    from pathlib import Path
-
-    import numpy as np
-
-    from ..exceptions import InputError
-
     p = Path(path)
     if not p.is_file():
         raise InputError(f"--{flag} file {str(p)!r} must exist; it was not found. Check the path.")
@@ -88,14 +88,8 @@ def main(argv=None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    from ..exceptions import RecoupleError
-
-    import contextlib
-
     try:
         if args.backend:
-            from ..engine.backend import use_backend
-
             ctx = use_backend(args.backend)
         else:
             ctx = contextlib.nullcontext()

@@ -3,6 +3,11 @@ speed-ups over the NumPy baseline and over the peers."""
 
 from __future__ import annotations
 
+import json
+import sys
+
+from ..exceptions import InputError
+
 
 def add_parser(sub):
     p = sub.add_parser("bench", help="time representative operations on every backend and against the peers")
@@ -14,11 +19,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    import json
-    import sys
-
-    from ..engine.benchmarks import OPERATIONS, format_table, run_benchmarks
-    from ..exceptions import InputError
+    # the analysis stack loads only when the verb runs, so `recouple --help` stays fast
+    from ..workflows.bench import OPERATIONS, format_table, run_benchmarks
 
     names = [op.name for op in OPERATIONS]
     if args.only:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from .export import export_result
+
 
 def add_parser(sub):
     p = sub.add_parser("coupling", help="compute SC-FC coupling for every scan of a cohort store",
@@ -30,9 +34,8 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    import numpy as np
-
-    from ..engine.analyses import cohort_coupling
+    # the analysis stack loads only when the verb runs, so `recouple --help` stays fast
+    from ..workflows.coupling import cohort_coupling
 
     res = cohort_coupling(
         args.store, method=args.method, edges=args.edges, level=args.level, chunk_size=args.chunk_size,
@@ -46,8 +49,6 @@ def run(args) -> int:
     print(f"mean coupling {np.nanmean(res.coupling):.4f}; undefined {int(res.undefined.sum())} of {res.coupling.size}; "
           f"backend {res.provenance.get('backend')}")
     if args.out:
-        from .export import export_result
-
         for path in export_result(args.store, res.analysis, args.out, fmt="auto"):
             print(f"wrote {path}")
     return 0

@@ -67,7 +67,7 @@ def export_result(store, analysis, out, *, fmt="auto", dataset="coupling", long=
     from ..engine.provenance import write_provenance_file
     from ..exceptions import InputError, StoreError
     from ..io import imaging
-    from ..io.store import open_store
+    from ..io.store import open as open_store
     from ..validation import safe_name
 
     safe_name(analysis, "result name")
@@ -131,7 +131,7 @@ def export_result(store, analysis, out, *, fmt="auto", dataset="coupling", long=
 
 
 def run(args) -> int:
-    from ..io.store import open_store
+    from ..io.store import open as open_store
 
     if not args.result:
         with open_store(args.store) as st:

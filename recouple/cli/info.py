@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import platform
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from .. import __version__
+from ..engine.backend import available_backends, get_backend
+from ..engine.dispatch import host_thread_count
+from ..engine.perf import measure_gemm_gflops
+from ..host.jit import describe
+
 
 def add_parser(sub):
     p = sub.add_parser("info", help="show version, usable backends, devices and matrix-multiply speed")
@@ -11,29 +23,11 @@ def add_parser(sub):
 
 
 def run(args) -> int:
-    import os
-    import platform
-
-    import numpy as np
-
-    from .. import __version__
-    from ..engine.backend import available_backends, get_backend
-    from ..engine.perf import measure_gemm_gflops
-
     print(f"recouple {__version__}  (python {platform.python_version()}, numpy {np.__version__})")
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores")
-    try:
-        from threadpoolctl import threadpool_info
-
-        for lib in threadpool_info():
-            print(f"BLAS: {lib.get('internal_api')} {lib.get('version')} threads={lib.get('num_threads')} "
-                  f"arch={lib.get('architecture')}")
-    except ImportError:
-        pass
-    from ..engine.dispatch import host_thread_count
-
-    from ..kernels.host import describe
-
+    for lib in threadpool_info():
+        print(f"BLAS: {lib.get('internal_api')} {lib.get('version')} threads={lib.get('num_threads')} "
+              f"arch={lib.get('architecture')}")
     print(f"host threads for NumPy batches: {host_thread_count()} (RECOUPLE_NUM_THREADS)")
     print(f"host loops (spins, TFCE, Floyd-Warshall): {describe()}")
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "RECOUPLE_BACKEND",

@@ -15,8 +15,9 @@ def add_parser(sub):
 
 
 def run(args) -> int:
+    # the analysis stack loads only when the verb runs, so `recouple --help` stays fast
     from ..study import load_config
-    from ..engine.pipeline import execute
+    from ..workflows.pipeline import execute
 
     cfg = load_config(args.study)
     if args.out:

@@ -20,9 +20,15 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import array_api_compat.numpy as _numpy_xp
 import numpy as np
 
+from .._arrays import to_host  # noqa: F401  (the engine's host transfer; defined below validation)
 from ..exceptions import BackendUnavailable, InputError
+
+# JAX and CuPy are imported inside the functions below, never at module level:
+# they are optional at run time (a missing one raises BackendUnavailable saying
+# what to install) and `import recouple` must not load them.
 
 BACKENDS = ("numpy", "jax", "cupy")
 CHOICES = BACKENDS + ("auto",)
@@ -100,18 +106,6 @@ class Backend:
         return x
 
 
-def to_host(x) -> np.ndarray:
-    """Copy an array from any backend to a NumPy array on the host."""
-    if isinstance(x, np.ndarray):
-        return x
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
-        return x.get()
-    if mod.startswith("array_api_strict"):
-        return np.asarray(x._array) if hasattr(x, "_array") else np.asarray(x)
-    return np.asarray(x)
-
-
 def _probe(name: str) -> tuple[bool, str]:
     """Try to make backend ``name`` usable; return (ok, device or reason)."""
     if name == "numpy":
@@ -150,7 +144,7 @@ def _load(name: str) -> Backend:
     if not ok:
         raise BackendUnavailable(f"backend {name!r} is not available: {info}")
     if name == "numpy":
-        import array_api_compat.numpy as xp
+        xp = _numpy_xp
     elif name == "jax":
         import jax.numpy as xp
     else:

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
 import numpy as np
 
+from ..exceptions import InputError
 from .backend import get_backend, to_host
 from .planner import plan_batch
 
@@ -30,8 +32,6 @@ def host_thread_count() -> int:
     env = os.environ.get("RECOUPLE_NUM_THREADS", "").strip()
     if env:
         if not env.isdigit() or int(env) < 1:
-            from ..exceptions import InputError
-
             raise InputError(
                 f"RECOUPLE_NUM_THREADS must be a positive integer; got {env!r}. "
                 "Set it to e.g. 4, or unset it to use every core."
@@ -54,11 +54,22 @@ def host_map(fn, items, *, parallel=True) -> list:
     items = list(items)
     threads = host_thread_count() if parallel and threading.current_thread() is threading.main_thread() else 1
     if threads > 1 and len(items) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
         with ThreadPoolExecutor(min(threads, len(items))) as pool:
             return list(pool.map(fn, items))
     return [fn(item) for item in items]
+
+
+def _jax_fori_loop(n, body, carry):
+    from jax import lax  # optional dependency: only reached on the JAX backend
+
+    return lax.fori_loop(0, n, body, carry)
+
+
+def kernel_loop(backend=None) -> Callable | None:
+    """The ``loop=`` route of kernels that loop over pivots or candidates
+    (``loop(n, body, carry)``): JAX's ``fori_loop`` on the JAX backend (one
+    compiled step instead of n unrolled ones), None (a Python loop) elsewhere."""
+    return _jax_fori_loop if get_backend(backend).name == "jax" else None
 
 
 def call_kernel(kernel: Callable, *args, backend=None, static: dict | None = None, **kwargs) -> Any:

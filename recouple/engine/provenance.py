@@ -11,12 +11,16 @@ import platform
 import socket
 from pathlib import Path
 
+import dask
+import numpy as np
+
+from .. import __version__
+from .backend import get_backend
+
 __all__ = ["build_provenance", "write_provenance_file", "params_key", "file_checksums"]
 
 
 def _jsonable(value):
-    import numpy as np
-
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -75,23 +79,12 @@ def build_provenance(*, analysis: str, params: dict, backend=None, seed=None, dt
     scheduler : str, optional
         Dask scheduler used ("threads", "sync", or a distributed address).
     """
-    import numpy as np
-
-    from .. import __version__
-
     if backend is not None and not isinstance(backend, str):
         backend_name, device = backend.name, backend.device
     else:
-        from .backend import get_backend
-
         be = get_backend(backend)
         backend_name, device = be.name, be.device
-    try:
-        import dask
-
-        dask_version = dask.__version__
-    except ImportError:  # pragma: no cover
-        dask_version = None
+    dask_version = dask.__version__
     record = {
         "analysis": analysis,
         "recouple_version": __version__,

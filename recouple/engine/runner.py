@@ -26,6 +26,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
+import dask
 import numpy as np
 
 from ..exceptions import InputError, StoreError
@@ -70,8 +71,6 @@ def worker_count(scheduler=None, client=None) -> int:
             return 1
     if scheduler in ("sync", "synchronous"):
         return 1
-    import dask
-
     return int(dask.config.get("num_workers", None) or os.cpu_count() or 1)
 
 
@@ -111,7 +110,7 @@ def resolve_scheduler(scheduler=None, client=None):
     if scheduler is None:
         if "distributed" in sys.modules:
             try:
-                from distributed import default_client
+                from distributed import default_client  # lazy: see _run_distributed
 
                 return "distributed", default_client(), False
             except (ValueError, ImportError):
@@ -125,7 +124,7 @@ def resolve_scheduler(scheduler=None, client=None):
     if scheduler in LOCAL_SCHEDULERS:
         return ("sync" if scheduler == "synchronous" else scheduler), None, False
     if "://" in scheduler or ":" in scheduler:
-        from distributed import Client
+        from distributed import Client  # lazy: see _run_distributed
 
         try:
             return "distributed", Client(scheduler, timeout="30s"), True
@@ -261,8 +260,6 @@ def run_chunks(
     progress : bool or None
         Draw a progress bar on stderr (None: when stderr is a terminal).
     """
-    import dask
-
     path = str(store_path)
     if not chunks:
         raise InputError(f"chunks must list at least one chunk for {analysis}; got none.")
@@ -318,6 +315,8 @@ def run_chunks(
 
 
 def _run_distributed(client, f, analysis, task, chunks, pending, token, bar):
+    # distributed loads only when a cluster runs the work (an address, a Client, or
+    # one the user started): importing it costs about a second and sets up its config
     from distributed import as_completed
 
     futures = [client.submit(task, chunks[k], key=f"{analysis}-{token}-{k}", pure=False) for k in pending]

@@ -20,7 +20,7 @@ from scipy import ndimage, sparse
 from scipy.sparse.csgraph import connected_components
 
 # The compiled loops: imported here only, so that their home can move.
-from ..kernels import host as _jit
+from . import jit as _jit
 from ..kernels import pvalues as _kp
 
 _VOLUME_CONNECTIVITY = {6: 1, 18: 2, 26: 3}

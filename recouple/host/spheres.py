@@ -2,7 +2,7 @@
 points on a sphere, rotated query columns, and the Váša (greedy) and
 Hungarian (minimum total distance) spin assignments.
 
-NumPy and SciPy with the compiled loops of :mod:`recouple.kernels.host`;
+NumPy and SciPy with the compiled loops of :mod:`recouple.host.jit`;
 no backend, no Dask. Work spread over threads is passed in as
 ``parallel_map(fn, items)`` (results in item order) and ``threads`` by the
 caller (the engine's host pool), so this layer imports nothing above it.
@@ -16,7 +16,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
-from ..kernels import host as _jit
+from . import jit as _jit
 
 __all__ = ["SphereIndex", "sphere_index", "INDEX_CACHE", "rotate_columns", "cube_cells_columns",
            "nearest_grid_numpy", "euclidean", "vasa", "hungarian"]
@@ -115,7 +115,7 @@ class SphereIndex:
         self._loop_tables = None
 
     def loop_tables(self):
-        """Inputs of :func:`recouple.kernels.host.nearest_on_cells`: the points
+        """Inputs of :func:`recouple.host.jit.nearest_on_cells`: the points
         as columns sorted by their own cell (consecutive queries then stay
         near each other after any rotation, and so do their candidates in
         memory), the original index of each column, and the table in column

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from ..exceptions import InputError, ShapeError
 
@@ -150,8 +151,6 @@ def read_contrast_text(text: str, n_columns: int) -> np.ndarray:
 
 
 def _table(scans):
-    import pandas as pd
-
     if isinstance(scans, pd.DataFrame):
         return scans
     try:
@@ -163,8 +162,6 @@ def _table(scans):
 
 def _code(table, term: str):
     """Coded columns (list of (name, values)) of one term."""
-    import pandas as pd
-
     forced = False
     m = re.fullmatch(r"C\((\w+)\)", term)
     if m:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import nibabel
 import numpy as np
 
 from ..exceptions import InputError, ShapeError
@@ -29,14 +30,6 @@ __all__ = [
 ]
 
 
-def _nib():
-    try:
-        import nibabel
-    except ImportError as exc:  # pragma: no cover - nibabel is a dependency
-        raise InputError("reading imaging files needs nibabel; install it with `pip install nibabel`.") from exc
-    return nibabel
-
-
 def _exists(path, what):
     p = Path(path)
     if not p.is_file():
@@ -49,7 +42,7 @@ def load_image(path, *, what="image"):
     """Load a NIfTI image with nibabel, with a clear error for missing or unreadable files."""
     p = _exists(path, what)
     try:
-        return _nib().load(str(p))
+        return nibabel.load(str(p))
     except Exception as exc:
         raise InputError(f"{what} file {str(p)!r} could not be read as an image ({exc}).") from None
 
@@ -173,12 +166,12 @@ def load_map(path, *, mask=None, mask_affine=None, mask_path="mask"):
         return np.load(p, allow_pickle=False).astype(np.float64).ravel()
     if name.endswith(".gii"):
         try:
-            img = _nib().load(str(p))
+            img = nibabel.load(str(p))
             return np.asarray(img.darrays[0].data, dtype=np.float64).ravel()
         except Exception as exc:
             raise InputError(f"map file {str(p)!r} could not be read as GIfTI ({exc}).") from None
     img = load_image(p, what="map")
-    if isinstance(img, _nib().Cifti2Image):
+    if isinstance(img, nibabel.Cifti2Image):
         return np.asarray(img.get_fdata(), dtype=np.float64)[0]
     data = np.asarray(img.dataobj, dtype=np.float64)
     if mask is not None:
@@ -197,19 +190,19 @@ def voxel_map_image(values, mask, affine, *, fill=np.nan):
         raise ShapeError(f"values must have one entry per mask voxel ({int(mask.sum())},); got {values.shape}.")
     vol = np.full(mask.shape, fill, dtype=np.float32)
     vol[mask] = values
-    return _nib().Nifti1Image(vol, affine)
+    return nibabel.Nifti1Image(vol, affine)
 
 
 def save_voxel_map(path, values, mask, affine, *, fill=np.nan):
     """Write ``values`` (V,) inside ``mask`` as a NIfTI file (``fill`` outside) and return its path."""
     img = voxel_map_image(values, mask, affine, fill=fill)
-    _nib().save(img, str(path))
+    nibabel.save(img, str(path))
     return Path(path)
 
 
 def save_surface_map(path, values):
     """Write a per-vertex map (V,) as a GIfTI shape file."""
-    nib = _nib()
+    nib = nibabel
     arr = nib.gifti.GiftiDataArray(np.asarray(values, dtype=np.float32), intent="NIFTI_INTENT_SHAPE",
                                    datatype="NIFTI_TYPE_FLOAT32")
     nib.save(nib.gifti.GiftiImage(darrays=[arr]), str(path))

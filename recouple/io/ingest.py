@@ -21,7 +21,10 @@ import numpy as np
 
 from ..exceptions import InputError, ShapeError, StoreError
 from . import imaging
-from .store import CohortStore, create_store, normalise_scans, open_store, validate_store
+from .store import CohortStore, normalise_scans
+from .store import create as create_store
+from .store import open as open_store
+from .store import validate as validate_store
 from .surfaces import RegionGeometry, centroid_table, region_geometry
 
 __all__ = ["ingest", "read_matrix", "read_labels", "read_table", "set_region_geometry"]

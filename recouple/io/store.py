@@ -28,12 +28,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dask.array as da
 import h5py
 import numpy as np
+import pandas as pd
 
+from .. import __version__
 from ..exceptions import InputError, ShapeError, StoreError
 from ..validation import safe_name
 from .surfaces import RegionGeometry
@@ -49,9 +53,9 @@ __all__ = [
     "CohortStore",
     "LazyDataset",
     "ValidationReport",
-    "create_store",
-    "open_store",
-    "validate_store",
+    "create",
+    "open",
+    "validate",
     "checksum",
 ]
 
@@ -194,13 +198,8 @@ class LazyDataset:
 
 
 def _columns_from(scans) -> dict:
-    try:
-        import pandas as pd
-
-        if isinstance(scans, pd.DataFrame):
-            return {str(c): scans[c].to_numpy() for c in scans.columns}
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pass
+    if isinstance(scans, pd.DataFrame):
+        return {str(c): scans[c].to_numpy() for c in scans.columns}
     if isinstance(scans, dict):
         return {str(k): np.asarray(v) for k, v in scans.items()}
     raise InputError(
@@ -334,8 +333,6 @@ class CohortStore:
     @property
     def scans(self):
         """Scans table as a pandas DataFrame (one row per scan, store order)."""
-        import pandas as pd
-
         return pd.DataFrame(_read_table(self.file["scans"]))
 
     @property
@@ -349,8 +346,6 @@ class CohortStore:
     @property
     def regions(self):
         """Region table as a pandas DataFrame: label, hemisphere, x, y, z."""
-        import pandas as pd
-
         g = self.file["regions"]
         c = g["centroids"][()]
         return pd.DataFrame(
@@ -512,8 +507,6 @@ class CohortStore:
 
     def lazy(self, name: str, chunks=None):
         """Dataset ``name`` as a lazy ``dask.array`` (default: one scan per chunk)."""
-        import dask.array as da
-
         h = self.handle(name)
         if chunks is None:
             chunks = (1,) + tuple(h.shape[1:]) if h.ndim > 1 else h.shape
@@ -733,8 +726,31 @@ def check_region_surface(group, n_regions: int, path="") -> None:
 # ----------------------------------------------------------------------------- create / open / validate
 
 
-def create_store(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: bool = False) -> CohortStore:
-    """Create a store holding the scans and region tables; returns it open in ``r+`` mode."""
+def create(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: bool = False) -> CohortStore:
+    """Create a cohort store with its scans and region tables (``rc.store.create``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The HDF5 file to create.
+    scans : pandas.DataFrame or dict of (S,) columns
+        Must hold ``scan_id`` (unique), ``subject``, ``session`` and
+        ``group``; every other column (covariates, clinical scores) is kept.
+    labels : (N,) sequence of str
+        Region names, in the order of the matrices.
+    hemisphere : (N,) sequence of str, optional
+        "L"/"R" per region (guessed from an ``L``/``R`` prefix when omitted).
+    centroids : (N, 3) array_like, optional
+        Region centroids in millimetres (NaN when omitted).
+    overwrite : bool
+        Replace an existing file; otherwise an existing path raises
+        :class:`~recouple.exceptions.StoreError`.
+
+    Returns
+    -------
+    CohortStore
+        Open for writing (``mode="r+"``); use it as a context manager.
+    """
     path = Path(path)
     cols = normalise_scans(scans)
     labels = np.asarray(labels).astype(str)
@@ -760,8 +776,6 @@ def create_store(path, *, scans, labels, hemisphere=None, centroids=None, overwr
             raise StoreError(f"store {str(path)!r} already exists; pass overwrite=True (or --overwrite) to replace it.")
         path.unlink()
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .. import __version__
-
     tmp = path.with_name(path.name + ".creating")
     with h5py.File(tmp, "w") as f:
         f.attrs["format"] = FORMAT
@@ -776,14 +790,15 @@ def create_store(path, *, scans, labels, hemisphere=None, centroids=None, overwr
     return CohortStore(path, "r+")
 
 
-def open_store(path, mode: str = "r") -> CohortStore:
-    """Open an existing store (``mode="r"`` to read, ``"r+"`` to add data)."""
+def open(path, mode: str = "r") -> CohortStore:  # noqa: A001 - the public name rc.store.open
+    """Open a cohort store (``rc.store.open``; ``mode="r"`` reads without taking
+    the file lock; ``"r+"`` writes)."""
     return CohortStore(path, mode)
 
 
 @dataclass(frozen=True)
 class ValidationReport:
-    """What :func:`validate_store` found. ``incomplete`` lists results with unfinished chunks."""
+    """What :func:`validate` found. ``incomplete`` lists results with unfinished chunks."""
 
     path: str
     n_scans: int
@@ -800,10 +815,13 @@ class ValidationReport:
         return "\n".join(lines)
 
 
-def validate_store(path, *, deep: bool = False) -> ValidationReport:
-    """Check a store against the schema; raise :class:`StoreError` naming the first problem.
+def validate(path, *, deep: bool = False) -> ValidationReport:
+    """Check a store against its schema (``rc.store.validate``); raise
+    :class:`~recouple.exceptions.StoreError` naming the first problem.
 
-    ``deep=True`` also reads every SC/FC/time-series matrix and checks it is finite.
+    Returns a :class:`ValidationReport` (scans, regions, datasets present and
+    results whose chunks are not all finished). ``deep=True`` also reads every
+    SC/FC/time-series matrix and checks it is finite.
     """
     p = Path(path)
     if not p.exists():
@@ -912,3 +930,22 @@ def checksum(path, names) -> dict:
                     h.update(np.ascontiguousarray(ds[()]).tobytes())
             out[name] = h.hexdigest()
     return out
+
+
+# ----------------------------------------------------------------------------- deprecated names
+
+
+def _deprecated(new, old):
+    def alias(*args, **kwargs):
+        warnings.warn(f"recouple.io.store.{old} is deprecated; use recouple.store.{new.__name__} (the same "
+                      "function). The old name will be removed in the next release.", DeprecationWarning, stacklevel=2)
+        return new(*args, **kwargs)
+
+    alias.__name__ = alias.__qualname__ = old
+    alias.__doc__ = f"Deprecated alias of :func:`{new.__name__}`."
+    return alias
+
+
+create_store = _deprecated(create, "create_store")
+open_store = _deprecated(open, "open_store")
+validate_store = _deprecated(validate, "validate_store")

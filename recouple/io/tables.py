@@ -8,11 +8,14 @@ backends or statistics.
 
 from __future__ import annotations
 
+import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
+import pandas as pd
 
 from ..exceptions import InputError
 
@@ -76,8 +79,6 @@ def read_labelled_table(path, *, label_column: str | None = None) -> LabelledTab
     LabelledTable
         Empty cells become NaN.
     """
-    import pandas as pd
-
     path = Path(path)
     if not path.is_file():
         raise InputError(f"table path must be an existing file; got {str(path)!r}. Check the path.")
@@ -124,8 +125,6 @@ def read_labelled_table(path, *, label_column: str | None = None) -> LabelledTab
 def _raw_header(path: Path) -> list[str]:
     # pandas renames repeated columns ("A", "A.1"); keep the names as written so
     # that repeated genes can be reported and handled by the caller
-    import csv
-
     with open(path, encoding="utf-8-sig", newline="") as fh:
         return [h.strip() for h in next(csv.reader(fh, delimiter=_sep_for(path)), [])]
 
@@ -133,8 +132,6 @@ def _raw_header(path: Path) -> list[str]:
 def read_expression_hdf5(path, *, group: str = "/") -> LabelledTable:
     """Read expression from HDF5: datasets ``values`` (N, G), ``regions`` (N,)
     and ``genes`` (G,) under ``group``."""
-    import h5py
-
     path = Path(path)
     with h5py.File(path, "r") as fh:
         grp = fh[group]
@@ -208,8 +205,6 @@ def write_rnk(path, genes, scores) -> Path:
 
 def write_table(path, columns: dict) -> Path:
     """Write named columns of equal length as CSV (TSV for ``.tsv``), atomically."""
-    import pandas as pd
-
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     pd.DataFrame(columns).to_csv(tmp, sep=_sep_for(path), index=False, float_format="%.10g")

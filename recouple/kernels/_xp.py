@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import array_api_compat
+import numpy as np
 
 
 def namespace(*arrays):
@@ -56,6 +57,5 @@ def take_along(xp, x, indices, *, axis=-1):
     fn = getattr(xp, "take_along_axis", None)
     if fn is not None:
         return fn(x, indices, axis=axis)
-    import numpy as np  # pragma: no cover - only for old namespaces
 
     return np.take_along_axis(x, indices, axis=axis)

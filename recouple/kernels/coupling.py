@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+
+import numpy as np
+
+from . import graph
 from ._xp import as_float, float_dtype, is_numpy_namespace, namespace
-from .stats import pearson_rows, spearman_rows
+from .stats import pearson_rows, spearman_packed_numpy, spearman_rows
 
 EDGE_SETS = ("sc_nonzero", "offdiag", "both_nonzero", "mask")
 METHODS = ("spearman", "pearson")
@@ -72,10 +77,6 @@ def _nodal_spearman_numpy(sc, fc, *, edges, min_edges, mask):
     # The same result as the portable path, organised around the flat indices
     # of the edges used (for SC != 0 without building an (N, N) mask pass
     # per condition); the edge count per row falls out of the packing.
-    import numpy as np
-
-    from .stats import spearman_packed_numpy
-
     xp = namespace(sc, fc)
     dt = xp.result_type(float_dtype(xp, sc), float_dtype(xp, fc))
     a, b = np.broadcast_arrays(np.asarray(sc, dtype=dt), np.asarray(fc, dtype=dt))
@@ -141,7 +142,8 @@ def consistency_mask(w, *, n_keep):
 PREDICTORS = ("distance", "path_length", "communicability", "search_information", "navigation", "diffusion")
 
 
-def communication_predictors(sc, coords=None, *, names=("distance", "path_length", "communicability"), weighted=True):
+def communication_predictors(sc, coords=None, *, names=("distance", "path_length", "communicability"), weighted=True,
+                             loop=None, pivots=None):
     """Predictor matrices (..., P, N, N) for the local communication model.
 
     ``weighted=True`` (Liu et al. 2023; METHODS 1.3): path length on
@@ -149,22 +151,23 @@ def communication_predictors(sc, coords=None, *, names=("distance", "path_length
     search information and navigation / diffusion efficiency, each
     symmetrised ((M + M^T) / 2; non-finite search information set to 0
     first). ``weighted=False`` (Vazquez-Rodriguez 2019): the same on the
-    binary graph A = (W != 0), with hop counts and expm(A).
+    binary graph A = (W != 0), with hop counts and expm(A). ``loop`` and
+    ``pivots``: the loop routes of :mod:`recouple.kernels.graph` (what
+    :func:`recouple.graph.kernel_routes` gives for a backend).
     """
     xp = namespace(sc, coords)
-    mats = predictor_list(sc, coords, names=names, weighted=weighted)
+    mats = predictor_list(sc, coords, names=names, weighted=weighted, loop=loop, pivots=pivots)
     shape = mats[0].shape if len(mats) == 1 else None
     for m in mats:
         shape = m.shape if shape is None or len(m.shape) > len(shape) else shape
     return xp.stack([xp.broadcast_to(m, shape) for m in mats], axis=-3)
 
 
-def predictor_list(sc, coords=None, *, names=("distance", "path_length", "communicability"), weighted=True):
+def predictor_list(sc, coords=None, *, names=("distance", "path_length", "communicability"), weighted=True,
+                   loop=None, pivots=None):
     """The predictors of :func:`communication_predictors` as a list of
     (..., N, N) arrays, not stacked (Euclidean distance stays (N, N) when the
     coordinates are shared)."""
-    from . import graph as g
-
     xp = namespace(sc, coords)
     w = as_float(xp, sc)
     if not weighted:
@@ -173,12 +176,12 @@ def predictor_list(sc, coords=None, *, names=("distance", "path_length", "commun
     # one Floyd-Warshall for both path predictors; predecessors only when
     # search information needs them
     if "search_information" in names:
-        paths = g.shortest_paths(w, transform=transform, track="predecessor")
+        paths = graph.shortest_paths(w, transform=transform, track="predecessor", loop=loop, pivots=pivots)
     elif "path_length" in names:
-        paths = g.shortest_paths(w, transform=transform, track="length")
+        paths = graph.shortest_paths(w, transform=transform, track="length", loop=loop, pivots=pivots)
     else:
         paths = None
-    dist = g.euclidean_distance(coords) if coords is not None else None
+    dist = graph.euclidean_distance(coords) if coords is not None else None
     out = []
     zero = xp.asarray(0.0, dtype=w.dtype)
     for name in names:
@@ -187,18 +190,18 @@ def predictor_list(sc, coords=None, *, names=("distance", "path_length", "commun
         elif name == "path_length":
             m = paths[0]
         elif name == "communicability":
-            m = g.communicability(w, weighted=weighted)
+            m = graph.communicability(w, weighted=weighted)
         elif name == "search_information":
-            si = g.search_information(w, paths[2])
+            si = graph.search_information(w, paths[2])
             si = xp.where(xp.isfinite(si), si, zero)
             m = (si + xp.matrix_transpose(si)) / 2
         elif name == "navigation":
-            length, _ = g.navigation(w, xp.broadcast_to(dist, w.shape))
+            length, _ = graph.navigation(w, xp.broadcast_to(dist, w.shape), loop=loop)
             ok = xp.isfinite(length) & (length > 0)
             e = xp.where(ok, 1.0 / xp.where(ok, length, 1.0), zero)
             m = (e + xp.matrix_transpose(e)) / 2
         elif name == "diffusion":
-            e = g.diffusion_efficiency(w)
+            e = graph.diffusion_efficiency(w)
             m = (e + xp.matrix_transpose(e)) / 2
         else:
             raise ValueError(f"predictor must be one of {PREDICTORS}; got {name!r}")
@@ -207,8 +210,6 @@ def predictor_list(sc, coords=None, *, names=("distance", "path_length", "commun
 
 
 def _subsets(p):
-    import itertools
-
     return [c for k in range(1, p + 1) for c in itertools.combinations(range(p), k)]
 
 
@@ -263,8 +264,6 @@ def _centred_offdiag(xp, z, off, zero):
     the diagonal (..., N)."""
     n = z.shape[-1]
     if is_numpy_namespace(xp):
-        import numpy as np
-
         # the sum of the off-diagonal entries is finite only if they all are
         # (NaN and inf propagate; an overflow just takes the general path):
         # then a copy, one in-place pass and O(N) diagonal writes suffice
@@ -284,8 +283,6 @@ def _centred_offdiag(xp, z, off, zero):
 
 
 def _column_dot(a, b):
-    import numpy as np
-
     # fused multiply-and-sum over rows, no temporary (..., N, N) product
     return np.einsum("...jn,...jn->...n", a, b)
 
@@ -392,9 +389,10 @@ def _local_regression(xs, y, *, dominance):
 
 
 def communication_model(sc, fc, coords=None, *, names=("distance", "path_length", "communicability"),
-                        weighted=True, dominance=False):
-    """Predictors from ``sc`` then :func:`local_regression` of ``fc`` (one kernel)."""
-    xs = predictor_list(sc, coords, names=names, weighted=weighted)
+                        weighted=True, dominance=False, loop=None, pivots=None):
+    """Predictors from ``sc`` then :func:`local_regression` of ``fc`` (one kernel;
+    ``loop``, ``pivots`` as :func:`communication_predictors`)."""
+    xs = predictor_list(sc, coords, names=names, weighted=weighted, loop=loop, pivots=pivots)
     return _local_regression(xs, fc, dominance=dominance)
 
 

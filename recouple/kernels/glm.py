@@ -18,6 +18,8 @@ exceedance counts are taken on ``g`` and only the ``K`` maxima are converted.
 
 from __future__ import annotations
 
+import numpy as np
+
 from . import pvalues as _pvalues
 from ._xp import as_float, is_numpy_namespace, namespace
 
@@ -141,8 +143,6 @@ def _reduce_numpy(g, observed_score, alternative, rank):
     """NumPy fast path of the reduction: ``g`` is a fresh temporary, so the
     tail transform is done in place and exceedances are counted without a
     float copy (this pass is memory bound and rivals the GEMM in cost)."""
-    import numpy as np
-
     if rank == 1 and alternative == "two-sided":
         np.abs(g, out=g)
     elif rank == 1 and alternative == "less":

@@ -1,17 +1,25 @@
 """Communication predictors on connectivity graphs, batched over leading axes.
 
 Shortest paths (Floyd-Warshall as N min-plus pivot steps over ``(..., N, N)``
-blocks; on NumPy the same pivot steps run in SciPy's compiled loop one
-matrix at a time, bit-identical), search information, communicability,
+blocks), search information, communicability,
 greedy navigation and diffusion efficiency. Path bookkeeping (search information, navigation) uses
 pointer doubling: ceil(log2 N) gathers instead of walking every path.
+
+Loops over pivots or candidate neighbours take two optional routes that the
+caller picks for the backend (:mod:`recouple.graph` does): ``loop(n, body,
+carry)`` runs ``carry = body(k, carry)`` for k in 0..n-1 (JAX's
+``fori_loop``: one compiled step instead of n unrolled ones; default a Python
+loop), and ``pivots(d, p)`` runs all N Floyd-Warshall pivot steps at once
+(the NumPy backend's compiled loops in :mod:`recouple.host.graph`, the same
+sums and strict comparisons in the same order, so bit-identical). Without
+them every function here is plain array-API code.
 """
 
 from __future__ import annotations
 
 import math
 
-import array_api_compat
+import numpy as np
 
 from ._xp import as_float, is_numpy_namespace, namespace, take_along
 
@@ -34,13 +42,11 @@ __all__ = [
 TRANSFORMS = ("neglog", "neglog_raw", "inv", "length", "hops")
 
 
-def _fori_loop(xp, n, body, carry):
-    """``carry = body(k, carry)`` for k in 0..n-1: ``lax.fori_loop`` on JAX
-    (one compiled step instead of n unrolled ones), a Python loop elsewhere."""
-    if array_api_compat.is_jax_namespace(xp):
-        from jax import lax
-
-        return lax.fori_loop(0, n, body, carry)
+def _fori_loop(loop, n, body, carry):
+    """``carry = body(k, carry)`` for k in 0..n-1: through ``loop`` when the
+    caller gives one (e.g. JAX's ``fori_loop``), else a Python loop."""
+    if loop is not None:
+        return loop(n, body, carry)
     for k in range(n):
         carry = body(k, carry)
     return carry
@@ -105,7 +111,7 @@ def weight_to_length(w, *, transform="neglog"):
 TRACK = ("length", "predecessor", "all")
 
 
-def floyd_warshall(length, *, track="all"):
+def floyd_warshall(length, *, track="all", loop=None, pivots=None):
     """All-pairs shortest paths by N batched min-plus pivot steps.
 
     Parameters
@@ -116,6 +122,13 @@ def floyd_warshall(length, *, track="all"):
         What to compute besides the lengths: ``"length"`` nothing (one
         add and one minimum a pivot), ``"predecessor"`` the predecessors,
         ``"all"`` predecessors and hop counts. Untracked outputs are None.
+    loop : callable, optional
+        ``loop(n, body, carry)`` running the pivot steps (see the module
+        docstring); default a Python loop.
+    pivots : callable, optional
+        ``pivots(d, p)`` running all N pivot steps on lengths ``d`` and
+        predecessors ``p`` (None when not tracked); returns ``dist`` or
+        ``(dist, pred)``. Default: the portable pivot steps.
 
     Returns
     -------
@@ -142,13 +155,13 @@ def floyd_warshall(length, *, track="all"):
     d0 = as_float(xp, length)
     n = d0.shape[-1]
     if track == "length":
-        if is_numpy_namespace(xp):
-            return _floyd_warshall_numpy(d0, None), None, None
+        if pivots is not None:
+            return pivots(d0, None), None, None
 
         def relax(k, d):
             return xp.minimum(d, d[..., :, k][..., :, None] + d[..., k, :][..., None, :])
 
-        return _fori_loop(xp, n, relax, d0), None, None
+        return _fori_loop(loop, n, relax, d0), None, None
 
     finite = xp.isfinite(d0)
     eye = _eye_bool(xp, n, d0)
@@ -156,8 +169,8 @@ def floyd_warshall(length, *, track="all"):
     rows = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=xp.int64), (n, 1)), d0.shape)
     pred0 = xp.where(edge, rows, xp.asarray(-1, dtype=xp.int64))
 
-    if is_numpy_namespace(xp):
-        dist, pred = _floyd_warshall_numpy(d0, pred0)
+    if pivots is not None:
+        dist, pred = pivots(d0, pred0)
     else:
         def pivot(k, carry):
             d, p = carry
@@ -165,83 +178,24 @@ def floyd_warshall(length, *, track="all"):
             better = through < d
             return xp.where(better, through, d), xp.where(better, p[..., k, :][..., None, :], p)
 
-        dist, pred = _fori_loop(xp, n, pivot, (d0, pred0))
+        dist, pred = _fori_loop(loop, n, pivot, (d0, pred0))
     if track == "predecessor":
         return dist, None, pred
     one = xp.where(edge, xp.asarray(1.0, dtype=d0.dtype), xp.asarray(0.0, dtype=d0.dtype))
     return dist, _path_sums(xp, pred, one), pred
 
 
-def _floyd_warshall_numpy(d, p):
-    import numpy as np
-
-    from . import host
-
-    if host.enabled() and d.dtype in (np.float32, np.float64) and d.size:
-        return host.floyd_warshall_blocks(d, p)
-    compiled = _floyd_warshall_compiled(d, p is not None)
-    if compiled is not None:
-        return compiled
-    # Same pivot steps as the portable loop on preallocated buffers, updated
-    # in place: one add and one minimum a pivot for the lengths, plus one
-    # compare and one masked copy when the predecessors are tracked.
-    d = np.array(d, copy=True)
-    n = d.shape[-1]
-    through = np.empty_like(d)
-    if p is None:
-        for k in range(n):
-            np.add(d[..., :, k, None], d[..., None, k, :], out=through)
-            np.minimum(d, through, out=d)
-        return d
-    p = np.asarray(p).astype(np.int32)
-    better = np.empty(d.shape, dtype=bool)
-    for k in range(n):
-        np.add(d[..., :, k, None], d[..., None, k, :], out=through)
-        np.less(through, d, out=better)
-        np.minimum(d, through, out=d)
-        np.copyto(p, p[..., None, k, :], where=better)
-    return d, p.astype(np.int64)
-
-
-def _floyd_warshall_compiled(d, predecessors):
-    """The same pivot steps in SciPy's compiled Floyd-Warshall, one matrix at
-    a time (same sums, same strict comparisons in the same order, so the
-    same lengths and predecessors bit for bit; several times faster than N
-    NumPy passes). None where it does not apply: other than float64, or
-    zero-length edges (SciPy reads zeros in a dense matrix as absent)."""
-    import numpy as np
-    from scipy.sparse import csgraph
-
-    if d.dtype != np.float64 or d.size == 0:
-        return None
-    n = d.shape[-1]
-    flat = d.reshape((-1, n, n))
-    off = ~np.eye(n, dtype=bool)
-    if np.any((flat == 0) & off):
-        return None
-    dist = np.empty_like(flat)
-    pred = np.empty(flat.shape, dtype=np.int64) if predecessors else None
-    for s, m in enumerate(flat):
-        if predecessors:
-            dist[s], pr = csgraph.floyd_warshall(m, directed=True, return_predecessors=True)
-            pred[s] = np.where(pr < 0, -1, pr)
-        else:
-            dist[s] = csgraph.floyd_warshall(m, directed=True)
-    if not predecessors:
-        return dist.reshape(d.shape)
-    return dist.reshape(d.shape), pred.reshape(d.shape)
-
-
-def shortest_paths(w, *, transform="neglog", track="all"):
+def shortest_paths(w, *, transform="neglog", track="all", loop=None, pivots=None):
     """Shortest paths of weight matrices ``w`` (..., N, N) after
     :func:`weight_to_length`; returns ``(dist, hops, predecessor)`` as
-    :func:`floyd_warshall` (None for what ``track`` leaves out)."""
-    return floyd_warshall(weight_to_length(w, transform=transform), track=track)
+    :func:`floyd_warshall` (None for what ``track`` leaves out; ``loop``,
+    ``pivots`` as there)."""
+    return floyd_warshall(weight_to_length(w, transform=transform), track=track, loop=loop, pivots=pivots)
 
 
-def path_lengths(w, *, transform="neglog"):
+def path_lengths(w, *, transform="neglog", loop=None, pivots=None):
     """Shortest path lengths only (..., N, N) (inf where unreachable)."""
-    return shortest_paths(w, transform=transform, track="length")[0]
+    return shortest_paths(w, transform=transform, track="length", loop=loop, pivots=pivots)[0]
 
 
 def _path_sums(xp, predecessor, *step_costs):
@@ -280,8 +234,6 @@ def _path_sums(xp, predecessor, *step_costs):
 def _path_sums_numpy(predecessor, step_costs):
     # The same pointer doubling with flat indices into the whole batch: plain
     # 1-D fancy indexing gathers several times faster than take_along_axis.
-    import numpy as np
-
     pred = np.asarray(predecessor)
     shape = pred.shape
     n = shape[-1]
@@ -380,7 +332,7 @@ def communicability(w, *, weighted=True, normalize=False):
     return (vec * xp.exp(lam)[..., None, :]) @ xp.matrix_transpose(vec)
 
 
-def navigation(w, dist):
+def navigation(w, dist, *, loop=None):
     """Greedy navigation (Seguin et al. 2018) from every node to every node.
 
     At node u the walker moves to the neighbour v (w_uv != 0, v != u) closest
@@ -393,6 +345,9 @@ def navigation(w, dist):
         Connectivity (only its non-zero pattern is used).
     dist : (..., N, N) array
         Distances that guide the walker and measure the path (e.g. Euclidean).
+    loop : callable, optional
+        ``loop(n, body, carry)`` scanning the candidate neighbours (see the
+        module docstring); default a Python loop.
 
     Returns
     -------
@@ -422,7 +377,7 @@ def navigation(w, dist):
     best0 = xp.full(shape, float("inf"), dtype=dist.dtype)
     rows = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=xp.int64), (n, 1)), shape)
     cols = xp.broadcast_to(xp.reshape(xp.arange(n, dtype=xp.int64), (1, n)), shape)
-    _, nxt = _fori_loop(xp, n, scan, (best0, xp.full(shape, -1, dtype=xp.int64)))
+    _, nxt = _fori_loop(loop, n, scan, (best0, xp.full(shape, -1, dtype=xp.int64)))
     dead = nxt < 0
     # the target absorbs; a dead end is a failure that stays in place
     nxt = xp.where(eye, cols, xp.where(dead, rows, nxt))

@@ -16,7 +16,7 @@ from ..engine.dispatch import host_map, host_thread_count
 from ..engine.random import streams
 from ..exceptions import InputError, ShapeError
 from ..host import spheres as _spheres
-from ..kernels import host as _jit
+from ..host import jit as _jit
 from ..kernels import nulls as _k
 from ..validation import as_array, check_choice, check_finite, check_positive_int
 

@@ -23,7 +23,8 @@ import numpy as np
 from .. import permutation as P
 from ..engine.runner import OutputSpec, run_chunks, worker_count
 from ..exceptions import InputError, ShapeError
-from ..io.store import checksum, open_store
+from ..io.store import checksum
+from ..io.store import open as open_store
 from ..kernels import pvalues as _kp
 from ..kernels.stats import fdr_bh
 from ..validation import check_choice

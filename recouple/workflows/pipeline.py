@@ -19,9 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .. import __version__
+from .. import genes as G
+from .. import nulls as NL
+from .. import permutation as P
+from .. import store
+from ..engine.backend import get_backend
+from ..engine.random import permutation_indices
 from ..exceptions import ConfigError
+from ..io.store import checksum
+from .coupling import cohort_coupling
+from .report import write_report
 
 
 @dataclass
@@ -85,8 +95,6 @@ class _Steps:
 
 
 def _write_csv(path: Path, header: list[str], columns: list) -> None:
-    import pandas as pd
-
     tmp = path.with_name("." + path.name + ".tmp")
     pd.DataFrame({h: c for h, c in zip(header, columns)}).to_csv(tmp, index=False, float_format="%.10g")
     os.replace(tmp, path)
@@ -94,8 +102,6 @@ def _write_csv(path: Path, header: list[str], columns: list) -> None:
 
 def _input_fingerprint(store_path, coupling, scans) -> dict:
     """What downstream steps depend on: the coupling values, the scans table and the stored maps."""
-    from ..io.store import checksum
-
     return {
         "store": str(store_path),
         "coupling_sha256": hashlib.sha256(np.ascontiguousarray(coupling).tobytes()).hexdigest(),
@@ -118,10 +124,8 @@ def _select(scans, **where):
 
 
 def _pairs(scans, rows, sessions):
-    from ..permutation import pair_sessions
-
     sub = scans.iloc[rows].reset_index(drop=True)
-    subjects, pre, post = pair_sessions(sub, pre=sessions[0], post=sessions[1])
+    subjects, pre, post = P.pair_sessions(sub, pre=sessions[0], post=sessions[1])
     return subjects, rows[pre], rows[post]
 
 
@@ -138,8 +142,6 @@ def _covariates(scans, rows, names):
 
 
 def _run_contrast(c, scans, coupling, perm_cfg, backend):
-    from .. import permutation as P
-
     common = {"resampling": P.Resampling(n_perm=int(perm_cfg["n_perm"]), seed=int(perm_cfg["seed"]), backend=backend)}
     if c["type"] == "paired":
         rows = _select(scans, group=c["group"])
@@ -173,10 +175,6 @@ def _run_contrast(c, scans, coupling, perm_cfg, backend):
 
 def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyResult:
     """Run the pipeline for a validated config (see :mod:`recouple.study`)."""
-    from ..engine.analyses import cohort_coupling
-    from ..engine.backend import get_backend
-    from ..store import open as open_store
-
     out = Path(cfg["study"]["output"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
@@ -201,7 +199,7 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
         f"{coup.n_skipped} already done ({time.perf_counter() - t0:.1f} s)")
     (result.computed if coup.n_computed else result.skipped).append("coupling")
     coupling = coup.coupling
-    with open_store(store_path) as st:
+    with store.open(store_path) as st:
         scans = st.scans
         regions = st.regions
     labels = np.asarray(regions["label"]).astype(str) if cp["level"] == "region" else None
@@ -241,8 +239,6 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
     # 3. clinical association: coupling change vs score change
     clin = cfg["clinical"]
     if clin["_present"] and clin.get("score"):
-        from .. import permutation as P
-
         key = _hash({**base_key, "clinical": {k: v for k, v in clin.items() if k != "_present"},
                      "perm": cfg["permutation"], "backend": be.name})
         t0 = time.perf_counter()
@@ -277,8 +273,6 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
         result.steps.update(_spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path, be, out,
                                            result, log, progress))
 
-    from .report import write_report
-
     prov = {
         "recouple_version": __version__,
         "study": cfg["study"]["name"],
@@ -307,13 +301,9 @@ def _target_map(cfg, contrasts):
 
 
 def _load_expression(cfg, store_path, labels, regions):
-    from .. import genes as G
-
     src = cfg["association"]["expression"]
     if src in (None, "", "store"):
-        from ..store import open as open_store
-
-        with open_store(store_path) as st:
+        with store.open(store_path) as st:
             if "maps/expression" not in st:
                 raise ConfigError("[association] expression = \"store\" but the store has no maps/expression; "
                                   "give an expression CSV (abagen format) instead.")
@@ -325,9 +315,6 @@ def _load_expression(cfg, store_path, labels, regions):
 
 
 def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path, be, out, result, log, progress):
-    from .. import genes as G
-    from .. import nulls as NL
-
     assoc, ncfg, enr = cfg["association"], cfg["nulls"], cfg["enrichment"]
     target, y = _target_map(cfg, contrasts)
     hemi = np.where(regions["hemisphere"].astype(str).str.upper().str.startswith("R"), 1, 0)
@@ -442,8 +429,6 @@ def _enrichment_arrays(er) -> dict:
 
 
 def _read_user_maps(paths, labels):
-    import pandas as pd
-
     names, rows = [], []
     for p in paths:
         table = pd.read_csv(p)

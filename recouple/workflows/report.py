@@ -15,6 +15,8 @@ from .. import __version__
 
 
 def _plt():
+    # matplotlib loads only when a report is drawn: selecting the Agg backend is a
+    # process-wide side effect that importing recouple must not have
     import matplotlib
 
     matplotlib.use("Agg", force=True)

@@ -9,6 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..engine.backend import get_backend
+from ..simulate import cohort, gene_sets, write_gmt
+from ..store import from_simulated
+from ..study import load_config, write_config
+from .pipeline import execute
+
 
 @dataclass(frozen=True)
 class DemoSummary:
@@ -46,12 +52,6 @@ def demo_config(*, n_perm: int, n_nulls: int, seed: int, backend: str) -> dict:
 def run_demo(*, out="recouple-demo", seed=0, n_regions=100, n_patients=24, n_controls=16, backend=None,
              n_perm=2000, n_nulls=1000, progress=False, log=print, overwrite=False) -> DemoSummary:
     """Simulate the cohort, write store + STUDY.toml + gene sets, run the study."""
-    from ..engine.backend import get_backend
-    from ..simulate import cohort, gene_sets, write_gmt
-    from ..store import from_simulated
-    from ..study import load_config, write_config
-    from .pipeline import execute
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     be = get_backend(backend)

@@ -14,23 +14,33 @@ and sums the contributions in another order (equal to rounding).
 numba is a dependency; without it (a platform with no wheel) or with
 ``RECOUPLE_JIT=0`` the NumPy code runs. Every loop releases the GIL, so the
 callers run blocks of work on :func:`recouple.engine.dispatch.host_map`
-threads. Compiled code is cached next to this module (or in numba's user
-cache when that is read-only), so only the first call on a machine compiles.
+threads. Compiled code is cached in a per-user folder (:func:`cache_dir`:
+``$RECOUPLE_CACHE_DIR``, else ``$XDG_CACHE_HOME/recouple/numba``, else
+``~/.cache/recouple/numba``), never inside the installed package, so only the
+first call on a machine compiles and uninstalling leaves nothing behind in
+``site-packages``. Where that folder is not writable the loops compile once
+per process instead (one note on stderr).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
-__all__ = ["assignment_blocks", "describe", "enabled", "euclidean_blocks", "floyd_warshall_blocks", "nearest_on_cells",
-           "tfce_maps"]
+from ..exceptions import InputError
+
+__all__ = ["assignment_blocks", "cache_dir", "describe", "enabled", "euclidean_blocks", "floyd_warshall_blocks",
+           "nearest_on_cells", "tfce_maps"]
 
 _COMPILED: dict = {}
 _LOCK = threading.Lock()
+_CACHE_NOTED = False
 
 
 def enabled() -> bool:
@@ -38,17 +48,26 @@ def enabled() -> bool:
     ``RECOUPLE_JIT`` unset or ``1`` (``0`` selects the NumPy code)."""
     env = os.environ.get("RECOUPLE_JIT", "").strip()
     if env not in ("", "0", "1"):
-        from ..exceptions import InputError
-
         raise InputError(f"RECOUPLE_JIT must be 0 or 1; got {env!r}. Set RECOUPLE_JIT=0 to use the NumPy "
                          "code for host loops, 1 (or unset) to use the compiled loops.")
     if env == "0":
         return False
     try:
-        import numba  # noqa: F401
+        import numba  # noqa: F401  (optional at run time: imported on first use, never by `import recouple`)
     except ImportError:  # pragma: no cover - platforms without a numba wheel
         return False
     return True
+
+
+def cache_dir() -> Path:
+    """Folder of the compiled-loop cache: ``$RECOUPLE_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/recouple/numba``, else ``~/.cache/recouple/numba``."""
+    env = os.environ.get("RECOUPLE_CACHE_DIR", "").strip()
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "recouple" / "numba"
 
 
 def describe() -> str:
@@ -56,10 +75,51 @@ def describe() -> str:
     if os.environ.get("RECOUPLE_JIT", "").strip() == "0":
         return "NumPy code (RECOUPLE_JIT=0)"
     try:
-        import numba
+        import numba  # optional at run time, see enabled()
     except ImportError:  # pragma: no cover - platforms without a numba wheel
         return "NumPy code (numba not installed)"
     return f"compiled with numba {numba.__version__} (RECOUPLE_JIT=0 for the NumPy code)"
+
+
+def _function_cache(fn, folder: Path):
+    """A numba cache for ``fn`` whose files go to ``folder`` and nowhere else
+    (numba's default puts them in ``__pycache__`` beside this module, i.e.
+    inside the installed package). Raises OSError when ``folder`` cannot be
+    written, RuntimeError/ImportError/AttributeError when numba's cache API
+    is not the one expected."""
+    # numba's cache classes: imported with numba, on first use
+    from numba.core.caching import CompileResultCacheImpl, FunctionCache, UserProvidedCacheLocator
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OSError(f"{folder} is not writable")
+
+    class Locator(UserProvidedCacheLocator):
+        def __init__(self, py_func, py_file):
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = os.path.join(str(folder), self.get_suitable_cache_subpath(py_file))
+
+        @classmethod
+        def from_function(cls, py_func, py_file):
+            # skip UserProvidedCacheLocator's check of NUMBA_CACHE_DIR: the folder is ours
+            return super(UserProvidedCacheLocator, cls).from_function(py_func, py_file)
+
+    class Impl(CompileResultCacheImpl):
+        _locator_classes = [Locator]
+
+    class Cache(FunctionCache):
+        _impl_class = Impl
+
+    return Cache(fn)
+
+
+def _note_no_cache(reason) -> None:
+    global _CACHE_NOTED
+    if not _CACHE_NOTED:
+        _CACHE_NOTED = True
+        print(f"recouple: compiled loops are not cached ({reason}); they compile once per process. "
+              "Set RECOUPLE_CACHE_DIR to a writable folder to cache them.", file=sys.stderr)
 
 
 def _compiled(fn):
@@ -68,12 +128,13 @@ def _compiled(fn):
     with _LOCK:
         disp = _COMPILED.get(fn.__name__)
         if disp is None:
-            import numba
+            import numba  # optional at run time, see enabled()
 
+            disp = numba.njit(nogil=True, error_model="numpy")(fn)
             try:
-                disp = numba.njit(nogil=True, cache=True, error_model="numpy")(fn)
-            except RuntimeError:  # no writable cache location: compile per process
-                disp = numba.njit(nogil=True, error_model="numpy")(fn)
+                disp._cache = _function_cache(fn, cache_dir())
+            except (OSError, RuntimeError, ImportError, AttributeError) as exc:
+                _note_no_cache(exc)
             _COMPILED[fn.__name__] = disp
     return disp
 
@@ -480,8 +541,6 @@ def tfce_maps(values, heights, coef, *, extent, sign, out, weights=None, shape=N
     n = values.shape[1]
     w = np.ones(n) if weights is None else np.ascontiguousarray(weights, dtype=np.float64)
     if adjacency is not None:
-        from scipy import sparse
-
         a = sparse.csr_matrix(adjacency)
         a = (a + a.T).tocsr()
         indptr, indices = a.indptr.astype(np.int64), a.indices.astype(np.int64)

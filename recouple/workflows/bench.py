@@ -10,14 +10,24 @@ fraction of this machine's measured float64 matrix-multiply rate.
 
 from __future__ import annotations
 
+import os
+import platform
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
+import scipy.stats as ss
+from scipy import ndimage
 
-from .backend import available_backends, get_backend
-from .perf import measure_gemm_gflops
+from .. import coupling, genes, graph, nulls, permutation
+from ..engine.backend import available_backends, get_backend
+from ..engine.perf import measure_gemm_gflops
+from ..genes import load_expression
+from ..host.jit import describe as describe_host_loops
+from ..kernels.coupling import communication_predictors
+from ..kernels.voxel import standardize_timeseries, voxel_to_voxel_coupling
+from ..simulate import cohort, region_centroids
 
 
 @dataclass
@@ -63,18 +73,16 @@ def _peer_time(fn, n_items_timed, n_items_full):
 
 
 # --------------------------------------------------------------------------- operations
+# Peer packages (netneurotools, neuromaps, brainsmash, statsmodels, nilearn) are
+# optional: each peer timer imports its package lazily and returns None without it.
 
 def _nodal_setup(quick):
-    from ..simulate import cohort
-
     s, n = (16, 100) if quick else (200, 400)
     sim = cohort(n_regions=n, n_patients=s // 2, n_controls=0, seed=0)
     return {"sc": sim.sc[:s], "fc": sim.fc[:s]}
 
 
 def _nodal_peer(d):
-    import scipy.stats as ss
-
     sc, fc = d["sc"], d["fc"]
     k = 2
 
@@ -89,16 +97,12 @@ def _nodal_peer(d):
 
 
 def _graph_setup(quick):
-    from ..simulate import cohort
-
     s, n = (4, 60) if quick else (20, 400)
     sim = cohort(n_regions=n, n_patients=max(1, s // 2), n_controls=0, seed=1)
     return {"sc": sim.sc[:s]}
 
 
 def _graph_run(d, backend):
-    from .. import graph
-
     paths = graph.shortest_paths(d["sc"], backend=backend)
     graph.search_information(d["sc"], paths=paths, backend=backend)
     graph.communicability(d["sc"], backend=backend)
@@ -122,8 +126,6 @@ def _graph_peer(d):
 
 
 def _voxel_setup(quick):
-    from ..kernels.voxel import standardize_timeseries
-
     v, t, c, k = (4000, 100, 500, 64) if quick else (50000, 300, 1000, 256)
     rng = np.random.default_rng(0)
     z = standardize_timeseries(rng.standard_normal((v, t)) + 0.3 * rng.standard_normal(t))
@@ -133,8 +135,6 @@ def _voxel_setup(quick):
 
 
 def _voxel_run(d, backend):
-    from ..kernels.voxel import voxel_to_voxel_coupling
-
     be = get_backend(backend)
     fn = be.compile(voxel_to_voxel_coupling, static_argnames=("method", "edges", "min_edges"))
     key = ("dev", backend)
@@ -166,8 +166,6 @@ def _spin_setup(quick):
 
 def _spin_run(method):
     def run(d, backend):
-        from .. import nulls
-
         return nulls.spin_permutations(d["coords"], n_perm=d["n_perm"], method=method, hemi=d["hemi"], seed=0,
                                        backend=backend)
 
@@ -203,19 +201,14 @@ def _vertex_spin_setup(quick):
 
 
 def _communication_setup(quick):
-    from ..kernels.coupling import communication_predictors
-    from ..simulate import cohort
-
     s, n = (4, 60) if quick else (20, 400)
     sim = cohort(n_regions=n, n_patients=max(1, s // 2), n_controls=0, seed=2)
-    x = communication_predictors(sim.sc[:s], sim.centroids)
+    x = communication_predictors(sim.sc[:s], sim.centroids, **graph.kernel_routes("numpy"))
     return {"sc": sim.sc[:s], "fc": sim.fc[:s], "x": x,
             "predictors": {"distance": x[0, 0], "path_length": x[:, 1], "communicability": x[:, 2]}}
 
 
 def _communication_run(d, backend):
-    from .. import coupling
-
     return coupling.communication(d["sc"], d["fc"], predictors=d["predictors"], backend=backend)
 
 
@@ -236,8 +229,6 @@ def _communication_peer(d):
 
 
 def _vario_setup(quick):
-    from ..simulate import region_centroids
-
     n, k = (100, 100) if quick else (400, 1000)
     c = region_centroids(n, seed=0)
     d = np.linalg.norm(c[:, None] - c[None], axis=-1)
@@ -247,8 +238,6 @@ def _vario_setup(quick):
 
 
 def _vario_run(d, backend):
-    from .. import nulls
-
     return nulls.variogram_surrogates(d["x"], d["dist"], n_perm=d["n_perm"], seed=0, backend=backend)
 
 
@@ -271,8 +260,6 @@ def _assoc_setup(quick):
 
 
 def _assoc_run(d, backend):
-    from .. import nulls
-
     return nulls.compare_maps(d["x"], d["Y"], nulls=d["nulls"], method="pearson", backend=backend)
 
 
@@ -304,8 +291,6 @@ def _signflip_setup(quick):
 
 
 def _signflip_run(d, backend):
-    from .. import permutation
-
     return permutation.paired(d["pre"], d["post"],
                               resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0, backend=backend))
 
@@ -340,8 +325,6 @@ def _fl_setup(quick):
 
 
 def _fl_run(d, backend):
-    from .. import permutation
-
     c = np.zeros(d["design"].shape[1])
     c[1] = 1.0
     return permutation.glm(d["y"], d["design"], c,
@@ -354,8 +337,6 @@ def _fl_flops(d):
 
 
 def _tfce_setup(quick):
-    from scipy import ndimage
-
     shape, n, k = ((20, 24, 20), 12, 20) if quick else ((91, 109, 91), 20, 10)
     rng = np.random.default_rng(0)
     vols = ndimage.gaussian_filter(rng.standard_normal((n,) + shape), sigma=(0, 2, 2, 2))
@@ -364,8 +345,6 @@ def _tfce_setup(quick):
 
 
 def _tfce_run(d, backend):
-    from .. import permutation
-
     return permutation.one_sample(d["data"], resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0,
                                                                                 backend=backend),
                                   spatial=permutation.Spatial(tfce=True, mask=d["mask"]))
@@ -377,15 +356,11 @@ def _pls_setup(quick):
     x = rng.standard_normal((n, g))
     y = x[:, :20].mean(axis=1) + rng.standard_normal(n)
     labels = [f"r{i}" for i in range(n)]
-    from ..genes import load_expression
-
     expr = load_expression(x, regions=labels, genes=[f"G{i}" for i in range(g)])
     return {"expr": expr, "y": y, "labels": labels, "n_boot": b, "x": x}
 
 
 def _pls_run(d, backend):
-    from .. import genes
-
     return genes.pls(d["y"], d["expr"], n_components=1, n_boot=d["n_boot"], seed=0, labels=d["labels"],
                      backend=backend)
 
@@ -415,22 +390,18 @@ def _enrich_setup(quick):
     genes = [f"G{i}" for i in range(g)]
     sets = {f"C{j}": list(rng.choice(genes, size=int(rng.integers(10, 200)), replace=False)) for j in range(c)}
     labels = [f"r{i}" for i in range(n)]
-    from ..genes import load_expression
-
     expr = load_expression(rng.standard_normal((n, g)), regions=labels, genes=genes)
     idx = np.argsort(rng.random((k, n)), axis=1)
     return {"expr": expr, "y": rng.standard_normal(n), "sets": sets, "labels": labels, "nulls": idx}
 
 
 def _enrich_run(d, backend):
-    from .. import genes
-
     return genes.enrichment(d["y"], d["expr"], d["sets"], nulls=d["nulls"], labels=d["labels"], backend=backend)
 
 
 OPERATIONS: list[Operation] = [
     Operation("nodal_coupling", _nodal_setup,
-              lambda d, b: __import__("recouple.coupling", fromlist=["nodal"]).nodal(d["sc"], d["fc"], backend=b),
+              lambda d, b: coupling.nodal(d["sc"], d["fc"], backend=b),
               lambda d: f"{d['sc'].shape[0]} subjects x {d['sc'].shape[1]} regions",
               lambda d: (d["sc"].shape[0], "subjects/s"), peer=_nodal_peer),
     Operation("communication_predictors", _graph_setup, _graph_run,
@@ -480,11 +451,6 @@ OPERATIONS: list[Operation] = [
 
 def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None, log=None) -> dict:
     """Run the benchmark table; returns a JSON-ready dict with machine info and rows."""
-    import os
-
-    from ..kernels.host import describe as describe_host_loops
-    import platform
-
     usable = {n: ok for n, (ok, _) in available_backends().items()}
     names = [b for b in (backends or [n for n, ok in usable.items() if ok]) if usable.get(b)]
     repeats = repeats or (1 if quick else 3)

@@ -1,0 +1,7 @@
+"""``python -m recouple``: the ``recouple`` command."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
