@@ -27,7 +27,6 @@ from .. import nulls as NL
 from .. import permutation as P
 from .. import store
 from ..engine.backend import get_backend
-from ..engine.random import permutation_indices
 from ..exceptions import ConfigError
 from ..io.store import checksum
 from .coupling import cohort_coupling
