@@ -123,7 +123,6 @@ def parcellation_region_names(paths, names_file, sizes):
 
 def run(args) -> int:
     import sys
-    import warnings
     from pathlib import Path
 
     import numpy as np
@@ -190,10 +189,9 @@ def run(args) -> int:
                 codes_v = _labels(args.parcellation, len(coords_v)) if args.parcellation else None
                 if codes_v is not None:
                     codes = np.unique(codes_v[codes_v > 0])
-                    warnings.warn(f"the parcellation codes carry no names, so all {codes.size} non-zero codes count "
-                                  "as regions, labelled by their code; if some are not regions (aparc: 'unknown', "
-                                  "'corpuscallosum'), pass --parcellation-names FILE ('code,name' per line)",
-                                  UserWarning, stacklevel=2)
+                    notes.append(f"note: the parcellation codes carry no names, so all {codes.size} non-zero codes "
+                                 "count as regions, labelled by their code; if some are not regions (aparc: "
+                                 "'unknown', 'corpuscallosum'), pass --parcellation-names FILE ('code,name' per line)")
                     if labels is not None and len(labels) != codes.size:
                         raise InputError(f"--labels names {len(labels)} regions but the unnamed parcellation has "
                                          f"{codes.size} codes; pass --parcellation-names to match parcels by name.")
@@ -312,3 +310,75 @@ def _labels(paths, n_vertices):
         raise InputError(f"--parcellation must label every sphere vertex ({n_vertices}); got {labels.size} labels. "
                          "Give one label per vertex, left then right.")
     return labels
+
+
+def add_geometry_arguments(p):
+    """--sphere/--parcellation/--parcellation-names/--coords/--hemi for verbs that draw spin nulls by name."""
+    p.add_argument("--sphere", nargs=2, metavar=("LH", "RH"),
+                   help="sphere surfaces, for spin nulls drawn by name: region centroids are computed on the sphere "
+                   "(as `recouple ingest`); needs --parcellation")
+    p.add_argument("--parcellation", nargs="+", metavar="FILE",
+                   help="surface parcellation LH RH (.annot, .label.gii, per-vertex CSV) or one CSV for both; parcels "
+                   "are matched to the map's region labels by name (same semantics as `recouple ingest`)")
+    p.add_argument("--parcellation-names", metavar="FILE", help="'code,name' per line for a CSV parcellation of codes")
+    p.add_argument("--coords", default=None, metavar="FILE",
+                   help="(N, 3) sphere coordinates of the map's regions (.npy/.csv), e.g. from `recouple nulls "
+                   "--write-centroids` (its label,x,y,z,hemisphere table works too, matched by label)")
+    p.add_argument("--hemi", default=None, metavar="FILE", help="(N,) hemisphere of the map's regions (0/L, 1/R)")
+
+
+def geometry_from_args(args, labels, *, verb):
+    """``(coords, hemi)`` of the map's regions (in ``labels`` order) from
+    --sphere/--parcellation or --coords/--hemi, or ``(None, None)``."""
+    import sys
+
+    import numpy as np
+
+    from ..exceptions import InputError
+    from ..io import surfaces
+
+    if args.sphere or args.parcellation:
+        if not (args.sphere and args.parcellation):
+            raise InputError("--sphere and --parcellation go together (centroids of the parcels on the sphere); got "
+                             f"only {'--sphere' if args.sphere else '--parcellation'}. Pass both, LH RH.")
+        if labels is None:
+            raise InputError(f"--sphere/--parcellation need the region labels of the map to match parcels by name; "
+                             f"`recouple {verb}` got a map without labels. Give it as a table with a label column.")
+        if len(args.parcellation) > 2:
+            raise InputError(f"--parcellation takes LH RH or one file for both; got {len(args.parcellation)}.")
+        geom = surfaces.region_geometry(labels, tuple(args.parcellation), tuple(args.sphere),
+                                        names=args.parcellation_names)
+        if geom.message:
+            print(f"  {geom.message}", file=sys.stdout)
+        return geom.centroids, (geom.hemisphere == "R").astype(np.int64)
+    if args.coords is None:
+        return None, None
+    if str(args.coords).lower().endswith((".csv", ".tsv", ".txt")) and labels is not None:
+        try:
+            geom = surfaces.centroid_table(labels, args.coords)
+        except InputError as exc:
+            if "must have columns label" not in str(exc):
+                raise
+        else:
+            return geom.centroids, (geom.hemisphere == "R").astype(np.int64)
+    coords = np.asarray(_load_array(args.coords, "coords"), dtype=float)
+    return coords, None if args.hemi is None else load_hemi(args.hemi)
+
+
+def load_hemi(path):
+    """Hemisphere per region from .npy or text: numbers (0 left, 1 right) or L/R."""
+    import numpy as np
+
+    from . import open_input
+
+    p, arr, delim = open_input(path, "hemi")
+    if arr is None:
+        arr = np.loadtxt(p, dtype=str, delimiter=None if delim == "\t" else delim, ndmin=1)
+    arr = np.asarray(arr).ravel()
+    if arr.dtype.kind in "US":
+        arr = np.char.strip(arr)
+        try:
+            return arr.astype(float).astype(np.int64)
+        except ValueError:
+            return arr
+    return arr

@@ -69,7 +69,7 @@ class GeneAssociation:
         i = _map_position(self.maps, map)
         order = np.argsort(-np.nan_to_num(self.r[i], nan=-np.inf), kind="stable")
         cols = {"rank": np.arange(1, order.size + 1), "gene": self.genes[order], "r": self.r[i][order]}
-        for key in ("pvalue", "pvalue_fdr", "pvalue_fwer"):
+        for key in ("pvalue", "pvalue_fdr", "pvalue_fwer", "pvalue_permutation"):
             val = getattr(self, key)
             if val is not None:
                 cols[key] = val[i][order]

@@ -377,7 +377,10 @@ def tail_pvalues(score, tail, n_valid, pvalue, *, threshold_p=0.10):
     pairs with permutation p below ``threshold_p`` use it (the others keep
     their permutation p), and the result is not floored at ``1/(K+1)``, so
     BH q-values are no longer limited by the number of nulls. A fit that
-    fails every check keeps the permutation p. The null below the kept tail
+    fails every check keeps the permutation p. Where the fitted tail is
+    bounded (shape ``k > 0``, natural for ``|r| <= 1``) and the observed
+    score lies beyond its end point, the approximated p-value is 0: "beyond
+    every value the fitted null reaches", not an exact probability. The null below the kept tail
     is padded with -inf: the fit and the exceedance count only see values
     above the 75th percentile, so the padding changes neither.
     """
@@ -417,7 +420,7 @@ def resolution_note(pvalue, n_perm, *, alpha=0.05) -> str:
     if p.size == 0 or k < 1:
         return ""
     floor = 1.0 / (k + 1)
-    at = int(np.sum(p <= floor * (1 + 1e-9)))
+    at = int(np.sum(np.abs(p - floor) <= 1e-9 * floor))  # at the floor (tail-approximated p can lie below it)
     if at == 0:
         return ""
     bound = min(1.0, floor * p.size / at)
