@@ -66,3 +66,76 @@ def test_cli_genes_bad_input(inputs, capsys):
     code = main(["genes", str(tmp / "maps.csv"), "--expression", str(tmp / "expr.csv"), "--nulls", "spin",
                  "--out", str(tmp / "o")])
     assert code == 2 and "coords" in capsys.readouterr().err
+
+
+def test_cli_genes_labelled_nulls_sizes_and_duplicates(inputs, capsys):
+    from recouple.nulls import spec
+
+    tmp, c = inputs
+    table = pd.read_csv(tmp / "maps.csv")
+    nul = np.load(tmp / "nulls.npy")  # in the map table's order; write it in the expression's order, labelled
+    pos = {lab: i for i, lab in enumerate(table["label"])}
+    perm = np.array([pos[lab] for lab in c.labels])
+    inv = np.argsort(perm)
+    spec.save_nulls(tmp / "lab.npy", inv[nul[:, perm]], c.labels)
+    code = main(["genes", str(tmp / "maps.csv"), "--expression", str(tmp / "expr.csv"), "--nulls",
+                 str(tmp / "lab.npy"), "--gene-sets", str(tmp / "sets.gmt"), "--min-size", "5", "--max-size", "20",
+                 "--out", str(tmp / "o1"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "spearman correlation" in out
+    assert "left out by the size bounds" not in out  # every set kept: no line
+    ranked = pd.read_csv(tmp / "o1" / "genes_change.csv")
+    direct = rc.genes.associate(table["change"].to_numpy(), rc.genes.load_expression(tmp / "expr.csv"),
+                                labels=table["label"].to_numpy(), nulls=nul)
+    np.testing.assert_allclose(ranked.set_index("gene").loc[direct.genes, "pvalue"].to_numpy(), direct.pvalue[0])
+    # size bounds: a one-line report of what was dropped, and --max-size none keeps large sets
+    with open(tmp / "sets2.gmt", "w") as fh:
+        fh.write("\t".join(["all", "NA", *c.genes]) + "\n")
+        fh.write("\t".join(["some", "NA", *c.genes[:20]]) + "\n")
+    assert main(["genes", str(tmp / "maps.csv"), "--expression", str(tmp / "expr.csv"), "--nulls",
+                 str(tmp / "lab.npy"), "--gene-sets", str(tmp / "sets2.gmt"), "--max-size", "50",
+                 "--out", str(tmp / "o2"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 2 gene sets left out by the size bounds [10, 50]" in out and "all" in out
+    assert main(["genes", str(tmp / "maps.csv"), "--expression", str(tmp / "expr.csv"), "--nulls",
+                 str(tmp / "lab.npy"), "--gene-sets", str(tmp / "sets2.gmt"), "--max-size", "none",
+                 "--out", str(tmp / "o3"), "--no-progress"]) == 0
+    assert len(pd.read_csv(tmp / "o3" / "enrichment_change.csv")) == 2
+    # duplicated gene names: the message names the command-line flag
+    expr = pd.read_csv(tmp / "expr.csv")
+    expr["Mar-01"] = 1.0 + np.arange(30)
+    pd.concat([expr, expr[["Mar-01"]]], axis=1).to_csv(tmp / "dup.csv", index=False)
+    assert main(["genes", str(tmp / "maps.csv"), "--expression", str(tmp / "dup.csv"), "--out", str(tmp / "o4"),
+                 "--no-progress"]) == 2
+    assert "--duplicate-genes drop" in capsys.readouterr().err
+    assert main(["genes", str(tmp / "maps.csv"), "--expression", str(tmp / "dup.csv"), "--duplicate-genes", "drop",
+                 "--out", str(tmp / "o4"), "--no-progress"]) == 0
+
+
+@pytest.mark.realdata
+def test_cli_genes_ahba_as_shipped_with_spins_from_surfaces(tmp_path, shared_data, capsys):
+    s, a = shared_data / "surfaces", shared_data / "ahba"
+    sphere = [str(s / "fsa5_sphere_lh.gii"), str(s / "fsa5_sphere_rh.gii")]
+    annot = [str(a / "fsa5_lh_aparc.annot"), str(a / "fsa5_rh_aparc.annot")]
+    labels = (shared_data / "hcp" / "strucLabels_ctx.csv").read_text().strip().split(",")
+    sc = np.loadtxt(shared_data / "hcp" / "strucMatrix_ctx.csv", delimiter=",")
+    pd.DataFrame({"label": labels, "degree": sc.sum(1)}).to_csv(tmp_path / "map.csv", index=False)
+    expr = str(a / "gene_expression_data.csv")
+    assert main(["genes", str(tmp_path / "map.csv"), "--expression", expr, "--out", str(tmp_path / "o0"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "Mar-01" in err and "--duplicate-genes drop" in err
+    assert main(["genes", str(tmp_path / "map.csv"), "--expression", expr, "--duplicate-genes", "drop", "--nulls",
+                 "vasa", "--sphere", *sphere, "--parcellation", *annot, "--n-perm", "40",
+                 "--out", str(tmp_path / "o"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "68 regions, spearman correlation, 40 nulls (vasa)" in out and "lh:corpuscallosum" in out
+    ranked = pd.read_csv(tmp_path / "o" / "genes_degree.csv")
+    assert len(ranked) == 15633 - 4 and not ranked["gene"].isin(["Mar-01", "Mar-02"]).any()
+    # the same spins from `recouple nulls --labels` (map order) give the same p-values
+    (tmp_path / "labels.txt").write_text("\n".join(labels) + "\n")
+    assert main(["nulls", "--sphere", *sphere, "--parcellation", *annot, "--labels", str(tmp_path / "labels.txt"),
+                 "--n-perm", "40", "--out", str(tmp_path / "n.npy")]) == 0
+    e = rc.genes.load_expression(expr, duplicate_genes="drop")
+    direct = rc.genes.associate(sc.sum(1), e, labels=labels, nulls=np.load(tmp_path / "n.npy"))
+    np.testing.assert_allclose(ranked.set_index("gene").loc[direct.genes, "pvalue"].to_numpy(), direct.pvalue[0])

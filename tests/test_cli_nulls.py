@@ -92,3 +92,117 @@ def test_cli_bad_input(tmp_path, rng, capsys):
     code = main(["associate", "--x", str(tmp_path / "x.csv"), "--y", str(tmp_path / "y.csv"), "--nulls",
                  str(tmp_path / "n.npy"), "--out", str(tmp_path / "t.csv")])
     assert code == 2 and "labels" in capsys.readouterr().err
+
+
+def test_nulls_record_labels_and_associate_aligns_by_label(tmp_path, rng, capsys):
+    n = 40
+    pts = _sphere(rng, n)
+    labels = np.array([f"L_r{i}" for i in range(n)])
+    np.save(tmp_path / "coords.npy", pts)
+    (tmp_path / "labels.txt").write_text("\n".join(labels) + "\n")
+    assert main(["nulls", "--method", "vasa", "--coords", str(tmp_path / "coords.npy"), "--labels",
+                 str(tmp_path / "labels.txt"), "--n-perm", "30", "--out", str(tmp_path / "n.npy")]) == 0
+    assert (tmp_path / "n.npy.labels.txt").read_text().split() == labels.tolist()
+    capsys.readouterr()
+    x = pts[:, 0]
+    Y = np.stack([x + rng.standard_normal(n), rng.standard_normal(n)])
+    order = rng.permutation(n)  # the maps in another region order: nulls follow by label
+    pd.DataFrame({"label": labels[order], "x": x[order]}).to_csv(tmp_path / "x.csv", index=False)
+    pd.DataFrame({"label": labels[order], "a": Y[0, order], "b": Y[1, order]}).to_csv(tmp_path / "y.csv", index=False)
+    assert main(["associate", "--x", str(tmp_path / "x.csv"), "--y", str(tmp_path / "y.csv"), "--nulls",
+                 str(tmp_path / "n.npy"), "--out", str(tmp_path / "t.csv")]) == 0
+    assert "spearman correlation" in capsys.readouterr().out  # the default, named in the output line
+    ref = rc.nulls.compare_maps(x, Y, nulls=np.load(tmp_path / "n.npy"), method="spearman")
+    got = pd.read_csv(tmp_path / "t.csv").set_index("map").loc[["a", "b"]]
+    np.testing.assert_allclose(got["p"], ref.pvalue, atol=1e-12)
+    np.testing.assert_allclose(got["r"], ref.r, atol=1e-9)
+    # an explicit --method pearson keeps working
+    assert main(["associate", "--x", str(tmp_path / "x.csv"), "--y", str(tmp_path / "y.csv"), "--nulls",
+                 str(tmp_path / "n.npy"), "--method", "pearson", "--out", str(tmp_path / "t2.csv")]) == 0
+    assert "pearson correlation" in capsys.readouterr().out
+    # a map region the nulls lack: the error names it
+    pd.DataFrame({"label": np.r_[labels, ["L_new"]], "x": np.r_[x, 0.5]}).to_csv(tmp_path / "x2.csv", index=False)
+    pd.DataFrame({"label": np.r_[labels, ["L_new"]], "a": np.r_[Y[0], 1.0]}).to_csv(tmp_path / "y2.csv", index=False)
+    assert main(["associate", "--x", str(tmp_path / "x2.csv"), "--y", str(tmp_path / "y2.csv"), "--nulls",
+                 str(tmp_path / "n.npy"), "--out", str(tmp_path / "t3.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "L_new" in err and "transpos" not in err
+    # spins drawn by associate itself from coordinates
+    assert main(["associate", "--x", str(tmp_path / "x.csv"), "--y", str(tmp_path / "y.csv"), "--nulls", "vasa",
+                 "--n-perm", "20", "--out", str(tmp_path / "t4.csv")]) == 2
+    assert "--sphere" in capsys.readouterr().err
+    assert main(["nulls", "--coords", str(tmp_path / "coords.npy"), "--write-centroids", str(tmp_path / "c.csv"),
+                 "--out", str(tmp_path / "z.npy")]) == 2
+    assert "--write-centroids needs --sphere" in capsys.readouterr().err
+
+
+def test_cli_warnings_are_one_line(tmp_path):
+    import subprocess
+    import sys
+    import warnings
+
+    from recouple.cli import warning_line
+
+    script = ("import warnings, recouple.cli as c, recouple.cli.nulls as n\n"
+              "n.run = lambda a: warnings.warn('nulls with NaN\\n  were left out', RuntimeWarning) or 0\n"
+              "before = warnings.formatwarning\n"
+              "code = c.main(['nulls', '--out', 'unused.npy'])\n"
+              "assert warnings.formatwarning is before\n"
+              "raise SystemExit(code)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "recouple nulls: warning: nulls with NaN were left out\n"
+    assert warning_line("genes")("x", DeprecationWarning, "f.py", 3) == \
+        "recouple genes: warning: x (DeprecationWarning)\n"
+    assert warnings.formatwarning is not None
+
+
+@pytest.mark.realdata
+def test_dk_nulls_by_name_with_labels_and_centroids(tmp_path, shared_data, capsys):
+    s, a = shared_data / "surfaces", shared_data / "ahba"
+    sphere = [str(s / "fsa5_sphere_lh.gii"), str(s / "fsa5_sphere_rh.gii")]
+    annot = [str(a / "fsa5_lh_aparc.annot"), str(a / "fsa5_rh_aparc.annot")]
+    assert main(["nulls", "--sphere", *sphere, "--parcellation", *annot, "--n-perm", "25", "--out",
+                 str(tmp_path / "a.npy"), "--write-centroids", str(tmp_path / "cent.csv")]) == 0
+    out = capsys.readouterr().out
+    assert "for 68 regions" in out and "lh:corpuscallosum" in out and "rh:unknown" in out
+    nul = np.load(tmp_path / "a.npy")
+    labels = (tmp_path / "a.npy.labels.txt").read_text().split()
+    assert nul.shape == (25, 68) and len(labels) == 68 and labels[0] == "L_bankssts"
+    assert not any("unknown" in lab or "corpuscallosum" in lab for lab in labels)
+    geom = rc.io.surfaces.centroid_table(labels, tmp_path / "cent.csv")  # the table `ingest --centroids` reads
+    assert geom.hemisphere.tolist() == ["L"] * 34 + ["R"] * 34
+    # the per-vertex CSV of codes with their names gives the same 68 regions and the same nulls
+    names = rc.io.surfaces.load_labels(annot[0])[1]
+    rows = [f"{c},{n}" for c, n in names.items() if c > 0] + [f"{c + 35},{n}" for c, n in names.items() if c > 0]
+    (tmp_path / "names.csv").write_text("\n".join(rows) + "\n")
+    csv = str(shared_data / "parcellations" / "aparc_fsa5.csv")
+    assert main(["nulls", "--sphere", *sphere, "--parcellation", csv, "--parcellation-names",
+                 str(tmp_path / "names.csv"), "--n-perm", "25", "--out", str(tmp_path / "c.npy")]) == 0
+    assert (tmp_path / "c.npy.labels.txt").read_text().split() == labels
+    np.testing.assert_array_equal(np.load(tmp_path / "c.npy"), nul)
+    # ENIGMA order for the map: nulls are matched by label; unnamed codes give an error that says what to do
+    enigma = (shared_data / "hcp" / "strucLabels_ctx.csv").read_text().strip().split(",")
+    sc = np.loadtxt(shared_data / "hcp" / "strucMatrix_ctx.csv", delimiter=",")
+    pd.DataFrame({"label": enigma, "degree": sc.sum(1), "strength2": (sc ** 2).sum(1)}).to_csv(
+        tmp_path / "m.csv", index=False)
+    assert main(["associate", "--x", str(tmp_path / "m.csv"), "--y", str(tmp_path / "m.csv"), "--nulls",
+                 str(tmp_path / "a.npy"), "--out", str(tmp_path / "t.csv")]) == 0
+    assert main(["nulls", "--sphere", *sphere, "--parcellation", csv, "--n-perm", "5", "--out",
+                 str(tmp_path / "u.npy")]) == 0
+    assert "carry no names" in capsys.readouterr().out
+    assert main(["associate", "--x", str(tmp_path / "m.csv"), "--y", str(tmp_path / "m.csv"), "--nulls",
+                 str(tmp_path / "u.npy"), "--out", str(tmp_path / "t.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "L_bankssts" in err and "--parcellation-names" in err and "transpos" not in err
+    # spins drawn by associate from the sphere and the annot equal those of `recouple nulls --labels`
+    (tmp_path / "enigma.txt").write_text("\n".join(enigma) + "\n")
+    assert main(["nulls", "--sphere", *sphere, "--parcellation", *annot, "--labels", str(tmp_path / "enigma.txt"),
+                 "--n-perm", "25", "--out", str(tmp_path / "e.npy")]) == 0
+    assert main(["associate", "--x", str(tmp_path / "m.csv"), "--y", str(tmp_path / "m.csv"), "--nulls", "vasa",
+                 "--n-perm", "25", "--sphere", *sphere, "--parcellation", *annot, "--out",
+                 str(tmp_path / "t5.csv")]) == 0
+    ref = rc.nulls.compare_maps(sc.sum(1), np.stack([sc.sum(1), (sc ** 2).sum(1)]), method="spearman",
+                                nulls=np.load(tmp_path / "e.npy"))
+    got = pd.read_csv(tmp_path / "t5.csv").set_index("map").loc[["degree", "strength2"]]
+    np.testing.assert_allclose(got["p"], ref.pvalue, atol=1e-12)

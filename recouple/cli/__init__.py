@@ -82,12 +82,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def warning_line(command):
+    """A ``warnings.formatwarning`` that writes each warning as one line,
+    ``recouple <command>: warning: <message>``, without file name or source line."""
+
+    def format_warning(message, category, filename, lineno, line=None):
+        text = " ".join(str(message).split())
+        kind = "" if category in (UserWarning, RuntimeWarning) else f" ({category.__name__})"
+        return f"recouple {command}: warning: {text}{kind}\n"
+
+    return format_warning
+
+
+def _one_line_warnings(command):
+    """Show warnings as :func:`warning_line` does; returns the function that restores the previous format."""
+    import warnings
+
+    previous = warnings.formatwarning
+    warnings.formatwarning = warning_line(command)
+    return lambda: setattr(warnings, "formatwarning", previous)
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    restore_warnings = _one_line_warnings(args.command)
     try:
         if args.backend:
             ctx = use_backend(args.backend)
@@ -101,6 +123,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"recouple {args.command}: interrupted; finished results are kept", file=sys.stderr)
         return 130
+    finally:
+        restore_warnings()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,8 @@ enrichment table, plus ``provenance.json``.
 
 from __future__ import annotations
 
+from .nulls import add_geometry_arguments, geometry_from_args
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -18,30 +20,47 @@ def add_parser(sub):
     p.add_argument("--expression", required=True, help="region x gene table (abagen CSV, or .h5)")
     p.add_argument("--info", default=None, help="atlas info CSV (id/label, hemisphere, structure) for the expression")
     p.add_argument("--duplicate-genes", choices=("error", "drop", "first", "mean"), default="error",
-                   help="what to do with genes named twice in the expression table (default error)")
+                   help="genes named twice in the expression table (the AHBA table as shipped has Excel-mangled "
+                   "Mar-01, Mar-02 twice): error (default), drop every copy, keep the first, or average them")
     p.add_argument("--hemisphere", default=None, help="keep only these expression regions, e.g. L")
     p.add_argument("--structure", default=None, help="keep only this structure, e.g. cortex (needs --info)")
     p.add_argument("--missing", choices=("error", "drop"), default="error",
                    help="map regions without expression: error (default) or drop")
     p.add_argument("--nulls", default="none",
-                   help="FILE.npy (n_perm x N indices or surrogates) | spin | vasa | hungarian | "
-                   "alexander_bloch | permutation | none (default none)")
-    p.add_argument("--coords", default=None, help="(N, 3) sphere coordinates of the map's regions (.npy/.txt), "
-                   "for spin nulls")
-    p.add_argument("--hemi", default=None, help="(N,) hemisphere of the map's regions (.npy/.txt), for spins")
+                   help="FILE.npy from `recouple nulls` (n_perm x N indices or surrogates; its .labels.txt aligns it "
+                   "to the map by label) | spin | vasa | hungarian | alexander_bloch | permutation | none (default "
+                   "none); spins drawn here need --sphere LH RH --parcellation LH RH, or --coords/--hemi")
+    add_geometry_arguments(p)
     p.add_argument("--n-perm", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--method", choices=("spearman", "pearson"), default="spearman")
+    p.add_argument("--method", choices=("spearman", "pearson"), default="spearman",
+                   help="correlation (default spearman, as `recouple associate`)")
+    p.add_argument("--tail-approximation", action="store_true",
+                   help="generalised-Pareto tail p-values for small gene p-values (column pvalue; the plain "
+                   "permutation p goes to pvalue_permutation)")
     p.add_argument("--alternative", choices=("two-sided", "greater", "less"), default="two-sided")
     p.add_argument("--pls", type=int, default=0, metavar="N", help="fit PLS with N components (0 = no PLS)")
     p.add_argument("--n-boot", type=int, default=1000, help="PLS bootstrap resamples (default 1000)")
     p.add_argument("--gene-sets", default=None, metavar="GMT", help="gene sets for category enrichment")
     p.add_argument("--null-type", choices=("spatial", "random-genes"), default="spatial")
     p.add_argument("--min-size", type=int, default=10)
-    p.add_argument("--max-size", type=int, default=200)
+    p.add_argument("--max-size", type=_max_size, default=200, metavar="N|none",
+                   help="largest gene set kept, counting genes in the expression table (default 200, GO practice); "
+                   "cell-type sets (LAKE, Pooled) hold 50-1100 genes: pass --max-size none to keep them")
     p.add_argument("--out", default="genes_out", help="output folder (default genes_out)")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def _max_size(text):
+    import argparse
+
+    if str(text).lower() in ("none", "0", "inf"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number or 'none'; got {text!r}") from None
 
 
 def _read_vector(path, name):
@@ -61,6 +80,7 @@ def run(args) -> int:
     import numpy as np
 
     from .. import genes as G
+    from ..nulls import spec
     from ..engine.progress import ProgressBar
     from ..engine.provenance import build_provenance, write_provenance_file
     from ..exceptions import InputError
@@ -79,17 +99,20 @@ def run(args) -> int:
     else:
         table = read_labelled_table(map_path)
         values, labels, names = table.values.T, table.labels, table.columns
-    coords = None if args.coords is None else np.asarray(_read_vector(args.coords, "--coords"), dtype=np.float64)
-    hemi = None if args.hemi is None else _read_vector(args.hemi, "--hemi")
+    coords, hemi = geometry_from_args(args, labels, verb="genes")
     null_kw = {"n_perm": args.n_perm, "seed": args.seed, "coords": coords, "hemi": hemi}
     nulls = args.nulls
-    if nulls.lower().endswith(".npy"):
+    if nulls.lower().endswith((".npy", ".npz")):
         if not Path(nulls).is_file():
             raise InputError(f"--nulls file must exist; got {nulls!r}. Check the path.")
-        nulls = np.load(nulls)
+        nulls = spec.load_nulls(nulls)
     elif Path(nulls).suffix:
         raise InputError(f"--nulls must be a .npy file or one of spin, vasa, hungarian, alexander_bloch, "
                          f"permutation, none; got {args.nulls!r}.")
+    elif nulls.lower() in spec.SPIN_METHODS + ("spin",) and coords is None:
+        raise InputError(f"--nulls {nulls} draws spins, which need the regions' positions (coords); got none. Pass "
+                         "--sphere LH RH --parcellation LH RH (centroids matched to the map's labels by name), or "
+                         "--coords/--hemi (e.g. the table of `recouple nulls --write-centroids`).")
     out.mkdir(parents=True, exist_ok=True)
     show = False if args.no_progress else None
     steps = len(names) * (1 + bool(args.gene_sets)) + (1 if args.pls else 0)
@@ -98,13 +121,21 @@ def run(args) -> int:
     try:
         common = {"labels": labels, "missing": args.missing, **null_kw}
         assoc = G.associate(values, expr, nulls=nulls, method=args.method, alternative=args.alternative,
-                            map_names=names, **common)
+                            map_names=names, tail_approximation=args.tail_approximation, **common)
+        summary.append(f"genes: {len(assoc.maps)} map(s) x {assoc.genes.size} genes over {assoc.regions.size} "
+                       f"regions, {args.method} correlation, "
+                       + (f"{assoc.n_perm} nulls ({Path(args.nulls).name})"
+                          + (", GPD tail p-values" if args.tail_approximation else "")
+                          if assoc.pvalue is not None else "no nulls"))
         for i, name in enumerate(assoc.maps):
             written.append(write_table(out / f"genes_{name}.csv", assoc.ranked(i)))
             written.append(assoc.write_rnk(out / f"genes_{name}.rnk", i))
             top = assoc.ranked(i)
             summary.append(f"{name}: top gene {top['gene'][0]} r={top['r'][0]:.3f}"
                            + (f" p={top['pvalue'][0]:.4g}" if "pvalue" in top else ""))
+            note = assoc.resolution_note(i)
+            if note:
+                summary.append(f"  note: {note}")
             bar.update()
         if args.pls:
             res = G.pls(values, expr, n_components=args.pls, n_boot=args.n_boot, nulls=nulls,
@@ -137,7 +168,9 @@ def run(args) -> int:
                 written.append(write_table(out / f"enrichment_{name}.csv", enr.ranked()))
                 top = enr.ranked()
                 summary.append(f"{name}: {enr.categories.size} categories, top {top['category'][0]} "
-                               f"p={top['pvalue'][0]:.4g} (dropped {len(enr.dropped)} outside size limits)")
+                               f"p={top['pvalue'][0]:.4g}")
+                if enr.dropped:
+                    summary.append(f"  {enr.dropped_message}")
                 bar.update()
     finally:
         bar.close()

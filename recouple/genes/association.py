@@ -12,7 +12,7 @@ from ..io.tables import write_rnk
 from ..kernels import pvalues as _kp
 from ..kernels import stats as _ks
 from ..nulls import spec as _spec
-from ..nulls.association import compare_maps
+from ..nulls.association import compare_maps, resolution_note
 from ..validation import check_choice
 from .expression import METHODS, _prepare
 
@@ -36,6 +36,11 @@ class GeneAssociation:
         Regions used, in the order of the analysis.
     n_perm : int
     params : dict
+    tail_approximation : bool
+        Whether ``pvalue``/``pvalue_fwer`` carry the generalised-Pareto tail
+        approximation (see :func:`recouple.nulls.compare_maps`).
+    pvalue_permutation : (M, G) float array or None
+        With ``tail_approximation``, the plain permutation p-values.
     """
 
     r: np.ndarray
@@ -47,13 +52,24 @@ class GeneAssociation:
     regions: np.ndarray
     n_perm: int = 0
     params: dict = field(default_factory=dict)
+    tail_approximation: bool = False
+    pvalue_permutation: np.ndarray | None = field(default=None, repr=False)
+
+    def resolution_note(self, map=0, alpha=0.05) -> str:
+        """One sentence explaining why FDR q-values of ``map`` stay above
+        ``alpha`` when many genes sit at the smallest attainable p-value
+        ``1/(n_perm+1)`` while FWER p-values are small (empty when that is
+        not the case); see :func:`recouple.nulls.resolution_note`."""
+        if self.pvalue is None:
+            return ""
+        return resolution_note(self.pvalue[_map_position(self.maps, map)], self.n_perm, alpha=alpha)
 
     def ranked(self, map=0) -> dict:
         """Genes ranked by r (highest first) for one map: dict of columns."""
         i = _map_position(self.maps, map)
         order = np.argsort(-np.nan_to_num(self.r[i], nan=-np.inf), kind="stable")
         cols = {"rank": np.arange(1, order.size + 1), "gene": self.genes[order], "r": self.r[i][order]}
-        for key in ("pvalue", "pvalue_fdr", "pvalue_fwer"):
+        for key in ("pvalue", "pvalue_fdr", "pvalue_fwer", "pvalue_permutation"):
             val = getattr(self, key)
             if val is not None:
                 cols[key] = val[i][order]
@@ -76,7 +92,8 @@ def _map_position(names, which):
 
 def associate(maps, expression, *, labels=None, nulls=None, method="spearman", alternative="two-sided",
               n_perm=1000, seed=0, coords=None, hemi=None, distance=None, missing="error",
-              map_names=None, batch_size=None, progress=False, backend=None) -> GeneAssociation:
+              map_names=None, batch_size=None, progress=False, backend=None, tail_approximation=False,
+              duplicate_genes="error") -> GeneAssociation:
     """Correlate every gene with one or more brain maps, with spatial nulls.
 
     Parameters
@@ -90,7 +107,9 @@ def associate(maps, expression, *, labels=None, nulls=None, method="spearman", a
         Without labels, maps must follow the expression's region order.
     nulls : see :mod:`recouple.nulls.spec`
         Nulls of the maps (not of the genes: correlating a spun map with the
-        genes equals correlating the map with spun genes).
+        genes equals correlating the map with spun genes). Labelled nulls
+        (``recouple nulls`` output with its ``.labels.txt``) are aligned to
+        ``labels`` by label.
     method : {"spearman", "pearson"}
     alternative : {"two-sided", "greater", "less"}
     n_perm, seed, coords, hemi, distance
@@ -100,6 +119,12 @@ def associate(maps, expression, *, labels=None, nulls=None, method="spearman", a
     map_names : (M,) sequence of str, optional
     batch_size : int, optional
         Null maps per matrix product (planned from memory by default).
+    tail_approximation : bool
+        Generalised-Pareto tail p-values for small p (see
+        :func:`recouple.nulls.compare_maps`); default False.
+    duplicate_genes : {"error", "drop", "first", "mean"}
+        For an expression given as a path or DataFrame: genes named twice
+        (see :func:`load_expression`).
 
     Returns
     -------
@@ -119,10 +144,11 @@ def associate(maps, expression, *, labels=None, nulls=None, method="spearman", a
     """
     check_choice("method", method, METHODS)
     check_choice("alternative", alternative, _kp.ALTERNATIVES)
-    vals, y, index, names, aligned, _ = _prepare(expression, maps, labels, missing, map_names)
+    vals, y, index, names, aligned, _ = _prepare(expression, maps, labels, missing, map_names, duplicate_genes)
     genes_t = np.ascontiguousarray(vals.T)
     y_used = y[:, index]
-    source = _spec.resolve(nulls, y, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance)
+    source = _spec.resolve(nulls, y, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance,
+                           labels=None if labels is None else np.atleast_1d(labels))
     if source is None:
         r = call_kernel(_ks.correlate, y_used, genes_t, backend=backend, static={"method": method})
         return GeneAssociation(r=r, pvalue=None, pvalue_fdr=None, pvalue_fwer=None, genes=aligned.genes,
@@ -132,9 +158,12 @@ def associate(maps, expression, *, labels=None, nulls=None, method="spearman", a
     else:
         spec = _spec.as_null_maps(source, y)[:, :, index]
     res = compare_maps(y_used, genes_t, nulls=spec, method=method, alternative=alternative,
-                           batch_size=batch_size, progress=progress, backend=backend)
+                       batch_size=batch_size, progress=progress, backend=backend,
+                       tail_approximation=tail_approximation)
     return GeneAssociation(r=res.r, pvalue=res.pvalue, pvalue_fdr=res.pvalue_fdr, pvalue_fwer=res.pvalue_fwer,
                            genes=aligned.genes, maps=names, regions=aligned.regions, n_perm=int(res.n_perm),
-                           params={"method": method, "alternative": alternative, "seed": seed})
+                           params={"method": method, "alternative": alternative, "seed": seed,
+                                   "tail_approximation": bool(tail_approximation)},
+                           tail_approximation=bool(tail_approximation), pvalue_permutation=res.pvalue_permutation)
 
 

@@ -19,7 +19,26 @@ from ..nulls import spec as _spec
 from ..validation import as_array, check_choice, check_positive_int
 from .expression import METHODS, _prepare
 
-__all__ = ["EnrichmentResult", "load_gene_sets", "membership_matrix", "enrichment"]
+__all__ = ["EnrichmentResult", "load_gene_sets", "membership_matrix", "enrichment", "dropped_message"]
+
+
+def dropped_message(dropped, n_sets, min_size, max_size) -> str:
+    """One line naming the gene sets left out by the size bounds, and why."""
+    if not dropped:
+        return ""
+    big = [n for n, why in dropped.items() if "max_size" in why]
+    small = [n for n, why in dropped.items() if "min_size" in why]
+    parts = []
+    if big:
+        parts.append(f"{len(big)} larger than max_size={max_size} ({', '.join(big[:12])}{' ...' if len(big) > 12 else ''})")
+    if small:
+        parts.append(f"{len(small)} smaller than min_size={min_size} "
+                     f"({', '.join(small[:12])}{' ...' if len(small) > 12 else ''})")
+    hint = (" Cell-type sets (LAKE, Pooled) hold 50-1100 genes: pass max_size=None (--max-size none) to keep them."
+            if big else "")
+    return (f"{len(dropped)} of {n_sets} gene sets left out by the size bounds [{min_size}, "
+            f"{'none' if max_size is None else max_size}] on genes present in the expression table: "
+            f"{'; '.join(parts)}.{hint}")
 
 
 @dataclass(frozen=True)
@@ -46,9 +65,14 @@ class EnrichmentResult:
         Observed gene scores.
     genes : (G,) str array
     dropped : dict
-        Categories left out, with the reason (size limits).
+        Categories left out, ``{name: reason}``: outside the size bounds
+        ``[min_size, max_size]`` (genes of the set present in the table).
     null_type : str
     n_perm : int
+    min_size, max_size : int, int or None
+        The size bounds used (``max_size=None``: no upper bound).
+    n_sets : int
+        Gene sets read, kept or dropped.
     """
 
     categories: np.ndarray
@@ -64,6 +88,15 @@ class EnrichmentResult:
     dropped: dict
     null_type: str
     n_perm: int
+    min_size: int = 10
+    max_size: int | None = 200
+    n_sets: int = 0
+
+    @property
+    def dropped_message(self) -> str:
+        """One line: how many gene sets the size bounds left out, which, and why (empty when none)."""
+        return dropped_message(self.dropped, self.n_sets or len(self.dropped) + self.categories.size,
+                               self.min_size, self.max_size)
 
     def ranked(self) -> dict:
         """Categories ordered by p-value, then by score (strongest first)."""
@@ -118,7 +151,7 @@ def membership_matrix(gene_sets, genes, *, min_size=10, max_size=200):
 def enrichment(map, expression, gene_sets, *, nulls=None, null_type="spatial", labels=None, method="spearman",
                aggregate="mean", alternative="greater", min_size=10, max_size=200, n_perm=1000, seed=0,
                coords=None, hemi=None, distance=None, missing="error", batch_size=None,
-               backend=None) -> EnrichmentResult:
+               backend=None, duplicate_genes="error") -> EnrichmentResult:
     """Gene-category enrichment of a brain map with ensemble nulls (Fulcher 2021).
 
     Parameters
@@ -142,8 +175,16 @@ def enrichment(map, expression, gene_sets, *, nulls=None, null_type="spatial", l
         Category score from its gene scores.
     alternative : {"greater", "less", "two-sided"}
         Tail of the category-score test ("greater" = Fulcher's right tail).
-    min_size, max_size : int
-        Category size limits after restricting to genes in the table.
+    min_size, max_size : int, int or None
+        Category size limits after restricting to genes in the table
+        (``max_size=None``: no upper bound). The default 200 follows GO
+        practice (Fulcher et al. 2021); cell-type sets such as LAKE or
+        Pooled hold 50-1100 genes and need ``max_size=None`` (or larger).
+        Sets left out are listed in ``dropped`` (``dropped_message``).
+    labels : (N,) sequence of str, optional
+        The map's region labels (expression and labelled nulls are aligned to them).
+    duplicate_genes : {"error", "drop", "first", "mean"}
+        For an expression given as a path or DataFrame (see :func:`load_expression`).
 
     Returns
     -------
@@ -169,12 +210,15 @@ def enrichment(map, expression, gene_sets, *, nulls=None, null_type="spatial", l
     if y.ndim != 1:
         raise ShapeError(f"map must be one map (N,); got shape {y.shape}. Run one enrichment per map.")
     min_size = check_positive_int("min_size", min_size)
-    vals, y2, index, _, aligned, _ = _prepare(expression, y, labels, missing)
+    if max_size is not None:
+        max_size = check_positive_int("max_size", max_size)
+    vals, y2, index, _, aligned, _ = _prepare(expression, y, labels, missing, None, duplicate_genes)
     mem, names, sizes, dropped = membership_matrix(gene_sets, aligned.genes, min_size=min_size, max_size=max_size)
+    n_sets = len(dropped) + names.size
     if names.size == 0:
         raise InputError(f"gene_sets must have at least one category with {min_size}..{max_size} genes present in "
-                         f"the expression table; none has ({len(dropped)} dropped, e.g. "
-                         f"{list(dropped.items())[:2]}). Check gene symbols or relax min_size/max_size.")
+                         f"the expression table; none has. {dropped_message(dropped, n_sets, min_size, max_size)} "
+                         "Check gene symbols or relax min_size/max_size.")
     genes_t = np.ascontiguousarray(vals.T)
     static = {"method": method}
     profiles = call_kernel(_kg.category_profiles, genes_t, mem, backend=backend, static=static)
@@ -192,7 +236,8 @@ def enrichment(map, expression, gene_sets, *, nulls=None, null_type="spatial", l
             raise InputError("nulls must be given for spatial enrichment; got None. Pass spins/surrogates "
                              "(an array or 'spin'), or null_type='random-genes'.")
         null = _spec.resolve_nulls(nulls, y2, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi,
-                             distance=distance)[0][:, index]
+                                   distance=distance,
+                                   labels=None if labels is None else np.atleast_1d(labels))[0][:, index]
         null = null[~np.isnan(null).any(axis=1)]
         if null.shape[0] == 0:
             raise InputError("nulls must include complete null maps; every null map has NaN in the analysed "
@@ -211,5 +256,6 @@ def enrichment(map, expression, gene_sets, *, nulls=None, null_type="spatial", l
         z = (score - mu) / sd
     return EnrichmentResult(categories=names, sizes=sizes, score=score, pvalue=p, pvalue_fdr=q, null_mean=mu,
                             null_std=sd, zscore=z, gene_scores=gene_scores, genes=aligned.genes, dropped=dropped,
-                            null_type=null_type, n_perm=int(null_scores.shape[0]))
+                            null_type=null_type, n_perm=int(null_scores.shape[0]), min_size=min_size,
+                            max_size=max_size, n_sets=n_sets)
 

@@ -178,7 +178,9 @@ def load_expression(source, *, regions=None, genes=None, label_column=None, info
                          "finite numbers.")
     check_choice("duplicate_genes", duplicate_genes, ("error", "drop", "first", "mean"))
     if duplicate_genes == "error":
-        _check_unique("genes", gen, "Pass duplicate_genes='drop', 'first' or 'mean', or fix the gene names.")
+        _check_unique("genes", gen, "Pass duplicate_genes='drop', 'first' or 'mean' (on the command line: "
+                      "--duplicate-genes drop, first or mean; in a study file: [association] duplicate_genes = "
+                      "\"drop\"), or fix the gene names.")
     else:
         values, gen = _merge_duplicate_genes(values, gen, duplicate_genes)
     keys = np.asarray([region_key(r) for r in reg])
@@ -422,18 +424,18 @@ def _constant_columns(vals):
     return ~(span > 64 * np.finfo(np.float64).eps * scale)
 
 
-def _as_expression(expression) -> Expression:
+def _as_expression(expression, duplicate_genes="error") -> Expression:
     if isinstance(expression, Expression):
         return expression
     if isinstance(expression, (str, Path)) or hasattr(expression, "columns"):
-        return load_expression(expression)
+        return load_expression(expression, duplicate_genes=duplicate_genes)
     raise InputError(f"expression must be an Expression (rc.genes.load_expression), a table path or a DataFrame; "
                      f"got {type(expression).__name__}. Load it with rc.genes.load_expression.")
 
 
-def _prepare(expression, maps, labels, missing, map_names=None):
+def _prepare(expression, maps, labels, missing, map_names=None, duplicate_genes="error"):
     """Validate and align: returns (expr (N, G), maps (M, N_map), kept index, names, Expression)."""
-    expr = _as_expression(expression)
+    expr = _as_expression(expression, duplicate_genes)
     y = as_array("maps", maps)
     if y.ndim == 1:
         y = y[None, :]

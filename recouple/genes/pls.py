@@ -105,7 +105,7 @@ def _is_expression_like(obj) -> bool:
 
 def pls(maps, expression, *, n_components=1, n_boot=0, nulls=None, seed=0, bootstrap=None, labels=None,
         n_perm=1000, coords=None, hemi=None, distance=None, missing="error", map_names=None,
-        batch_size=None, backend=None, progress=False) -> PLSResult:
+        batch_size=None, backend=None, progress=False, duplicate_genes="error") -> PLSResult:
     """PLS regression (SIMPLS) of brain maps on regional gene expression.
 
     Parameters
@@ -131,7 +131,9 @@ def pls(maps, expression, *, n_components=1, n_boot=0, nulls=None, seed=0, boots
         replacement) over the analysed regions; overrides ``n_boot``/``seed``.
         Default: :func:`recouple.engine.random.bootstrap_indices`.
     labels, missing, map_names
-        Alignment by label (see :func:`associate`).
+        Alignment by label (see :func:`associate`); labelled nulls are aligned to ``labels``.
+    duplicate_genes : {"error", "drop", "first", "mean"}
+        For an expression given as a path or DataFrame (see :func:`load_expression`).
     n_perm, coords, hemi, distance
         For nulls drawn by name (``seed`` default 0: the same seed gives identical nulls).
     batch_size : int, optional
@@ -172,7 +174,7 @@ def pls(maps, expression, *, n_components=1, n_boot=0, nulls=None, seed=0, boots
                       DeprecationWarning, stacklevel=2)
     n_components = check_positive_int("n_components", n_components)
     n_boot = check_positive_int("n_boot", n_boot, minimum=0)
-    vals, y, index, names, aligned, _ = _prepare(expression, maps, labels, missing, map_names)
+    vals, y, index, names, aligned, _ = _prepare(expression, maps, labels, missing, map_names, duplicate_genes)
     n, g = vals.shape
     if n_components > n - 1:
         raise InputError(f"n_components must be at most N - 1 = {n - 1} (regions); got {n_components}. "
@@ -188,7 +190,8 @@ def pls(maps, expression, *, n_components=1, n_boot=0, nulls=None, seed=0, boots
     weights = fit["x_weights"]
 
     pvalue = null_ve = None
-    null = _spec.resolve_nulls(nulls, y, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance)
+    null = _spec.resolve_nulls(nulls, y, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance,
+                               labels=None if labels is None else np.atleast_1d(labels))
     if null is not None:
         null = null[:, :, index]
         null_ve = _pls_null(A, null, n_components, batch_size, backend)

@@ -21,13 +21,14 @@ from ..host.spheres import INDEX_CACHE as _INDEX_CACHE
 from ..host.spheres import SphereIndex as _SphereIndex
 from ..kernels.pvalues import ALTERNATIVES
 from . import association, spec, spins, surrogates
-from .association import Association, associate, compare_maps
-from .spec import ALIASES, METHODS, SPIN_METHODS, null_maps, resolve_nulls
+from .association import Association, associate, compare_maps, resolution_note
+from .spec import ALIASES, METHODS, SPIN_METHODS, LabelledNulls, load_nulls, null_maps, resolve_nulls, save_nulls
 from .spins import describe_hemi, rotations, rotations_from_normals, spin_permutations
 from .surrogates import VariogramFit, burt2018_surrogates, distance, moran, moran_weights, variogram_surrogates
 
 __all__ = [
     "null_maps", "compare_maps", "associate", "Association", "resolve_nulls", "rotations", "rotations_from_normals",
     "spin_permutations", "distance", "variogram_surrogates", "VariogramFit", "moran", "moran_weights",
-    "burt2018_surrogates", "SPIN_METHODS", "METHODS", "ALIASES", "ALTERNATIVES", "describe_hemi",
+    "burt2018_surrogates", "SPIN_METHODS", "METHODS", "ALIASES", "ALTERNATIVES", "describe_hemi", "LabelledNulls",
+    "load_nulls", "save_nulls", "resolution_note",
 ]

@@ -20,11 +20,12 @@ from ..exceptions import InputError, ShapeError
 from ..kernels import nulls as _k
 from ..kernels import pvalues as _kp
 from ..kernels import stats as _ks
+from ..permutation.tail import gpd_pvalue
 from ..validation import as_array, check_choice, check_finite, check_positive_int
 from . import spec as _spec
 from .spec import null_maps
 
-__all__ = ["compare_maps", "associate", "Association", "null_maps"]
+__all__ = ["compare_maps", "associate", "Association", "null_maps", "resolution_note", "tail_pvalues"]
 
 _DEFAULT_BLOCK_MEMORY = 128 * 2**20
 
@@ -52,6 +53,12 @@ class Association:
     method, alternative : str
     null : (K, M, G) or (K, G) array or None
         Null correlations, only when ``store_null=True``.
+    tail_approximation : bool
+        Whether ``pvalue`` and ``pvalue_fwer`` carry the generalised-Pareto
+        tail approximation (:func:`tail_pvalues`); ``pvalue_fdr`` is then
+        BH of the approximated ``pvalue``.
+    pvalue_permutation : same shape as ``r`` or None
+        With ``tail_approximation``, the plain permutation p-values (+1 rule).
     """
 
     r: np.ndarray
@@ -63,6 +70,18 @@ class Association:
     method: str
     alternative: str
     null: np.ndarray | None = field(default=None, repr=False)
+    tail_approximation: bool = False
+    pvalue_permutation: np.ndarray | None = field(default=None, repr=False)
+
+    def resolution_note(self, alpha=0.05) -> str:
+        """One sentence on why q-values stay above ``alpha`` when many p-values
+        sit at the smallest attainable p-value ``1/(K+1)`` (empty otherwise);
+        see :func:`resolution_note`."""
+        p = np.atleast_2d(self.pvalue)
+        notes = [resolution_note(row, self.n_perm, alpha=alpha) for row in p]
+        if p.shape[0] == 1:
+            return notes[0]
+        return " ".join(f"Map {i}: {n}" for i, n in enumerate(notes) if n)
 
 
 def _check_maps(x, Y):
@@ -114,6 +133,8 @@ def compare_maps(
     distance=None,
     method="pearson",
     alternative="two-sided",
+    labels=None,
+    tail_approximation=False,
     store_null=False,
     batch_size=None,
     map_batch_size=None,
@@ -143,6 +164,16 @@ def compare_maps(
         same seed gives identical nulls).
     method : {"pearson", "spearman"}
     alternative : {"two-sided", "greater", "less"}
+    labels : (N,) sequence of str, optional
+        Region labels of the columns of ``x`` and ``Y``. Labelled nulls (a
+        ``.npy`` with ``<file>.labels.txt`` from ``recouple nulls``, an
+        ``.npz`` with ``labels``, :class:`recouple.nulls.spec.LabelledNulls`)
+        are aligned to them by label; a region the nulls lack is an error.
+    tail_approximation : bool
+        Replace small p-values by a generalised-Pareto fit to the tail of the
+        null (:func:`tail_pvalues`; Winkler et al. 2016), for each map pair
+        and for the max-statistic FWER null, so p-values below ``1/(K+1)``
+        can be resolved. Default False (plain permutation p-values).
     store_null : bool
         Keep the null correlations (memory K x M x G).
     batch_size : int, optional
@@ -191,7 +222,8 @@ def compare_maps(
     x2, Y_all, x_1d = _check_maps(x, Y)
     m, n = x2.shape
     g_all = Y_all.shape[0]
-    source = _spec.resolve(nulls, x2, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance)
+    source = _spec.resolve(nulls, x2, n_perm=n_perm, seed=seed, coords=coords, hemi=hemi, distance=distance,
+                           labels=labels)
     if source is None:
         raise InputError("nulls must be given; got None. Pass index nulls, surrogate maps, a .npy path or a spec "
                          "such as {'method': 'vasa', 'coords': coords, 'hemi': hemi, 'n_perm': 1000}.")
@@ -262,6 +294,11 @@ def compare_maps(
     null_max = np.full((m, k_total), -np.inf)
     null_store = np.full((k_total, m, g_all), np.nan) if store_null else None
     cols = np.flatnonzero(keep)
+    # For the tail approximation keep, per pair, the largest null scores: the
+    # fit only looks above the 75th percentile of the null (tail.gpd_pvalue).
+    n_tail = min(k_total, int(np.ceil(0.25 * k_total)) + 2)
+    tail = np.full((m, n_tail, g), -np.inf) if tail_approximation else None
+    store_block = bool(store_null or tail_approximation)
 
     blocks = [(k0, g0, gi) for gi, g0 in enumerate(g_starts) for k0 in range(0, k_total, kb)]
     src_dev = be.to_device(src) if kind == "index" else None
@@ -276,17 +313,28 @@ def compare_maps(
         else:
             xnull = be.to_device(nul[:, ks])
         res = kern(xnull, current[1], be.to_device(r_obs[:, gs]), method=method, mode=mode,
-                   standardized=standardized, alternative=alternative, store=store_null, min_count=min_count)
+                   standardized=standardized, alternative=alternative, store=store_block, min_count=min_count)
         count[:, gs] += to_host(res["count"])
         n_valid[:, gs] += to_host(res["n_valid"])
         null_max[:, ks] = np.maximum(null_max[:, ks], to_host(res["null_max"]))
         if store_null:
             null_store[ks, :, cols[gs]] = np.transpose(to_host(res["null"]), (1, 0, 2))
+        if tail_approximation:
+            sc = np.asarray(_kp.tail_score(to_host(res["null"]), alternative))
+            both = np.concatenate([tail[:, :, gs], np.where(np.isnan(sc), -np.inf, sc)], axis=1)
+            tail[:, :, gs] = np.partition(both, both.shape[1] - n_tail, axis=1)[:, -n_tail:]
 
     p_kept = _kp.pvalue_from_counts(count, n_valid, r_obs)
     stat_obs = _kp.tail_score(r_obs, alternative)
     nm = np.where(np.isneginf(null_max), np.nan, null_max)
     pf_kept = np.stack([_kp.fwer_pvalue(stat_obs[i], nm[i]) for i in range(stat_obs.shape[0])])
+    p_perm = None
+    if tail_approximation:
+        p_perm = np.full((m, g_all), np.nan)
+        p_perm[:, cols] = p_kept
+        p_kept = tail_pvalues(stat_obs, tail, n_valid, p_kept)
+        pf_kept = np.stack([gpd_pvalue(stat_obs[i], nm[i][np.isfinite(nm[i])], fallback=pf_kept[i])
+                            for i in range(m)])
 
     r_full = np.full((m, g_all), np.nan)
     p = np.full((m, g_all), np.nan)
@@ -298,8 +346,90 @@ def compare_maps(
         r_obs, p, q, p_fwer, nm = r_obs[0], p[0], q[0], p_fwer[0], nm[0]
         if store_null:
             null_store = null_store[:, 0, :]
+        if p_perm is not None:
+            p_perm = p_perm[0]
     return Association(r=r_obs, pvalue=p, pvalue_fdr=q, pvalue_fwer=p_fwer, null_max=nm, n_perm=int(k_total),
-                       method=method, alternative=alternative, null=null_store)
+                       method=method, alternative=alternative, null=null_store,
+                       tail_approximation=bool(tail_approximation), pvalue_permutation=p_perm)
+
+
+def tail_pvalues(score, tail, n_valid, pvalue, *, threshold_p=0.10):
+    """Generalised-Pareto tail p-values of each pair from its largest null scores.
+
+    Parameters
+    ----------
+    score : (M, G) observed scores (:func:`recouple.kernels.pvalues.tail_score` of r)
+    tail : (M, T, G) the T largest null scores of each pair (-inf pads undefined
+        nulls); T >= 25% of the K nulls + 2 covers every threshold the fit tries.
+    n_valid : (M, G) nulls giving a defined correlation (K of each pair)
+    pvalue : (M, G) permutation p-values, kept where the fit does not apply
+
+    Returns
+    -------
+    (M, G) p-values.
+
+    Notes
+    -----
+    What it approximates: the upper tail of each pair's own null distribution
+    of the score (``|r|`` two-sided) above a threshold between its 75th and
+    99th percentile, by :func:`recouple.permutation.gpd_pvalue` (method of
+    moments, the first threshold passing an Anderson-Darling check). Only
+    pairs with permutation p below ``threshold_p`` use it (the others keep
+    their permutation p), and the result is not floored at ``1/(K+1)``, so
+    BH q-values are no longer limited by the number of nulls. A fit that
+    fails every check keeps the permutation p. Where the fitted tail is
+    bounded (shape ``k > 0``, natural for ``|r| <= 1``) and the observed
+    score lies beyond its end point, the approximated p-value is 0: "beyond
+    every value the fitted null reaches", not an exact probability. The null below the kept tail
+    is padded with -inf: the fit and the exceedance count only see values
+    above the 75th percentile, so the padding changes neither.
+    """
+    out = np.array(pvalue, dtype=np.float64, copy=True)
+    for i, j in zip(*np.nonzero(np.asarray(pvalue) < threshold_p)):
+        kv = int(n_valid[i, j])
+        vals = tail[i, :, j]
+        vals = vals[np.isfinite(vals)][:kv]
+        null = np.full(kv, -np.inf)
+        null[:vals.size] = vals
+        out[i, j] = gpd_pvalue(np.asarray([score[i, j]]), null, threshold_p=threshold_p,
+                               fallback=np.asarray([pvalue[i, j]]))[0]
+    return out
+
+
+def resolution_note(pvalue, n_perm, *, alpha=0.05) -> str:
+    """One sentence explaining q-values held up by the permutation resolution.
+
+    With K nulls no permutation p-value is below ``1/(K+1)``; when many tests
+    sit at that floor, Benjamini-Hochberg q-values cannot fall below
+    ``G / n_floor / (K+1)`` (G tests, n_floor at the floor), which can exceed
+    ``alpha`` even where max-statistic FWER p-values are small. Returns that
+    explanation when it applies (some p at the floor and the bound above
+    ``alpha``), else an empty string.
+
+    Parameters
+    ----------
+    pvalue : (G,) p-values of one family (NaN ignored)
+    n_perm : int
+        K, the number of nulls.
+    alpha : float
+        The level at which the q-values are read.
+    """
+    p = np.asarray(pvalue, dtype=np.float64).ravel()
+    p = p[np.isfinite(p)]
+    k = int(n_perm)
+    if p.size == 0 or k < 1:
+        return ""
+    floor = 1.0 / (k + 1)
+    at = int(np.sum(np.abs(p - floor) <= 1e-9 * floor))  # at the floor (tail-approximated p can lie below it)
+    if at == 0:
+        return ""
+    bound = min(1.0, floor * p.size / at)
+    if bound <= alpha:
+        return ""
+    return (f"With {k} nulls the smallest attainable p-value is 1/({k}+1) = {floor:.3g} and {at} of {p.size} tests "
+            f"sit at it, so Benjamini-Hochberg q-values cannot fall below {floor:.3g} x {p.size}/{at} = {bound:.3g} "
+            f"(above {alpha:g}) even where the max-statistic FWER p-values, which are not divided by the test's "
+            "rank, are small; more nulls or the generalised-Pareto tail approximation resolve smaller p-values.")
 
 
 def _progress(items, show):
