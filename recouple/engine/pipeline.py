@@ -204,6 +204,7 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
     with open_store(store_path) as st:
         scans = st.scans
         regions = st.regions
+        geometry = st.region_geometry()
     labels = np.asarray(regions["label"]).astype(str) if cp["level"] == "region" else None
     inputs = _input_fingerprint(store_path, coupling, scans)
     _write_csv(out / "tables" / "coupling.csv", ["scan_id", *(labels if labels is not None else
@@ -211,7 +212,7 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
                [coup.scan_ids, *coupling.T])
     base_key = {"coupling": coup.analysis, "inputs": inputs, "version": __version__}
     result.steps["coupling"] = {"coupling": coupling, "scans": scans, "labels": labels, "regions": regions,
-                                "analysis": coup.analysis}
+                                "geometry": geometry, "analysis": coup.analysis}
 
     # 2. contrasts
     contrasts = {}
