@@ -413,11 +413,12 @@ def methods_paragraph(cfg: dict, result) -> str:
             head, test = desc[:-1].split(" (", 1)
             desc = f"{head}: {test}"
         kind = "sign flips" if c["type"] == "paired" else "permutations"
-        cov = (f", adjusting for {', '.join(c['covariates'])} by Freedman-Lane permutation of the residuals "
-               "(Freedman & Lane, 1983; Winkler et al., 2014)" if c.get("covariates") else "")
+        cov = (f", adjusting for {', '.join(c['covariates'])}" if c.get("covariates") else "")
+        fl = ("; covariates were handled by Freedman-Lane permutation of the residuals of the reduced model "
+              "(Freedman & Lane, 1983; Winkler et al., 2014)" if c.get("covariates") else "")
         parts.append(
             f"Contrast '{c['name']}' ({desc}{cov}) was tested with {int(saved['n_perm'])} {kind} "
-            f"(seed {perm['seed']}); family-wise error across "
+            f"(seed {perm['seed']}){fl}; family-wise error across "
             f"{'regions' if cp['level'] == 'region' else 'voxels'} was controlled by the maximum statistic "
             f"(Nichols & Holmes, 2002; alpha = {perm['alpha']}) and the false discovery rate by the "
             "Benjamini-Hochberg procedure (Benjamini & Hochberg, 1995).")
@@ -437,17 +438,19 @@ def methods_paragraph(cfg: dict, result) -> str:
         if src in (None, "", "store"):
             expr = "regional gene expression (the store's maps/expression)"
         else:
-            expr = (f"regional gene expression ({Path(str(src)).name}, Allen Human Brain Atlas data "
-                    "(Hawrylycz et al., 2012) in abagen format (Markello et al., 2021))")
+            expr = (f"regional gene expression from {Path(str(src)).name}, Allen Human Brain Atlas data "
+                    "(Hawrylycz et al., 2012) in the format of abagen (Markello et al., 2021),")
         spatial = "" if is_spatial(nl["method"]) else " The nulls do not account for spatial autocorrelation."
         parts.append(
             f"The '{target}' statistic map was related to {expr} ({assoc['method']} correlation per gene); "
             f"p-values came from {nl['n_perm']} {null_description(nl['method'])} (seed {nl['seed']}), with "
             f"false discovery rate control across genes.{spatial}")
-        if int(assoc["pls_components"]) > 0:
+        ncomp = int(assoc["pls_components"])
+        if ncomp > 0:
             parts.append(
-                f"Partial least squares regression (Abdi, 2010) of the map on expression (SIMPLS; de Jong, 1993; "
-                f"{assoc['pls_components']} component(s)) was tested against the same nulls, and gene weights "
+                f"Partial least squares regression (Abdi, 2010) of the map on expression with {ncomp} "
+                f"component{'s' if ncomp > 1 else ''} (SIMPLS; de Jong, 1993) was tested against the same nulls, "
+                "and gene weights "
                 f"were standardised by {assoc['pls_bootstrap']} bootstrap resamples of regions.")
     if "enrichment" in result.steps:
         enr = cfg["enrichment"]
