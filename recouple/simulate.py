@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import linalg
 
+from .exceptions import InputError
 from .validation import check_positive_int
 
-__all__ = ["SimulatedCohort", "cohort", "region_centroids"]
+__all__ = ["SimulatedCohort", "SurfaceParcellation", "cohort", "region_centroids", "fsaverage5_parcellation"]
 
 # weight of the non-structural FC component; sets baseline coupling near 0.35
 _NONSTRUCTURAL_WEIGHT = 0.1
@@ -165,6 +166,7 @@ def cohort(
     effect: float = 0.7,
     n_timepoints: int | None = None,
     seed=0,
+    centroids=None,
 ) -> SimulatedCohort:
     """Simulate an ECT-style cohort with a planted coupling increase.
 
@@ -192,6 +194,11 @@ def cohort(
         Fisher-z correlation).
     seed : int
         Seed for every draw.
+    centroids : (n_regions, 3) array, optional
+        Region centroids in millimetres, left hemisphere first, mirrored
+        order (region ``i + n_regions // 2`` is the homologue of region
+        ``i``), for the distance rule; e.g. ``fsaverage5_parcellation(...).centroids_mm``.
+        Default: :func:`region_centroids` (two mirrored half spheres).
 
     Returns
     -------
@@ -203,7 +210,14 @@ def cohort(
     n_patients = check_positive_int("n_patients", n_patients, minimum=1)
     n_controls = check_positive_int("n_controls", n_controls, minimum=0)
     rng = np.random.default_rng(seed)
-    centroids = region_centroids(n_regions, seed=rng.integers(2**31))
+    lattice_seed = rng.integers(2**31)
+    if centroids is None:
+        centroids = region_centroids(n_regions, seed=lattice_seed)
+    else:
+        centroids = np.asarray(centroids, dtype=np.float64)
+        if centroids.shape != (n_regions, 3) or not np.isfinite(centroids).all():
+            raise InputError(f"centroids must be a finite ({n_regions}, 3) array (x, y, z in mm per region, left "
+                             f"hemisphere first); got shape {centroids.shape}. Pass one row per region.")
     half = n_regions // 2
     hemisphere = np.array(["L"] * half + ["R"] * half)
     labels = np.array([f"{h}_region{(i % half) + 1:03d}" for i, h in enumerate(hemisphere)])
@@ -359,3 +373,104 @@ def write_gmt(path, sets: dict[str, list[str]]) -> None:
     with open(path, "w") as fh:
         for name, genes in sets.items():
             fh.write("\t".join([name, "simulated"] + list(genes)) + "\n")
+
+
+@dataclass(frozen=True)
+class SurfaceParcellation:
+    """A parcellation of the fsaverage5 sphere (see :func:`fsaverage5_parcellation`).
+
+    Attributes
+    ----------
+    labels : (N,) str array
+        ``L_region001`` ... then ``R_region001`` ...; region ``i + N/2`` is the
+        mirror image of region ``i``.
+    vertex_labels : tuple of two (10242,) str arrays
+        Region name of each left / right vertex; ``""`` on the medial wall.
+    sphere : tuple of two (10242, 3) float arrays
+        fsaverage5 sphere vertices (radius 100) of the left / right hemisphere.
+    centroids_mm : (N, 3) float array
+        Mean pial-surface position of each region's vertices (millimetres).
+    """
+
+    labels: np.ndarray
+    vertex_labels: tuple
+    sphere: tuple
+    centroids_mm: np.ndarray
+
+
+def _kmeans_sphere(points, centres, n_iter):
+    """Lloyd iterations on unit vectors (nearest centre by dot product); an empty
+    cluster restarts at the point farthest from its centre."""
+    for _ in range(n_iter):
+        assign = np.argmax(points @ centres.T, axis=1)
+        new = np.zeros_like(centres)
+        np.add.at(new, assign, points)
+        counts = np.bincount(assign, minlength=len(centres))
+        for k in np.flatnonzero(counts == 0):
+            far = int(np.argmin(np.sum(points * centres[assign], axis=1)))
+            new[k] = points[far]
+            assign[far] = k
+        centres = new / np.linalg.norm(new, axis=1, keepdims=True)
+    return np.argmax(points @ centres.T, axis=1), centres
+
+
+def _open_mask(mask, faces, steps):
+    """Morphological opening of a vertex mask on a mesh: drops lines and specks
+    narrower than ``2 * steps`` edges (the flat patch's relaxation cuts)."""
+    from scipy import sparse
+
+    n = mask.size
+    i = faces[:, [0, 1, 2, 1, 2, 0]].ravel()
+    j = faces[:, [1, 2, 0, 0, 1, 2]].ravel()
+    adj = sparse.csr_matrix((np.ones(i.size), (i, j)), shape=(n, n))
+    for _ in range(steps):
+        mask = mask & (adj @ (~mask).astype(float) == 0)
+    for _ in range(steps):
+        mask = mask | (adj @ mask.astype(float) > 0)
+    return mask
+
+
+def fsaverage5_parcellation(n_regions: int = 100, *, seed=0, n_iter: int = 15) -> SurfaceParcellation:
+    """A seeded, mirror-symmetric parcellation of fsaverage5 into ``n_regions`` regions.
+
+    The cortex of the left sphere (fsaverage5 as bundled with nilearn; the
+    vertices outside nilearn's flat patch, the cut-out medial wall, are left
+    out) is split into ``n_regions // 2`` regions by spherical k-means from
+    seeded starting vertices; the right hemisphere starts from the mirror
+    images of the left centres, so region ``i + n_regions // 2`` is the
+    homologue of region ``i``. Same seed, same parcellation.
+    """
+    # nilearn is imported here: importing it takes seconds, and only this
+    # function (and the report's brain maps) need it.
+    from nilearn import datasets
+
+    n_regions = check_positive_int("n_regions", n_regions, minimum=8)
+    half = n_regions // 2
+    n_regions = 2 * half
+    fs = datasets.load_fsaverage("fsaverage5")
+    rng = np.random.default_rng(seed)
+    out_labels, spheres, centroids = [], [], np.empty((n_regions, 3))
+    labels = np.array([f"{h}_region{i + 1:03d}" for h in "LR" for i in range(half)])
+    centres = None
+    for h, hemi in enumerate(("left", "right")):
+        sphere = np.asarray(fs["sphere"].parts[hemi].coordinates, dtype=np.float64)
+        pial = np.asarray(fs["pial"].parts[hemi].coordinates, dtype=np.float64)
+        cortex = np.zeros(len(sphere), dtype=bool)
+        cortex[np.unique(np.asarray(fs["flat"].parts[hemi].faces))] = True
+        cortex = ~_open_mask(~cortex, np.asarray(fs["sphere"].parts[hemi].faces), steps=2)
+        unit = sphere[cortex] / np.linalg.norm(sphere[cortex], axis=1, keepdims=True)
+        if centres is None:
+            start = unit[np.sort(rng.choice(len(unit), size=half, replace=False))]
+        else:
+            start = centres * np.array([-1.0, 1.0, 1.0])  # mirror of the left centres
+        assign, centres_h = _kmeans_sphere(unit, start, n_iter)
+        if centres is None:
+            centres = centres_h
+        names = np.full(len(sphere), "", dtype=object)
+        names[cortex] = labels[h * half + assign]
+        out_labels.append(names.astype(str))
+        spheres.append(sphere)
+        for k in range(half):
+            centroids[h * half + k] = pial[np.flatnonzero(cortex)[assign == k]].mean(axis=0)
+    return SurfaceParcellation(labels=labels, vertex_labels=tuple(out_labels), sphere=tuple(spheres),
+                               centroids_mm=centroids)

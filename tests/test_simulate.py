@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.stats as ss
 
 import recouple as rc
@@ -56,3 +57,33 @@ def test_timeseries_mode():
     r = np.corrcoef(c.timeseries[0])
     np.fill_diagonal(r, 0)
     np.testing.assert_allclose(np.tanh(c.fc[0]), r, atol=1e-5)
+
+
+def test_fsaverage5_parcellation_is_seeded_and_mirrored():
+    from recouple.simulate import fsaverage5_parcellation
+
+    a = fsaverage5_parcellation(40, seed=3)
+    b = fsaverage5_parcellation(40, seed=3)
+    for h in range(2):
+        np.testing.assert_array_equal(a.vertex_labels[h], b.vertex_labels[h])
+        assert a.sphere[h].shape == (10242, 3)
+        names = set(a.vertex_labels[h]) - {""}
+        assert len(names) == 20 and all(n.startswith("LR"[h] + "_region") for n in names)
+        assert 0.03 < np.mean(a.vertex_labels[h] == "") < 0.2  # the medial wall
+    left, right = a.centroids_mm[:20], a.centroids_mm[20:]
+    assert (left[:, 0] < 0).all() and (right[:, 0] > 0).all()
+    # region i + 20 is the homologue of region i: mirrored positions within a few cm
+    assert np.median(np.linalg.norm(left * [-1, 1, 1] - right, axis=1)) < 20
+
+
+def test_cohort_centroids_argument():
+    from recouple.exceptions import InputError
+    from recouple.simulate import cohort, region_centroids
+
+    default = cohort(n_regions=12, n_patients=2, n_controls=1, n_genes=10, seed=5)
+    again = cohort(n_regions=12, n_patients=2, n_controls=1, n_genes=10, seed=5,
+                   centroids=default.centroids)
+    np.testing.assert_array_equal(default.sc, again.sc)
+    np.testing.assert_array_equal(default.fc, again.fc)
+    with pytest.raises(InputError, match="centroids must be a finite"):
+        cohort(n_regions=12, n_patients=2, n_controls=1, seed=5, centroids=region_centroids(10))

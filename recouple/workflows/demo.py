@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..engine.backend import get_backend
-from ..simulate import cohort, gene_sets, write_gmt
+from ..simulate import cohort, fsaverage5_parcellation, gene_sets, write_gmt
 from ..store import from_simulated
 from ..study import load_config, write_config
 from .pipeline import execute
@@ -56,9 +56,14 @@ def run_demo(*, out="recouple-demo", seed=0, n_regions=100, n_patients=24, n_con
     out.mkdir(parents=True, exist_ok=True)
     be = get_backend(backend)
     store = out / "cohort.h5"
-    sim = cohort(n_regions=n_regions, n_patients=n_patients, n_controls=n_controls, seed=seed)
+    # regions of a seeded parcellation of fsaverage5: real cortical geometry for the
+    # simulator's distance rule, the spins and the report's brain maps
+    parcellation = fsaverage5_parcellation(n_regions, seed=seed)
+    sim = cohort(n_regions=n_regions, n_patients=n_patients, n_controls=n_controls, seed=seed,
+                 centroids=parcellation.centroids_mm)
     if overwrite or not store.exists():
-        from_simulated(sim, store, overwrite=True).close()
+        with from_simulated(sim, store, overwrite=True) as st:
+            write_demo_geometry(st, parcellation)
     write_gmt(out / "gene_sets.gmt", gene_sets(sim, seed=seed))
     study_file = write_config(out / "STUDY.toml", demo_config(n_perm=n_perm, n_nulls=n_nulls, seed=seed,
                                                               backend=be.name))
@@ -92,3 +97,12 @@ def run_demo(*, out="recouple-demo", seed=0, n_regions=100, n_patients=24, n_con
     lines.append(f"study file: {study_file} (edit it for your own data and run `recouple run {study_file.name}`)")
     lines.append(f"report: {res.report}")
     return DemoSummary(out=out, study_file=study_file, report=res.report, text="\n".join(lines), result=res)
+
+
+def write_demo_geometry(store, parcellation) -> None:
+    """Store the simulated parcellation in an open, writable cohort store: its
+    sphere, the region of each vertex and each region's centroid on the sphere."""
+    from ..io.surfaces import region_geometry
+
+    geometry = region_geometry(store.labels, parcellation.vertex_labels, parcellation.sphere)
+    store.write_region_geometry(geometry, sources=["recouple.simulate.fsaverage5_parcellation"])

@@ -201,6 +201,7 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
     with store.open(store_path) as st:
         scans = st.scans
         regions = st.regions
+        geometry = st.region_geometry()
     labels = np.asarray(regions["label"]).astype(str) if cp["level"] == "region" else None
     inputs = _input_fingerprint(store_path, coupling, scans)
     _write_csv(out / "tables" / "coupling.csv", ["scan_id", *(labels if labels is not None else
@@ -208,7 +209,7 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
                [coup.scan_ids, *coupling.T])
     base_key = {"coupling": coup.analysis, "inputs": inputs, "version": __version__}
     result.steps["coupling"] = {"coupling": coupling, "scans": scans, "labels": labels, "regions": regions,
-                                "analysis": coup.analysis}
+                                "geometry": geometry, "analysis": coup.analysis}
 
     # 2. contrasts
     contrasts = {}
