@@ -109,7 +109,7 @@ def test_figure_check_catches_blank_and_grey_panels():
 
 
 def _study(folder: Path, *, surface=False, nan_centroids=False, null_method="vasa", seed=0):
-    from recouple.engine.demo import demo_config
+    from recouple.workflows.demo import demo_config
 
     n = 40
     centroids = parcellation = None
@@ -120,7 +120,7 @@ def _study(folder: Path, *, surface=False, nan_centroids=False, null_method="vas
                              centroids=centroids)
     with rc.store.from_simulated(sim, folder / "cohort.h5", overwrite=True) as st:
         if surface:
-            from recouple.engine.demo import write_demo_geometry
+            from recouple.workflows.demo import write_demo_geometry
 
             write_demo_geometry(st, parcellation)
         if nan_centroids:
@@ -243,7 +243,7 @@ SPINS = ("alexander_bloch", "vasa", "hungarian", "baum", "cornblath")
 
 @pytest.mark.parametrize("method", SPINS + ("variogram", "burt2018", "moran", "permutation"))
 def test_methods_wording_per_null_method(method):
-    from recouple.engine.report import methods_paragraph
+    from recouple.workflows.report import methods_paragraph
     from recouple.workflows.references import cited, citations
 
     text = methods_paragraph(*_fake(method, covariates=["age"], enrichment=True))
@@ -297,7 +297,7 @@ def test_every_reference_is_complete():
 
 
 def test_strongest_significant_sorted_by_p_then_t():
-    from recouple.engine.report import _strongest
+    from recouple.workflows.report import _strongest
 
     p = np.array([0.001, 0.0005, 0.001, 0.2, 0.0005, 0.001])
     t = np.array([4.0, 5.0, -6.0, 1.0, 7.0, 3.0])
