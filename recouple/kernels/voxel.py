@@ -107,10 +107,12 @@ def sampled_fc(z_rows, z_all, sc_indices, *, block_rows=None):
     b = max(1, min(int(block_rows), c)) if c else 1
     pieces = []
     for a in range(0, c, b):
-        idx = sc_indices[a:a + b, :]
-        n = idx.shape[0]
-        g = xp.reshape(xp.take(z_all, xp.reshape(idx, (n * k,)), axis=0), (n, k, t))
-        pieces.append(xp.matmul(g, z_rows[a:a + b, :, None])[..., 0])
+        e = min(a + b, c)
+        idx = sc_indices[a:e, :]
+        g = xp.reshape(xp.take(z_all, xp.reshape(idx, ((e - a) * k,)), axis=0), (e - a, k, t))
+        pieces.append(xp.matmul(g, z_rows[a:e, :, None])[..., 0])
+    if not pieces:
+        return xp.zeros((0, k), dtype=z_all.dtype)
     f = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
     return xp.clip(f / (t - 1), -1.0, 1.0)
 
