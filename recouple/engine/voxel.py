@@ -42,17 +42,22 @@ def _host_sampled(backend_name: str) -> bool:
 
 
 def _host_sampled_fc(z_rows, z_all, sc_indices, sc_valid):
-    """Sampled FC (C, K) by the compiled host loop; from the main thread, row
-    blocks on :func:`host_thread_count` threads (a pair's value does not
-    depend on its block). Inside a Dask task the scheduler already uses the cores."""
-    c = sc_indices.shape[0]
+    """Sampled FC (C, K) by the compiled host loop; from the main thread the
+    target columns split in ranges over :func:`host_thread_count` threads
+    (each target series read once in all; a pair's value does not depend on
+    the split). Inside a Dask task the scheduler already uses the cores."""
+    v = z_all.shape[0]
     threads = host_thread_count() if threading.current_thread() is threading.main_thread() else 1
-    if threads == 1 or c < 2 * threads:
+    if threads == 1 or sc_indices.size < 65536:
         return host_voxel.sampled_fc(z_rows, z_all, sc_indices, sc_valid)
-    out = np.empty(sc_indices.shape)
-    step = -(-c // threads)
-    host_map(lambda a: host_voxel.sampled_fc(z_rows[a:a + step], z_all, sc_indices[a:a + step],
-                                             sc_valid[a:a + step], out=out[a:a + step]), range(0, c, step))
+    z_rows = np.ascontiguousarray(z_rows, dtype=np.float64)
+    z_all = np.ascontiguousarray(z_all, dtype=np.float64)
+    sc_indices = np.ascontiguousarray(sc_indices, dtype=np.int64)
+    sc_valid = np.ascontiguousarray(sc_valid, dtype=bool)
+    out = np.zeros(sc_indices.shape)
+    step = -(-v // threads)
+    host_map(lambda lo: host_voxel.sampled_fc(z_rows, z_all, sc_indices, sc_valid, out=out, columns=(lo, lo + step)),
+             range(0, v, step))
     return out
 
 
@@ -147,7 +152,7 @@ def chunk_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, *, meth
 def synthetic_chunk(n_voxels: int, n_timepoints: int, chunk: int, density: float, *, seed: int = 0):
     """Standardised series and one chunk of random structural rows at ``density``.
 
-    Returns ``z`` (V, T), ``values`` (C, K), ``indices`` (C, K) sorted per row,
+    Returns ``z`` (V, T), ``values`` (C, K), ``indices`` (C, K) distinct and sorted per row,
     ``valid`` (C, K) all True and ``rows`` (C,), with ``K = max(1,
     round(density * V))`` (density 1: every column once).
     """
@@ -157,8 +162,8 @@ def synthetic_chunk(n_voxels: int, n_timepoints: int, chunk: int, density: float
     k = max(1, min(n_voxels, int(round(density * n_voxels))))
     if k == n_voxels:
         cols = np.broadcast_to(np.arange(n_voxels), (chunk, k)).copy()
-    else:
-        cols = np.sort(rng.integers(0, n_voxels, size=(chunk, k)), axis=1)
+    else:  # distinct columns per row, as in a CSR matrix
+        cols = np.sort(np.stack([rng.choice(n_voxels, k, replace=False) for _ in range(chunk)]), axis=1)
     return z, rng.lognormal(size=(chunk, k)), cols, np.ones((chunk, k), bool), np.arange(chunk)
 
 

@@ -54,21 +54,21 @@ def _compiled(fn, **flags):
     return disp
 
 
-def _sampled_fc_loop(z_rows, z_all, sc_indices, sc_valid, out):
+def _sampled_fc_loop(z_rows, z_all, sc_indices, sc_valid, lo, hi, out):
+    # writes the valid entries whose column lies in [lo, hi) and nothing else
     c, k = sc_indices.shape
     v = z_all.shape[0]
     t = z_all.shape[1]
-    # counting sort of the valid entries by target column
+    # counting sort of those entries by target column
     start = np.zeros(v + 1, np.int64)
     bad = 0
     for i in range(c):
         for p in range(k):
-            out[i, p] = 0.0
             if sc_valid[i, p]:
                 j = sc_indices[i, p]
                 if j < 0 or j >= v:
                     bad += 1
-                else:
+                elif lo <= j < hi:
                     start[j + 1] += 1
     if bad:
         return bad
@@ -80,10 +80,11 @@ def _sampled_fc_loop(z_rows, z_all, sc_indices, sc_valid, out):
         for p in range(k):
             if sc_valid[i, p]:
                 j = sc_indices[i, p]
-                entry[fill[j]] = i * k + p
-                fill[j] += 1
+                if lo <= j < hi:
+                    entry[fill[j]] = i * k + p
+                    fill[j] += 1
     # one target series at a time, dotted with every chunk row that needs it
-    for j in range(v):
+    for j in range(lo, hi):
         for e in range(start[j], start[j + 1]):
             q = entry[e]
             i = q // k
@@ -99,7 +100,7 @@ def _sampled_fc_loop(z_rows, z_all, sc_indices, sc_valid, out):
     return 0
 
 
-def sampled_fc(z_rows, z_all, sc_indices, sc_valid, out=None):
+def sampled_fc(z_rows, z_all, sc_indices, sc_valid, out=None, *, columns=None):
     """FC at the valid structural entries of a chunk, by a compiled gather-dot loop.
 
     Parameters
@@ -114,6 +115,11 @@ def sampled_fc(z_rows, z_all, sc_indices, sc_valid, out=None):
         False in padding (those entries are not computed).
     out : (C, K) float64, optional
         Written in place.
+    columns : (lo, hi), optional
+        Compute only the entries whose target column lies in ``[lo, hi)``
+        and write nothing else to ``out`` (which must then be given, zeroed
+        where the caller wants zeros): threads that split the columns of one
+        chunk read every target series once in all and write disjoint entries.
 
     Returns
     -------
@@ -130,11 +136,17 @@ def sampled_fc(z_rows, z_all, sc_indices, sc_valid, out=None):
         raise InputError(
             f"sampled_fc: z_rows {z_rows.shape}, z_all {z_all.shape}, sc_indices {sc_indices.shape} and sc_valid "
             f"{sc_valid.shape} must be (C, T), (V, T), (C, K) and (C, K). Pass one chunk's arrays.")
-    if out is None:
-        out = np.empty((c, k))
+    if columns is None:
+        lo, hi = 0, z_all.shape[0]
+        out = np.zeros((c, k)) if out is None else out
+        out[...] = 0.0
+    else:
+        lo, hi = (max(0, int(columns[0])), min(z_all.shape[0], int(columns[1])))
+        if out is None or out.shape != (c, k) or out.dtype != np.float64 or not out.flags.c_contiguous:
+            raise InputError("sampled_fc(columns=...) writes into out: pass a C-contiguous float64 (C, K) array.")
     if c == 0 or k == 0:
         return out
-    bad = _compiled(_sampled_fc_loop, fastmath={"reassoc"})(z_rows, z_all, sc_indices, sc_valid, out)
+    bad = _compiled(_sampled_fc_loop, fastmath={"reassoc"})(z_rows, z_all, sc_indices, sc_valid, lo, hi, out)
     if bad:
         raise InputError(f"sc_indices holds {bad} valid entries outside [0, {z_all.shape[0]}); structural "
                          "columns must index the voxels of z_all. Check the CSR indices.")
