@@ -198,6 +198,22 @@ def test_sampled_without_compiled_loops_uses_the_kernel(monkeypatch):
     assert r0.tobytes() == r1.tobytes()  # spearman: same ranks
 
 
+def test_device_path_trims_padding_to_the_chunk():
+    pytest.importorskip("jax")
+    _, _, z, vals, cols, valid, rows = _chunk("random")
+    wide = 4 * cols.shape[1]
+    pad = ((0, 0), (0, wide - cols.shape[1]))
+    vals_w, cols_w, valid_w = np.pad(vals, pad), np.pad(cols, pad), np.pad(valid, pad)
+    need = int(valid.sum(axis=1).max())
+    assert ev._trim_width(vals_w, cols_w, valid_w)[1].shape[1] == max(8, 1 << (need - 1).bit_length())
+    r, n, _ = ev.chunk_coupling(z, z, vals, cols, valid, rows, fc_mode="dense", backend="numpy")
+    rw, nw, _ = ev.chunk_coupling(z, z, vals_w, cols_w, valid_w, rows, fc_mode="sampled", backend="jax")
+    np.testing.assert_array_equal(nw, n)
+    np.testing.assert_allclose(rw, r, rtol=0, atol=1e-12, equal_nan=True)
+    none = np.zeros_like(valid_w)
+    assert ev._trim_width(vals_w, cols_w, none)[1].shape[1] == 8
+
+
 def test_plan_fc_mode_cost_model():
     kw = dict(n_rows=1000, n_voxels=50000, n_timepoints=300, dense_rate=4e10, sampled_rate=2e9)
     assert plan_fc_mode("auto", nnz=1000 * 256, **kw) == "sampled"  # 0.5% < 5% crossover

@@ -143,10 +143,26 @@ def chunk_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, *, meth
         r, n = call_kernel(kv.coupling_from_fc, fc_g, sc_values, sc_indices, sc_valid, rows, backend=be,
                            static=static)
     else:
+        if mode == "sampled":
+            # the kernel computes padding entries too: cut the rows to the
+            # chunk's longest (rounded up to a power of two, so that a jitted
+            # kernel meets few shapes)
+            sc_values, sc_indices, sc_valid = _trim_width(sc_values, sc_indices, sc_valid)
         static.update(fc_mode=mode, block_rows=kv.sampled_block_rows(sc_indices.shape[1], t))
         r, n = call_kernel(kv.voxel_to_voxel_coupling, z_rows, z_all, sc_values, sc_indices, sc_valid, rows,
                            backend=be, static=static)
     return r, n, mode
+
+
+def _trim_width(sc_values, sc_indices, sc_valid):
+    """Drop trailing columns with no valid entry in any row, keeping a power-of-two width (>= 8)."""
+    k = sc_valid.shape[1]
+    used = np.flatnonzero(np.asarray(sc_valid).any(axis=0))
+    need = int(used[-1]) + 1 if used.size else 1
+    width = min(k, max(8, 1 << (need - 1).bit_length()))
+    if width == k:
+        return sc_values, sc_indices, sc_valid
+    return sc_values[:, :width], sc_indices[:, :width], sc_valid[:, :width]
 
 
 def synthetic_chunk(n_voxels: int, n_timepoints: int, chunk: int, density: float, *, seed: int = 0):
