@@ -91,7 +91,7 @@ def _reference(x, a, *, edges, method, min_edges=3):
 
 @pytest.mark.parametrize("case", CASES)
 def test_data_has_exact_zero_fc_ties_and_nan(case):
-    x, a, z, vals, cols, valid, rows = _chunk(case)
+    _, _, z, vals, cols, valid, _ = _chunk(case)
     f = np.take_along_axis(kv.fc_rows(z, z), cols, -1)
     if case == "ties_zero_nan":
         sub = kv.fc_rows(z[:24], z[:24])
@@ -135,7 +135,7 @@ def test_host_sampled_fc_rejects_bad_indices():
 
 
 def test_kernel_sampled_fc_matches_dense(xp):
-    _, _, z, _, cols, valid, _ = _chunk("ties_zero_nan")
+    _, _, z, _, cols, _, _ = _chunk("ties_zero_nan")
     dense = np.take_along_axis(kv.fc_rows(z, z), cols, -1)
     for block in (1, 7, None):
         f = xp.jit(kv.sampled_fc, block_rows=block)(xp.asarray(z), xp.asarray(z), xp.asarray(cols))
@@ -215,7 +215,7 @@ def test_device_path_trims_padding_to_the_chunk():
 
 
 def test_plan_fc_mode_cost_model():
-    kw = dict(n_rows=1000, n_voxels=50000, n_timepoints=300, dense_rate=4e10, sampled_rate=2e9)
+    kw = {"n_rows": 1000, "n_voxels": 50000, "n_timepoints": 300, "dense_rate": 4e10, "sampled_rate": 2e9}
     assert plan_fc_mode("auto", nnz=1000 * 256, **kw) == "sampled"  # 0.5% < 5% crossover
     assert plan_fc_mode("auto", nnz=1000 * 50000, **kw) == "dense"
     assert plan_fc_mode("auto", nnz=1000 * 2400, **kw) == "sampled"

@@ -175,7 +175,7 @@ def synthetic_chunk(n_voxels: int, n_timepoints: int, chunk: int, density: float
     rng = np.random.default_rng(seed)
     z = kv.standardize_timeseries(rng.standard_normal((n_voxels, n_timepoints))
                                   + 0.3 * rng.standard_normal(n_timepoints))
-    k = max(1, min(n_voxels, int(round(density * n_voxels))))
+    k = max(1, min(n_voxels, round(density * n_voxels)))
     if k == n_voxels:
         cols = np.broadcast_to(np.arange(n_voxels), (chunk, k)).copy()
     else:  # distinct columns per row, as in a CSR matrix

@@ -29,8 +29,8 @@ from ..validation import check_choice
 from ._xp import as_float, namespace, take_along
 from .stats import pearson_rows, spearman_rows, zscore
 
-__all__ = ["standardize_timeseries", "fc_rows", "sampled_fc", "coupling_from_fc", "voxel_to_voxel_coupling",
-           "profile_coupling", "target_fc", "sampled_block_rows"]
+__all__ = ["coupling_from_fc", "fc_rows", "profile_coupling", "sampled_block_rows", "sampled_fc",
+           "standardize_timeseries", "target_fc", "voxel_to_voxel_coupling"]
 
 METHODS = ("spearman", "pearson")
 VOXEL_EDGES = ("sc_nonzero", "both_nonzero")
