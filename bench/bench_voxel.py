@@ -6,6 +6,14 @@ gathered at the CSR structural non-zeros, then masked Spearman per row.
 Full size (RECOUPLE_BENCH=full): V = 50,000 voxels, T = 300, C = 1,000,
 K = 256 structural non-zeros per row. The scipy loop runs on 50 voxels.
 
+``test_fc_modes``: voxels/s of the dense (GEMM of whole FC rows) and the
+sampled (one dot product per structural non-zero) FC paths at structural
+densities 0.1%, 0.512% (256 of 50,000), 1%, 10% and 100% of V, through
+:func:`recouple.engine.voxel.chunk_coupling` (what a store run calls per
+chunk), plus the path ``fc_mode="auto"`` takes. Chunks hold at most 2**21
+structural entries (C = 1,000 rows at low densities, fewer at high ones);
+voxels/s is per row, so the figures compare across chunk sizes.
+
 Peak memory of a whole store run (V = 50,000, T = 300, 1,000-voxel chunks):
 ``python bench/bench_voxel.py --rss [--voxels 50000 --timepoints 300 --chunk 1000]``
 builds a one-scan store in a temporary folder (in a separate process) and
@@ -99,6 +107,53 @@ def test_voxel_to_voxel_scipy_loop(benchmark, data):
     benchmark.pedantic(loop, rounds=1, iterations=1)
     benchmark.extra_info.update(backend="scipy-loop", n_voxels=V, n_timepoints=T, voxels=N_LOOP,
                                 voxels_per_s=N_LOOP / benchmark.stats.stats.min)
+
+
+DENSITIES = (0.001, 0.00512, 0.01, 0.1, 1.0)  # 0.512%: 256 of V = 50,000
+ENTRIES_PER_CHUNK = 2**21
+
+
+@pytest.fixture(scope="module")
+def mode_data():
+    from recouple.engine.voxel import synthetic_chunk
+
+    cache = {}
+
+    def get(density):
+        if density not in cache:
+            cache.clear()  # one density's arrays at a time
+            k = max(1, round(density * V))
+            c = int(min(C, max(16, ENTRIES_PER_CHUNK // k)))
+            cache[density] = synthetic_chunk(V, T, c, density, seed=0)
+        return cache[density]
+
+    return get
+
+
+@pytest.mark.benchmark(group="voxel_fc_modes")
+@pytest.mark.parametrize("fc_mode", ["dense", "sampled", "auto"])
+@pytest.mark.parametrize("density", DENSITIES)
+def test_fc_modes(benchmark, mode_data, backend, density, fc_mode):
+    from recouple.engine.voxel import chunk_coupling, fc_rates
+
+    z, vals, cols, valid, rows = mode_data(density)
+    c = cols.shape[0]
+    taken = []
+
+    def run():
+        r, _, mode = chunk_coupling(z[:c], z, vals, cols, valid, rows, method="spearman", edges="both_nonzero",
+                                    min_edges=3, fc_mode=fc_mode, backend=backend)
+        taken.append(mode)
+        return r
+
+    run()  # warm up / compile / measure the rates
+    benchmark.pedantic(run, rounds=3 if density < 0.5 else 1, iterations=1)
+    dense_rate, sampled_rate = fc_rates(backend, T)
+    benchmark.extra_info.update(
+        backend=backend, dtype="float64", n_voxels=V, n_timepoints=T, chunk=c, nnz_per_row=cols.shape[1],
+        density=density, fc_mode=fc_mode, mode=taken[-1], voxels_per_s=c / benchmark.stats.stats.min,
+        dense_rate_mac_s=dense_rate, sampled_rate_mac_s=sampled_rate, crossover_density=sampled_rate / dense_rate,
+    )
 
 
 # ----------------------------------------------------------------------------- peak RSS of a store run

@@ -18,6 +18,9 @@ def add_parser(sub):
                    "profiles: sc_nonzero | all (default sc_nonzero)")
     p.add_argument("--level", choices=("region", "voxel"), default="region")
     p.add_argument("--voxel-kind", choices=("auto", "voxel_to_voxel", "profile"), default="auto")
+    p.add_argument("--fc-mode", choices=("auto", "dense", "sampled"), default="auto",
+                   help="voxel-to-voxel: FC as whole rows by one matrix product (dense) or only at the structural "
+                   "non-zeros (sampled); auto picks the cheaper for each chunk's density")
     p.add_argument("--min-edges", type=int, default=3)
     p.add_argument("--symmetrize", action="store_true", help="average asymmetric SC with its transpose")
     p.add_argument("--allow-negative", action="store_true", help="accept negative SC weights")
@@ -42,6 +45,7 @@ def run(args) -> int:
         memory_limit=args.memory_limit, scheduler=args.scheduler, overwrite=args.overwrite,
         backend=args.backend, progress=False if args.no_progress else None, min_edges=args.min_edges,
         symmetrize=args.symmetrize, allow_negative=args.allow_negative, voxel_kind=args.voxel_kind, name=args.name,
+        fc_mode=args.fc_mode,
     )
     s, n = res.coupling.shape
     print(f"results/{res.analysis}: {s} scans x {n} {'regions' if res.level == 'region' else 'voxels'}; "

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import re
 
+from ..validation import check_choice
+
 DEFAULT_FRACTION = 0.25
 
 _UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "m": 1e6, "mb": 1e6, "g": 1e9, "gb": 1e9,
@@ -57,3 +59,31 @@ def plan_batch(n_items: int, bytes_per_item: float, *, memory_limit=None, minimu
     budget = parse_memory(memory_limit)
     fit = int(budget // max(bytes_per_item, 1.0))
     return max(minimum, min(max(n_items, 1), fit))
+
+
+FC_MODES = ("auto", "dense", "sampled")
+
+
+def plan_fc_mode(fc_mode: str, *, nnz: int, n_rows: int, n_voxels: int, n_timepoints: int, dense_rate: float,
+                 sampled_rate: float) -> str:
+    """How a chunk of voxel-to-voxel coupling computes its FC: ``"dense"`` or ``"sampled"``.
+
+    ``fc_mode`` ``"dense"`` or ``"sampled"`` is returned as is; ``"auto"``
+    compares the two costs in seconds (:mod:`recouple.kernels.voxel`)::
+
+        dense   = n_rows * n_voxels * n_timepoints / dense_rate    (GEMM of whole FC rows)
+        sampled = nnz * n_timepoints / sampled_rate                (one dot product per entry)
+
+    with both rates in multiply-adds per second as measured on this machine
+    and backend (:func:`recouple.engine.voxel.fc_rates`). Everything after the
+    FC (gather, ranks, correlation) costs the same either way and is left
+    out. Sampled wins below the density ``nnz / (n_rows * n_voxels) <
+    sampled_rate / dense_rate`` (on a CPU typically a few percent; 0.5% for
+    tractography is far below); ties go to dense.
+    """
+    check_choice("fc_mode", fc_mode, FC_MODES)
+    if fc_mode != "auto":
+        return fc_mode
+    dense = n_rows * n_voxels * n_timepoints / max(dense_rate, 1e-300)
+    sampled = nnz * n_timepoints / max(sampled_rate, 1e-300)
+    return "sampled" if sampled < dense else "dense"

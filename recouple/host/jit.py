@@ -122,21 +122,28 @@ def _note_no_cache(reason) -> None:
               "Set RECOUPLE_CACHE_DIR to a writable folder to cache them.", file=sys.stderr)
 
 
-def _compiled(fn):
-    # one dispatcher per function, made on first use (importing recouple
-    # never imports numba); thread-safe because host_map calls from threads
+def compile_loop(fn, **flags):
+    """``fn`` compiled with numba (``nogil``, NumPy error model, extra ``flags``),
+    cached in :func:`cache_dir` and never inside the package. Every compiled
+    loop of recouple is made here. One dispatcher per function, made on first
+    use (importing recouple never imports numba); thread-safe because host_map
+    calls from threads."""
+    key = (fn.__module__, fn.__name__)
     with _LOCK:
-        disp = _COMPILED.get(fn.__name__)
+        disp = _COMPILED.get(key)
         if disp is None:
             import numba  # optional at run time, see enabled()
 
-            disp = numba.njit(nogil=True, error_model="numpy")(fn)
+            disp = numba.njit(nogil=True, error_model="numpy", **flags)(fn)
             try:
                 disp._cache = _function_cache(fn, cache_dir())
             except (OSError, RuntimeError, ImportError, AttributeError) as exc:
                 _note_no_cache(exc)
-            _COMPILED[fn.__name__] = disp
+            _COMPILED[key] = disp
     return disp
+
+
+_compiled = compile_loop
 
 
 def _nearest_on_cells_loop(points, order, rots, table, grid, out):

@@ -8,20 +8,36 @@ Two definitions:
 * voxel-to-voxel coupling (V1, Fotiadis et al. 2023): per voxel i, the
   Spearman correlation of its structural row and its functional row over
   ``J_i = {j != i : SC_ij != 0 and FC_ij != 0}``. Structural rows arrive as
-  gathered CSR entries padded to a fixed width; functional rows are computed
-  on the fly for a chunk of voxels as ``Z_chunk @ Z_all.T / (T - 1)`` and
-  gathered at the structural non-zeros, so the V x V FC matrix never exists.
+  gathered CSR entries padded to a fixed width, so the V x V FC matrix never
+  exists. The FC a chunk needs is computed one of two ways (``fc_mode``):
+
+  - ``"dense"``: FC rows ``Z_chunk @ Z_all.T / (T - 1)`` by one matrix
+    product (C x V x T multiply-adds), gathered at the structural non-zeros;
+  - ``"sampled"``: only the FC at the structural non-zeros, one length-T dot
+    product ``z_i . z_j / (T - 1)`` per entry (nnz x T multiply-adds), the
+    needed series gathered per block of rows (:func:`sampled_fc`).
+
+  Both give the same Pearson r up to the order of the T products in a dot
+  product (last bits); the edges, ranks and correlations that follow are
+  shared (:func:`coupling_from_fc`). Which one is cheaper depends on the
+  density of the chunk; :func:`recouple.engine.planner.plan_fc_mode` chooses.
 """
 
 from __future__ import annotations
 
+from ..validation import check_choice
 from ._xp import as_float, namespace, take_along
 from .stats import pearson_rows, spearman_rows, zscore
 
-__all__ = ["standardize_timeseries", "fc_rows", "voxel_to_voxel_coupling", "profile_coupling", "target_fc"]
+__all__ = ["coupling_from_fc", "fc_rows", "profile_coupling", "sampled_block_rows", "sampled_fc",
+           "standardize_timeseries", "target_fc", "voxel_to_voxel_coupling"]
 
 METHODS = ("spearman", "pearson")
 VOXEL_EDGES = ("sc_nonzero", "both_nonzero")
+FC_MODES = ("dense", "sampled")
+
+#: working set of one block of gathered series in :func:`sampled_fc` (bytes)
+SAMPLED_BLOCK_BYTES = 64 * 2**20
 
 
 def standardize_timeseries(x):
@@ -55,8 +71,75 @@ def fc_rows(z_rows, z_all):
     return xp.clip(z_rows @ xp.matrix_transpose(z_all) / (t - 1), -1.0, 1.0)
 
 
+def sampled_block_rows(n_entries, n_timepoints, *, itemsize=8, budget=SAMPLED_BLOCK_BYTES):
+    """Rows per block of :func:`sampled_fc` whose gathered series ``(rows, K, T)`` fit ``budget`` bytes."""
+    return max(1, int(budget // max(1, n_entries * n_timepoints * itemsize)))
+
+
+def sampled_fc(z_rows, z_all, sc_indices, *, block_rows=None):
+    """FC at given entries only: ``clip(z_rows[c] . z_all[sc_indices[c, k]] / (T - 1), -1, 1)``.
+
+    The sampled counterpart of ``take_along(fc_rows(z_rows, z_all), sc_indices)``:
+    nnz x T multiply-adds instead of C x V x T. Per block of ``block_rows``
+    rows the needed series are gathered to ``(b, K, T)`` and multiplied with
+    the block's own series as a batch of matrix-vector products.
+
+    Parameters
+    ----------
+    z_rows : (C, T) array, standardised
+    z_all : (V, T) array, standardised
+    sc_indices : (C, K) int array
+        Columns wanted per row (padding: any valid index; its value is
+        computed and left to the caller's mask).
+    block_rows : int, optional
+        Rows per gathered block (static under jit: the blocks unroll); default
+        from :data:`SAMPLED_BLOCK_BYTES` (:func:`sampled_block_rows`).
+
+    Returns
+    -------
+    r : (C, K) array, clipped to [-1, 1]; NaN where a series is constant.
+    """
+    xp = namespace(z_rows, z_all)
+    c, k = sc_indices.shape
+    t = z_all.shape[-1]
+    if block_rows is None:
+        block_rows = sampled_block_rows(k, t)
+    b = max(1, min(int(block_rows), c)) if c else 1
+    pieces = []
+    for a in range(0, c, b):
+        e = min(a + b, c)
+        idx = sc_indices[a:e, :]
+        g = xp.reshape(xp.take(z_all, xp.reshape(idx, ((e - a) * k,)), axis=0), (e - a, k, t))
+        pieces.append(xp.matmul(g, z_rows[a:e, :, None])[..., 0])
+    if not pieces:
+        return xp.zeros((0, k), dtype=z_all.dtype)
+    f = pieces[0] if len(pieces) == 1 else xp.concat(pieces, axis=0)
+    return xp.clip(f / (t - 1), -1.0, 1.0)
+
+
+def coupling_from_fc(fc_g, sc_values, sc_indices, sc_valid, rows, *, method="spearman", edges="both_nonzero",
+                     min_edges=3):
+    """Voxel-to-voxel coupling from the FC at each structural entry (the part both FC modes share).
+
+    ``fc_g`` (C, K): FC of each chunk row with the column in ``sc_indices``;
+    other arguments as :func:`voxel_to_voxel_coupling`. Entries in padding
+    (``sc_valid`` False) are never read.
+    """
+    xp = namespace(fc_g, sc_values)
+    sc_values = as_float(xp, sc_values)
+    valid = sc_valid & (sc_indices != rows[:, None]) & (sc_values != 0)
+    if edges == "both_nonzero":
+        valid = valid & (fc_g != 0)
+    valid = valid & ~xp.isnan(fc_g)
+    if method == "spearman":
+        r = spearman_rows(sc_values, fc_g, mask=valid, min_count=min_edges)
+    else:
+        r = pearson_rows(sc_values, fc_g, mask=valid, min_count=min_edges)
+    return r, xp.sum(xp.astype(valid, xp.int32), axis=-1)
+
+
 def voxel_to_voxel_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, *, method="spearman",
-                            edges="both_nonzero", min_edges=3):
+                            edges="both_nonzero", min_edges=3, fc_mode="dense", block_rows=None):
     """Voxel-to-voxel SC-FC coupling of a chunk of voxels.
 
     Parameters
@@ -78,25 +161,28 @@ def voxel_to_voxel_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows
         ``both_nonzero`` (Fotiadis 2023): SC != 0 and FC != 0;
         ``sc_nonzero``: SC != 0 only.
     min_edges : int
+    fc_mode : {"dense", "sampled"}
+        How the FC at the structural entries is computed (module docstring):
+        a dense GEMM of whole FC rows then a gather, or one dot product per
+        entry (:func:`sampled_fc`). Same values up to the last bits of each
+        dot product. :func:`recouple.engine.planner.plan_fc_mode` picks the
+        cheaper one for a chunk's density.
+    block_rows : int, optional
+        ``"sampled"`` only: rows per gathered block (:func:`sampled_fc`).
 
     Returns
     -------
     coupling : (C,) float array, NaN where undefined
     n_edges : (C,) int array
     """
+    check_choice("fc_mode", fc_mode, FC_MODES)
     xp = namespace(z_rows, z_all, sc_values)
-    sc_values = as_float(xp, sc_values)
-    f = fc_rows(z_rows, z_all)
-    fc_g = take_along(xp, f, sc_indices, axis=-1)
-    valid = sc_valid & (sc_indices != rows[:, None]) & (sc_values != 0)
-    if edges == "both_nonzero":
-        valid = valid & (fc_g != 0)
-    valid = valid & ~xp.isnan(fc_g)
-    if method == "spearman":
-        r = spearman_rows(sc_values, fc_g, mask=valid, min_count=min_edges)
+    if fc_mode == "sampled":
+        fc_g = sampled_fc(z_rows, z_all, sc_indices, block_rows=block_rows)
     else:
-        r = pearson_rows(sc_values, fc_g, mask=valid, min_count=min_edges)
-    return r, xp.sum(xp.astype(valid, xp.int32), axis=-1)
+        fc_g = take_along(xp, fc_rows(z_rows, z_all), sc_indices, axis=-1)
+    return coupling_from_fc(fc_g, sc_values, sc_indices, sc_valid, rows, method=method, edges=edges,
+                            min_edges=min_edges)
 
 
 def target_fc(z_voxels, z_targets):

@@ -20,11 +20,23 @@ from .. import store
 from ..coupling import nodal
 from ..engine.backend import get_backend
 from ..engine.dispatch import call_kernel
-from ..engine.runner import OutputSpec, chunk_ranges, plan_chunk_size, resolve_scheduler, run_chunks, worker_count
+from ..engine.planner import FC_MODES
+from ..engine.runner import (
+    OutputSpec,
+    chunk_ranges,
+    plan_chunk_size,
+    resolve_scheduler,
+    run_chunks,
+    worker_count,
+)
+from ..engine.voxel import chunk_coupling
 from ..exceptions import StoreError
 from ..io.store import _open_h5, checksum
 from ..kernels.coupling import EDGE_SETS
-from ..kernels.voxel import profile_coupling, standardize_timeseries, voxel_to_voxel_coupling
+from ..kernels.voxel import (
+    profile_coupling,
+    standardize_timeseries,
+)
 from ..validation import check_choice, check_positive_int
 
 __all__ = ["CohortCoupling", "cohort_coupling", "coupling_result_name"]
@@ -129,7 +141,8 @@ def _csr_block(path, scan, a, b, width):
     return values, cols, valid
 
 
-def _voxel_task(chunk, *, path, method, edges, min_edges, width, rows_per_chunk, backend, run_token):
+def _voxel_task(chunk, *, path, method, edges, min_edges, width, rows_per_chunk, backend, run_token,
+                fc_mode="auto"):
     (s, _), (a, b) = chunk
     z = _standardized_bold(path, s, run_token, backend)
     values, cols, valid = _csr_block(path, s, a, b, width)
@@ -143,8 +156,8 @@ def _voxel_task(chunk, *, path, method, edges, min_edges, width, rows_per_chunk,
         valid = np.concatenate([valid, np.zeros((pad, width), bool)])
         rows = np.concatenate([rows, np.zeros(pad, np.int64)])
     z_rows = z[rows]
-    r, n = call_kernel(voxel_to_voxel_coupling, z_rows, z, values, cols, valid, rows, backend=backend,
-                       static={"method": method, "edges": edges, "min_edges": min_edges})
+    r, n, _ = chunk_coupling(z_rows, z, values, cols, valid, rows, method=method, edges=edges,
+                             min_edges=min_edges, fc_mode=fc_mode, backend=backend)
     return {"coupling": np.asarray(r, dtype=np.float64)[:c][None], "n_edges": np.asarray(n)[:c][None]}
 
 
@@ -177,6 +190,7 @@ def cohort_coupling(
     allow_negative: bool = False,
     voxel_kind: str = "auto",
     name: str | None = None,
+    fc_mode: str = "auto",
 ) -> CohortCoupling:
     """SC-FC coupling of every scan in a cohort store, chunked, resumable, on any Dask scheduler.
 
@@ -219,6 +233,12 @@ def cohort_coupling(
         holds BOLD and CSR SC, else profiles.
     name : str, optional
         Result name; default from the parameters (:func:`coupling_result_name`).
+    fc_mode : {"auto", "dense", "sampled"}
+        Voxel-to-voxel: how each chunk computes its FC -- whole FC rows by one
+        matrix product, or only the FC at the structural non-zeros
+        (:mod:`recouple.kernels.voxel`); ``"auto"`` picks the cheaper for the
+        chunk's density on this machine (:func:`recouple.engine.voxel.chunk_coupling`).
+        Same values up to the last bits of each dot product.
 
     Returns
     -------
@@ -245,6 +265,7 @@ def cohort_coupling(
     check_choice("method", method, ("spearman", "pearson"))
     check_choice("level", level, LEVELS)
     check_choice("voxel_kind", voxel_kind, VOXEL_KINDS)
+    check_choice("fc_mode", fc_mode, FC_MODES)
     min_edges = check_positive_int("min_edges", min_edges, minimum=2)
     if chunk_size is not None:
         chunk_size = check_positive_int("chunk_size", chunk_size)
@@ -278,7 +299,7 @@ def cohort_coupling(
                 labels = None
                 run = _plan_voxel(st, path, method=method, edges=edges, min_edges=min_edges, backend=be.name,
                                   chunk_size=chunk_size, memory_limit=memory_limit, workers=workers,
-                                  voxel_kind=vkind)
+                                  voxel_kind=vkind, fc_mode=fc_mode)
         info = run_chunks(path, analysis, task=run["task"], chunks=run["chunks"], outputs=run["outputs"],
                           params=run["params"], inputs=checksum(path, run["inputs"]), backend=be,
                           chunking=run["chunking"], overwrite=overwrite, scheduler=scheduler, client=client,
@@ -333,7 +354,8 @@ def _voxel_kind(st, path, voxel_kind):
     return kind
 
 
-def _plan_voxel(st, path, *, method, edges, min_edges, backend, chunk_size, memory_limit, workers, voxel_kind):
+def _plan_voxel(st, path, *, method, edges, min_edges, backend, chunk_size, memory_limit, workers, voxel_kind,
+                fc_mode="auto"):
     kind = voxel_kind
     s = st.n_scans
     if kind == "voxel_to_voxel":
@@ -359,7 +381,7 @@ def _plan_voxel(st, path, *, method, edges, min_edges, backend, chunk_size, memo
         chunk_size = min(chunk_size, v)
         task = functools.partial(_voxel_task, path=path, method=method, edges=edges, min_edges=min_edges,
                                  width=width, rows_per_chunk=chunk_size, backend=backend,
-                                 run_token=uuid.uuid4().hex)
+                                 run_token=uuid.uuid4().hex, fc_mode=fc_mode)
         inputs = ["voxel/bold", "voxel/sc"]
     else:
         check_choice("edges", edges, ("sc_nonzero", "all"))
@@ -384,5 +406,6 @@ def _plan_voxel(st, path, *, method, edges, min_edges, backend, chunk_size, memo
         "params": {"level": "voxel", "kind": kind, "method": method, "edges": edges, "min_edges": min_edges,
                    "backend": backend},
         "inputs": inputs,
-        "chunking": {"axis": "scans x voxels", "chunk_size": chunk_size},
+        "chunking": {"axis": "scans x voxels", "chunk_size": chunk_size,
+                     **({"fc_mode": fc_mode} if kind == "voxel_to_voxel" else {})},
     }

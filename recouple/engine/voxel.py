@@ -1,0 +1,212 @@
+"""Voxel-to-voxel coupling of one chunk: choose how its FC is computed, then run it.
+
+A chunk of C voxel rows needs FC only at its ``nnz`` structural entries. The
+dense way (one GEMM of whole FC rows, C x V x T multiply-adds) wins when the
+chunk is dense; the sampled way (one dot product per entry, nnz x T) wins at
+tractography densities. :func:`chunk_coupling` measures the chunk's density,
+takes this machine's two rates from :func:`fc_rates` (measured once per
+process, backend and T) and lets :func:`recouple.engine.planner.plan_fc_mode`
+choose, unless ``fc_mode`` names one. On NumPy the sampled FC comes from the
+compiled loop :func:`recouple.host.voxel.sampled_fc` (the array-API kernel
+when compiled loops are off); on JAX/CuPy from
+:func:`recouple.kernels.voxel.sampled_fc` (gather + batched products, static
+shapes: rows keep the store's padded width).
+
+The two ways give the same Pearson r up to the last bits of each dot product,
+so Spearman coupling is the same unless two FC values of a row are within
+rounding of each other, and Pearson coupling agrees to ~1e-15.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from ..host import voxel as host_voxel
+from ..kernels import voxel as kv
+from .backend import get_backend
+from .dispatch import call_kernel, host_map, host_thread_count
+from .planner import FC_MODES, plan_fc_mode
+
+__all__ = ["FC_MODES", "chunk_coupling", "fc_rates", "synthetic_chunk", "throughput"]
+
+_RATES: dict = {}
+_RATES_LOCK = threading.Lock()
+_STATIC = ("method", "edges", "min_edges", "fc_mode", "block_rows")
+
+
+def _host_sampled(backend_name: str) -> bool:
+    return backend_name == "numpy" and host_voxel.enabled()
+
+
+def _host_sampled_fc(z_rows, z_all, sc_indices, sc_valid):
+    """Sampled FC (C, K) by the compiled host loop; from the main thread the
+    target columns split in ranges over :func:`host_thread_count` threads
+    (each target series read once in all; a pair's value does not depend on
+    the split). Inside a Dask task the scheduler already uses the cores."""
+    v = z_all.shape[0]
+    threads = host_thread_count() if threading.current_thread() is threading.main_thread() else 1
+    if threads == 1 or sc_indices.size < 65536:
+        return host_voxel.sampled_fc(z_rows, z_all, sc_indices, sc_valid)
+    z_rows = np.ascontiguousarray(z_rows, dtype=np.float64)
+    z_all = np.ascontiguousarray(z_all, dtype=np.float64)
+    sc_indices = np.ascontiguousarray(sc_indices, dtype=np.int64)
+    sc_valid = np.ascontiguousarray(sc_valid, dtype=bool)
+    out = np.zeros(sc_indices.shape)
+    step = -(-v // threads)
+    host_map(lambda lo: host_voxel.sampled_fc(z_rows, z_all, sc_indices, sc_valid, out=out, columns=(lo, lo + step)),
+             range(0, v, step))
+    return out
+
+
+def _best_time(fn, be, repeats=2):
+    be.synchronize(fn())  # warm up (compile)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        be.synchronize(fn())
+        best = min(best, time.perf_counter() - t0)
+    return max(best, 1e-9)
+
+
+def fc_rates(backend=None, n_timepoints: int = 300) -> tuple[float, float]:
+    """Multiply-adds per second of this machine for dense FC rows and for sampled FC.
+
+    Measured once per process, backend and ``n_timepoints`` on synthetic
+    standardised series (V = 16,384 of them, out of the fastest caches): the
+    dense GEMM of 128 rows against all V, and 128 rows x 64 random targets by
+    the sampled path this backend uses. Takes well under a second.
+
+    Returns
+    -------
+    dense_rate, sampled_rate : float
+    """
+    be = get_backend(backend)
+    t = int(n_timepoints)
+    key = (be.name, t, _host_sampled(be.name))
+    with _RATES_LOCK:
+        if key in _RATES:
+            return _RATES[key]
+    v, c, k = 16384, 128, 64
+    z, _, cols, valid, _ = synthetic_chunk(v, t, c, k / v, seed=1)
+    zd, zr = be.to_device(z), be.to_device(z[:c])
+    gemm = be.compile(kv.fc_rows)
+    dense_s = _best_time(lambda: gemm(zr, zd), be)
+    if _host_sampled(be.name):
+        sampled_s = _best_time(lambda: _host_sampled_fc(z[:c], z, cols, valid), be)
+    else:
+        kern = be.compile(kv.sampled_fc, static_argnames=("block_rows",))
+        cd = be.to_device(cols)
+        sampled_s = _best_time(lambda: kern(zr, zd, cd, block_rows=kv.sampled_block_rows(k, t)), be)
+    rates = (c * v * t / dense_s, c * k * t / sampled_s)
+    with _RATES_LOCK:
+        _RATES[key] = rates
+    return rates
+
+
+def chunk_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, *, method="spearman",
+                   edges="both_nonzero", min_edges=3, fc_mode="auto", backend=None):
+    """Voxel-to-voxel coupling of a chunk (:func:`recouple.kernels.voxel.voxel_to_voxel_coupling`),
+    its FC computed the cheaper way for the chunk's density.
+
+    Parameters
+    ----------
+    z_rows, z_all, sc_values, sc_indices, sc_valid, rows, method, edges, min_edges
+        As :func:`recouple.kernels.voxel.voxel_to_voxel_coupling` (host arrays).
+    fc_mode : {"auto", "dense", "sampled"}
+        ``"auto"``: :func:`recouple.engine.planner.plan_fc_mode` from the
+        chunk's density ``nnz / (C * V)`` (valid entries) and :func:`fc_rates`.
+    backend : str, optional
+
+    Returns
+    -------
+    coupling : (C,) float64 array
+    n_edges : (C,) int array
+    mode : {"dense", "sampled"}
+        The way the FC was computed.
+    """
+    be = get_backend(backend)
+    c, v, t = sc_indices.shape[0], z_all.shape[0], z_all.shape[1]
+    if fc_mode == "auto":
+        nnz = int(np.count_nonzero(sc_valid))
+        dense_rate, sampled_rate = fc_rates(be, t)
+        mode = plan_fc_mode("auto", nnz=nnz, n_rows=c, n_voxels=v, n_timepoints=t, dense_rate=dense_rate,
+                            sampled_rate=sampled_rate)
+    else:
+        mode = plan_fc_mode(fc_mode, nnz=0, n_rows=c, n_voxels=v, n_timepoints=t, dense_rate=1.0,
+                            sampled_rate=1.0)
+    static = {"method": method, "edges": edges, "min_edges": min_edges}
+    if mode == "sampled" and _host_sampled(be.name):
+        fc_g = _host_sampled_fc(z_rows, z_all, sc_indices, sc_valid)
+        r, n = call_kernel(kv.coupling_from_fc, fc_g, sc_values, sc_indices, sc_valid, rows, backend=be,
+                           static=static)
+    else:
+        if mode == "sampled":
+            # the kernel computes padding entries too: cut the rows to the
+            # chunk's longest (rounded up to a power of two, so that a jitted
+            # kernel meets few shapes)
+            sc_values, sc_indices, sc_valid = _trim_width(sc_values, sc_indices, sc_valid)
+        static.update(fc_mode=mode, block_rows=kv.sampled_block_rows(sc_indices.shape[1], t))
+        r, n = call_kernel(kv.voxel_to_voxel_coupling, z_rows, z_all, sc_values, sc_indices, sc_valid, rows,
+                           backend=be, static=static)
+    return r, n, mode
+
+
+def _trim_width(sc_values, sc_indices, sc_valid):
+    """Drop trailing columns with no valid entry in any row, keeping a power-of-two width (>= 8)."""
+    k = sc_valid.shape[1]
+    used = np.flatnonzero(np.asarray(sc_valid).any(axis=0))
+    need = int(used[-1]) + 1 if used.size else 1
+    width = min(k, max(8, 1 << (need - 1).bit_length()))
+    if width == k:
+        return sc_values, sc_indices, sc_valid
+    return sc_values[:, :width], sc_indices[:, :width], sc_valid[:, :width]
+
+
+def synthetic_chunk(n_voxels: int, n_timepoints: int, chunk: int, density: float, *, seed: int = 0):
+    """Standardised series and one chunk of random structural rows at ``density``.
+
+    Returns ``z`` (V, T), ``values`` (C, K), ``indices`` (C, K) distinct and sorted per row,
+    ``valid`` (C, K) all True and ``rows`` (C,), with ``K = max(1,
+    round(density * V))`` (density 1: every column once).
+    """
+    rng = np.random.default_rng(seed)
+    z = kv.standardize_timeseries(rng.standard_normal((n_voxels, n_timepoints))
+                                  + 0.3 * rng.standard_normal(n_timepoints))
+    k = max(1, min(n_voxels, round(density * n_voxels)))
+    if k == n_voxels:
+        cols = np.broadcast_to(np.arange(n_voxels), (chunk, k)).copy()
+    else:  # distinct columns per row, as in a CSR matrix
+        cols = np.sort(np.stack([rng.choice(n_voxels, k, replace=False) for _ in range(chunk)]), axis=1)
+    return z, rng.lognormal(size=(chunk, k)), cols, np.ones((chunk, k), bool), np.arange(chunk)
+
+
+def throughput(density: float, fc_mode: str = "auto", *, n_voxels: int = 50000, n_timepoints: int = 300,
+               chunk: int = 1000, backend=None, repeats: int = 3, data=None) -> dict:
+    """Voxels per second of :func:`chunk_coupling` (Spearman, ``both_nonzero``) for one chunk.
+
+    For benchmark harnesses: ``density`` is the fraction of the V columns
+    each structural row holds (``synthetic_chunk``), ``fc_mode`` the path.
+    ``data`` reuses a :func:`synthetic_chunk` result. Returns a dict with
+    ``voxels_per_s``, ``seconds`` (best of ``repeats`` after one warm-up),
+    ``mode`` (the path taken), ``nnz_per_row`` and the sizes.
+    """
+    be = get_backend(backend)
+    z, vals, cols, valid, rows = data if data is not None else synthetic_chunk(n_voxels, n_timepoints, chunk,
+                                                                               density)
+    c = cols.shape[0]
+
+    def run():
+        return chunk_coupling(z[:c], z, vals, cols, valid, rows, fc_mode=fc_mode, backend=be)
+
+    mode = run()[2]
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - t0)
+    return {"voxels_per_s": c / best, "seconds": best, "mode": mode, "fc_mode": fc_mode, "density": density,
+            "nnz_per_row": cols.shape[1], "n_voxels": z.shape[0], "n_timepoints": z.shape[1], "chunk": c,
+            "backend": be.name}
