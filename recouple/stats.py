@@ -12,6 +12,7 @@ import numpy as np
 from .engine.dispatch import call_kernel
 from .exceptions import InputError, ShapeError
 from .kernels import stats as _k
+from .kernels.pvalues import ALTERNATIVES
 from .validation import as_array, check_choice, check_finite, check_positive_int
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     "fdr_bh",
 ]
 
-ALTERNATIVES = ("two-sided", "greater", "less")
 
 
 def rankdata(x, *, axis=-1, mask=None, backend=None) -> np.ndarray:

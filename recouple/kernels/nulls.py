@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._xp import float_dtype, is_numpy_namespace, namespace
-from .pvalues import _count_true, exceedance_counts, tail_score, tie_threshold
+from .pvalues import _count_true, exceedance_counts, tail_score, tail_score_inplace, tie_threshold
 from .stats import _standardize_rows, correlate_pairwise, rankdata
 
 __all__ = [
@@ -75,11 +75,7 @@ def _standardize_rows_numpy(y):
 def _gemm_reduce_numpy(flat, target, thr, m, k, alternative):
     # NumPy fast path: the product lands in a buffer we own, so the statistic
     # is formed in place and the block is read twice (count, max).
-    r = flat @ target.T
-    if alternative == "two-sided":
-        np.abs(r, out=r)
-    elif alternative == "less":
-        np.negative(r, out=r)
+    r = tail_score_inplace(flat @ target.T, alternative)
     r = r.reshape(m, k, -1)
     count = np.add.reduce(r >= thr[:, None, :], axis=1, dtype=np.int64).astype(r.dtype)
     return count, r.max(axis=-1)

@@ -36,6 +36,8 @@ end; the result is identical to one call on the whole null.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ._xp import float_dtype, namespace
 
 ALTERNATIVES = ("two-sided", "greater", "less")
@@ -64,6 +66,21 @@ def tail_score(stat, alternative, *, xp=None):
     if alternative == "greater":
         return stat
     return -stat
+
+
+def tail_score_inplace(buffer, alternative, *, two_sided=True):
+    """:func:`tail_score` written into ``buffer`` (a NumPy array the caller owns).
+
+    The NumPy fast paths of memory-bound reductions use it on their product
+    buffers to avoid a copy; ``two_sided=False`` treats ``"two-sided"`` as
+    ``"greater"`` (F statistics, which are one-tailed by nature).
+    """
+    check_alternative(alternative)
+    if alternative == "two-sided" and two_sided:
+        np.abs(buffer, out=buffer)
+    elif alternative == "less":
+        np.negative(buffer, out=buffer)
+    return buffer
 
 
 def tie_threshold(score, *, xp=None):
