@@ -263,7 +263,8 @@ def methods_paragraph(cfg: dict, result) -> str:
         parts.append(
             f"Contrast '{c['name']}' ({saved['desc']}{cov}) was tested with {int(saved['n_perm'])} permutations "
             f"(seed {perm['seed']}); family-wise error across regions was controlled by the maximum statistic "
-            f"(alpha = {perm['alpha']}) and false discovery rate by Benjamini-Hochberg.")
+            f"(alpha = {perm['alpha']}) and false discovery rate by Benjamini-Hochberg."
+            + (f" Exchangeability: {saved['exchangeability']}." if str(saved.get("exchangeability", "")) else ""))
     clin = cfg["clinical"]
     if "clinical" in result.steps:
         parts.append(
