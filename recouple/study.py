@@ -21,6 +21,16 @@ A minimal file::
     group = "patient"
     sessions = ["pre", "post"]
 
+Geometry for spin nulls of a store made elsewhere (paths relative to the file)::
+
+    [regions]
+    parcellation = ["lh.aparc.annot", "rh.aparc.annot"]
+    sphere = ["lh.sphere", "rh.sphere"]
+    # or: centroids = "centroids.csv"   (label, x, y, z, hemisphere)
+
+:func:`load_config` checks every key and value; :func:`check_study` (run
+first by every ``recouple run``, alone by ``recouple run --check``) reads
+every input and checks it against the store before anything is computed.
 See :data:`SCHEMA` for every key and its default.
 """
 
@@ -37,8 +47,9 @@ from .exceptions import ConfigError, InputError, describe
 from .kernels.coupling import EDGE_SETS, METHODS as COUPLING_METHODS
 from .nulls import SPIN_METHODS
 from .validation import safe_name
+from .workflows.check import StudyPlan, check_study
 
-__all__ = ["SCHEMA", "load_config", "run_study", "write_config"]
+__all__ = ["SCHEMA", "StudyPlan", "check_study", "load_config", "run_study", "write_config"]
 
 # section -> {key: default}; None marks a key without a default (optional).
 SCHEMA: dict[str, dict] = {
@@ -50,8 +61,9 @@ SCHEMA: dict[str, dict] = {
     "clinical": {"score": None, "group": "patient", "sessions": ["pre", "post"], "change": "improvement",
                  "covariates": [], "method": "pearson", "regions": "significant"},
     "association": {"target": None, "expression": "store", "maps": [], "method": "spearman", "pls_components": 1,
-                    "pls_bootstrap": 1000, "top_genes": 20},
-    "nulls": {"method": "vasa", "n_perm": 1000, "seed": 0},
+                    "pls_bootstrap": 1000, "top_genes": 20, "duplicate_genes": "error"},
+    "nulls": {"method": "vasa", "n_perm": 1000, "seed": 0, "file": None},
+    "regions": {"parcellation": None, "sphere": None, "names": None, "centroids": None},
     "permutation": {"n_perm": 5000, "seed": 0, "alpha": 0.05},
     "enrichment": {"gene_sets": None, "min_size": 10, "max_size": 200, "alternative": "two-sided"},
     "compute": {"backend": "numpy", "scheduler": None, "memory_limit": None, "chunk_size": None},
@@ -158,8 +170,18 @@ def validate_config(raw: dict, *, base=".", where="study") -> dict:
     cfg["association"]["expression"] = resolve(cfg["association"]["expression"])
     cfg["association"]["maps"] = [resolve(m) for m in cfg["association"]["maps"]]
     cfg["enrichment"]["gene_sets"] = resolve(cfg["enrichment"]["gene_sets"])
+    cfg["nulls"]["file"] = resolve(cfg["nulls"]["file"])
+    reg = cfg["regions"]
+    for key in ("parcellation", "sphere"):
+        if reg.get(key) is not None:
+            reg[key] = [resolve(v) for v in reg[key]]
+    for key in ("names", "centroids"):
+        reg[key] = resolve(reg.get(key))
     for key, value in (("association.expression", cfg["association"]["expression"]),
                        ("enrichment.gene_sets", cfg["enrichment"]["gene_sets"]),
+                       ("nulls.file", cfg["nulls"]["file"]),
+                       *((f"regions.{k}", v) for k in ("parcellation", "sphere") for v in (reg.get(k) or [])),
+                       ("regions.names", reg.get("names")), ("regions.centroids", reg.get("centroids")),
                        *(("association.maps", m) for m in cfg["association"]["maps"])):
         if value not in (None, "", "store") and not Path(value).is_file():
             raise ConfigError(f"{where}: {key} file {value!r} does not exist. Fix the path or remove the key.")
@@ -172,6 +194,7 @@ def validate_config(raw: dict, *, base=".", where="study") -> dict:
 # is a ConfigError naming the key before anything is computed.
 
 NULL_METHODS = (*SPIN_METHODS, "permutation")
+DUPLICATE_GENES = ("error", "drop", "mean", "first")
 CORRELATION_METHODS = ("pearson", "spearman")
 ALTERNATIVES = ("two-sided", "greater", "less")
 BACKENDS = ("numpy", "jax", "cupy", "auto")
@@ -262,10 +285,38 @@ def _check_values(section, t, where):
         t["pls_components"] = _integer(where, f"{k} pls_components", t["pls_components"], 1, 1)
         t["pls_bootstrap"] = _integer(where, f"{k} pls_bootstrap", t["pls_bootstrap"], 0, 1000)
         t["top_genes"] = _integer(where, f"{k} top_genes", t["top_genes"], 1, 20)
+        _choice(where, f"{k} duplicate_genes", t["duplicate_genes"], DUPLICATE_GENES)
     elif section == "nulls":
         _choice(where, f"{k} method", t["method"], NULL_METHODS)
         t["n_perm"] = _integer(where, f"{k} n_perm", t["n_perm"], 1, 1000)
         t["seed"] = _integer(where, f"{k} seed", t["seed"], 0, 0)
+        opt_str("file", '"spins.npy"')
+        if t.get("file") and not str(t["file"]).lower().endswith((".npy", ".csv", ".tsv")):
+            raise _bad(where, f"{k} file", "a .npy array (n_nulls, regions) or a CSV with one column per region",
+                       t["file"], 'Write e.g. file = "spins.npy".')
+    elif section == "regions":
+        parc = t.get("parcellation")
+        if isinstance(parc, str):
+            parc = t["parcellation"] = [parc]
+        if parc is not None:
+            if not isinstance(parc, list) or len(parc) not in (1, 2) or not all(isinstance(v, str) and v for v in parc):
+                raise _bad(where, f"{k} parcellation", "a list of the left and right parcellation files (or one file "
+                           "for both)", t.get("parcellation"), 'Write e.g. parcellation = ["lh.aparc.annot", '
+                           '"rh.aparc.annot"].')
+        if t.get("sphere") is not None:
+            _strings(where, f"{k} sphere", t["sphere"], count=2, example='["lh.sphere", "rh.sphere"]')
+        opt_str("names", '"codes.csv"')
+        opt_str("centroids", '"centroids.csv"')
+        if t.get("centroids") and (parc or t.get("sphere")):
+            raise ConfigError(f"{where}: [regions] takes centroids or parcellation + sphere, not both; got both. "
+                              "Keep one source of region geometry.")
+        if bool(parc) != bool(t.get("sphere")):
+            given, need = ("parcellation", "sphere") if parc else ("sphere", "parcellation")
+            raise ConfigError(f"{where}: [regions] {given} needs {need} too; got only {given}. Write both "
+                              '(parcellation = ["lh.annot", "rh.annot"], sphere = ["lh.sphere", "rh.sphere"]).')
+        if t.get("names") and not parc:
+            raise ConfigError(f"{where}: [regions] names names the codes of a parcellation; got no parcellation. "
+                              "Add parcellation and sphere, or remove names.")
     elif section == "permutation":
         t["n_perm"] = _integer(where, f"{k} n_perm", t["n_perm"], 1, 5000)
         t["seed"] = _integer(where, f"{k} seed", t["seed"], 0, 0)

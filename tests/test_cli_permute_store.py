@@ -9,8 +9,15 @@ import recouple as rc
 from recouple.cli import main
 
 
+def _one_scan_per_subject(sim):
+    """The simulated scans with every scan its own subject: scans exchangeable, no subject blocks."""
+    sim.scans["subject"] = sim.scans["scan_id"]
+    return sim
+
+
 def test_permute_reads_coupling_from_store(tmp_path, capsys):
-    sim = rc.simulate.cohort(n_regions=20, n_patients=6, n_controls=6, control_sessions=1, seed=4)
+    sim = _one_scan_per_subject(rc.simulate.cohort(n_regions=20, n_patients=6, n_controls=6, control_sessions=1,
+                                                   seed=4))
     path = tmp_path / "c.h5"
     rc.store.from_simulated(sim, path).close()
     assert main(["coupling", str(path)]) == 0
@@ -45,7 +52,8 @@ def test_permute_store_without_formula_is_usage_error(tmp_path, capsys):
 
 
 def test_permute_store_chunked_equals_whole(tmp_path, capsys):
-    sim = rc.simulate.cohort(n_regions=16, n_patients=6, n_controls=6, control_sessions=1, seed=6)
+    sim = _one_scan_per_subject(rc.simulate.cohort(n_regions=16, n_patients=6, n_controls=6, control_sessions=1,
+                                                   seed=6))
     path = tmp_path / "c.h5"
     rc.store.from_simulated(sim, path).close()
     assert main(["coupling", str(path)]) == 0

@@ -37,7 +37,11 @@ def add_parser(sub):
     p.add_argument("--alpha", type=float, default=0.05)
     p.add_argument("--alternative", choices=ALTERNATIVES, default="two-sided")
     p.add_argument("--resampling", choices=("auto", "permute", "signflip"), default="auto")
-    p.add_argument("--blocks", default=None, help="column of the table (or a text file) with exchangeability blocks")
+    p.add_argument("--blocks", default=None,
+                   help="column of the table (or a text file) with exchangeability blocks. Without it, a table "
+                   "whose 'subject' column repeats (several scans per subject) gets subject blocks: whole-subject "
+                   "permutation for a between-subject effect (e.g. group), permutation within subject for a "
+                   "within-subject effect (e.g. session); refused when neither is valid")
     p.add_argument("--whole-blocks", action="store_true", help="permute whole blocks instead of within blocks")
     spatial = p.add_mutually_exclusive_group()
     spatial.add_argument("--tfce", action="store_true", help="TFCE (voxel data: needs --mask)")
@@ -135,6 +139,7 @@ def _design(args, n):
     from ..io import design as dio
 
     blocks = None
+    table = None
     if args.design == "store" and args.formula is None:
         raise InputError("--formula is required with --design store; got none. Pass e.g. --formula '~ group + age'.")
     if args.formula is not None:
@@ -172,7 +177,24 @@ def _design(args, n):
     if matrix.shape[0] != n:
         raise InputError(f"--design must have one row per scan of DATA ({n}); got {matrix.shape[0]} rows. "
                          "Use the same scans in the same order.")
-    return matrix, columns, con, names, blocks
+    return matrix, columns, con, names, blocks, table
+
+
+def _exchangeability(args, table, matrix, contrast, resampling):
+    """The resampling of one contrast: the user's blocks, or subject blocks when
+    the scans table repeats subjects (:func:`recouple.workflows.inference.subject_exchangeability`)."""
+    from ..workflows.inference import subject_exchangeability
+
+    if args.blocks is not None:
+        return resampling, {"blocks": args.blocks, "whole_blocks": bool(args.whole_blocks), "rule": "given (--blocks)"}
+    if table is None or "subject" not in table.columns:
+        return resampling, {"blocks": None, "whole_blocks": False,
+                            "rule": "none (no subject column: every scan is taken as exchangeable)"}
+    eb = subject_exchangeability(table["subject"], matrix, contrast, resampling=resampling,
+                                 where="--blocks COLUMN (and --whole-blocks)")
+    if eb is None:
+        return resampling, {"blocks": None, "whole_blocks": False, "rule": "none (one scan per subject)"}
+    return resampling.replace(exchangeability_blocks=eb["blocks"], whole_blocks=eb["whole_blocks"]), eb["params"]
 
 
 def _write_map(prefix, name, values, element_names, volume):
@@ -208,24 +230,28 @@ def run(args) -> int:
     t0 = time.perf_counter()
     y, element_names, volume = _load_data(args.data, args.mask, args.result)
     n = y.shape[0]
-    matrix, columns, con, con_names, blocks = _design(args, n)
+    matrix, columns, con, con_names, blocks, table = _design(args, n)
     contrasts = [con] if args.test == "F" else [row for row in con]
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     written = []
     summary = []
     statname = "fstat" if args.test == "F" else "tstat"
-    resampling = perm.Resampling(n_perm=args.n_perm, seed=args.seed, kind=args.resampling,
-                                 exchangeability_blocks=blocks, whole_blocks=args.whole_blocks,
-                                 memory_limit=args.memory_limit, backend=args.backend)
+    base_resampling = perm.Resampling(n_perm=args.n_perm, seed=args.seed, kind=args.resampling,
+                                      exchangeability_blocks=blocks, whole_blocks=args.whole_blocks,
+                                      memory_limit=args.memory_limit, backend=args.backend)
+    # every contrast's exchangeability is settled (or refused) before any compute
+    chosen_resampling = [_exchangeability(args, table, matrix, c, base_resampling) for c in contrasts]
+    exchangeability = [eb for _, eb in chosen_resampling]
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for i, c in enumerate(contrasts):
             tag = f"c{i + 1}"
+            resampling_c = chosen_resampling[i][0]
             if args.nbs is not None:
                 if y.ndim == 2 and args.n_nodes is None:
                     raise InputError("--n-nodes is required for (scans, edges) NBS data; got none.")
                 res = perm.nbs(y, matrix, c, threshold=args.nbs, measure=args.nbs_measure, n_nodes=args.n_nodes,
-                               alternative=args.alternative, resampling=resampling)
+                               alternative=args.alternative, resampling=resampling_c)
                 import pandas as pd
 
                 names = [f"{a}-{b}" for a, b in res.edges]
@@ -253,10 +279,10 @@ def run(args) -> int:
                 # Stored results: the workflow picks the route (element chunks through Dask when it can).
                 result_name = _load_store(args.data, args.result, values=False)[3]
                 res = store_glm(args.data, result_name, matrix, c, test=args.test, alternative=args.alternative,
-                                resampling=resampling, chunk_elements=args.chunk_elements, scheduler=args.scheduler,
-                                progress=None)
+                                resampling=resampling_c, chunk_elements=args.chunk_elements, scheduler=args.scheduler,
+                                progress=None, subject_blocks=False)
             else:
-                res = perm.glm(y, matrix, c, test=args.test, alternative=args.alternative, resampling=resampling,
+                res = perm.glm(y, matrix, c, test=args.test, alternative=args.alternative, resampling=resampling_c,
                                spatial=perm.Spatial(tfce=args.tfce, mask=None if volume is None else volume["mask"],
                                                     connectivity=args.connectivity))
             for name, values in ((statname, res.statistic), ("uncp", res.pvalue), ("fwep", res.pvalue_fwer),
@@ -293,6 +319,7 @@ def run(args) -> int:
         "resampling": args.resampling,
         "blocks": args.blocks,
         "whole_blocks": bool(args.whole_blocks),
+        "exchangeability": exchangeability,
         "correction": args.correction,
         "alpha": args.alpha,
         "tfce": bool(args.tfce),
@@ -314,6 +341,9 @@ def run(args) -> int:
         print(f"warning: {w.message}")
     print(f"recouple permute: {y.shape[0]} scans, {int(np.prod(y.shape[1:]))} elements, {prov['n_perm']} "
           f"{prov['resampling']} resamples, {elapsed:.1f}s")
+    for i, eb in enumerate(exchangeability):
+        if eb.get("blocks") == "subject":
+            print(f"  c{i + 1} exchangeability: {eb['rule']}")
     for line in summary:
         print("  " + line)
     print(f"  wrote {len(written)} maps with prefix {args.out} and {prov_path}")

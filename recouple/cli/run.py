@@ -11,12 +11,15 @@ def add_parser(sub):
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) for the coupling step")
     p.add_argument("--memory-limit", default=None, help="memory budget, e.g. 4GB (default: a quarter of RAM)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
+    p.add_argument("--check", action="store_true",
+                   help="check the study file and every input it names (store, expression, gene sets, maps, nulls, "
+                   "region geometry), print what would run, and compute nothing; every run does these checks first")
     return p
 
 
 def run(args) -> int:
     # the analysis stack loads only when the verb runs, so `recouple --help` stays fast
-    from ..study import load_config
+    from ..study import check_study, load_config
     from ..workflows.pipeline import execute
 
     cfg = load_config(args.study)
@@ -28,7 +31,13 @@ def run(args) -> int:
         cfg["compute"]["scheduler"] = args.scheduler
     if args.memory_limit:
         cfg["compute"]["memory_limit"] = args.memory_limit
-    res = execute(cfg, progress=args.progress, overwrite=args.overwrite)
+    plan = check_study(cfg)
+    if args.check:
+        print(f"{args.study}: OK, nothing computed. A run would do:")
+        for line in plan.lines:
+            print(f"  {line}")
+        return 0
+    res = execute(cfg, progress=args.progress, overwrite=args.overwrite, plan=plan)
     print(f"report: {res.report}")
     print(f"tables: {res.output / 'tables'}; provenance: {res.provenance}")
     if res.skipped:

@@ -9,6 +9,16 @@ maximum; the maxima of all chunks give the family-wise null. Because each
 element only ever sees the shared resamples, the result equals the unchunked
 analysis whatever the chunk width or scheduler. Chunks are written to the
 store with completion flags, so an interrupted run resumes.
+
+Scans of one subject are not exchangeable with scans of another.
+:func:`subject_exchangeability` applies PALM's ``-eb`` rule when the scans
+table shows subjects with more than one scan: the subject is the
+exchangeability block; whole blocks are permuted (or sign-flipped) when the
+tested effect is constant within every subject (a between-subject effect
+such as group), scans are permuted within subjects when it varies within
+subjects (a within-subject effect such as session), and the test is refused
+when neither is valid (whole-block permutation with unequal block sizes).
+:func:`store_glm` applies it by default.
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from ..io.store import checksum
 from ..io.store import open as open_store
 from ..kernels import pvalues as _kp
 from ..kernels.stats import fdr_bh
+from ..permutation.design import resolve_kind
 from ..validation import check_choice
 
 
@@ -66,6 +77,78 @@ class CohortPermutation:
     params: dict = field(default_factory=dict)
     exhaustive: bool = False
     tfce: None = None
+
+
+def subject_exchangeability(subjects, design, contrast, *, resampling=None, where="exchangeability_blocks"):
+    """Exchangeability blocks by subject for a GLM on scans (PALM ``-eb`` semantics).
+
+    Parameters
+    ----------
+    subjects : (n,) sequence
+        Subject of each row of the design (e.g. the scans table's ``subject`` column).
+    design : (n, p) array
+    contrast : (p,) or (r, p) array
+        The tested effect: the design columns with a non-zero weight.
+    resampling : Resampling, optional
+        Its ``kind`` decides sign flips or permutations (``"auto"`` as :func:`recouple.permutation.glm`).
+    where : str
+        How the caller names the blocks option, for the refusal message (``--blocks``).
+
+    Returns
+    -------
+    None when every subject has one row (scans are exchangeable), else a dict
+    ``{"blocks": (n,) int codes, "whole_blocks": bool, "params": {...}}``:
+
+    * the tested effect is constant within every subject (between-subject,
+      e.g. group): whole-block permutation (subjects exchanged with all
+      their scans; for sign flips every scan of a subject shares one sign);
+      permuting whole blocks needs every subject to have the same number of
+      rows;
+    * the tested effect varies within some subject (within-subject, e.g.
+      session): permutation within subjects (each subject's scans exchanged
+      among themselves).
+
+    Raises
+    ------
+    InputError
+        When neither is valid: a between-subject effect with unequal numbers
+        of scans per subject (whole blocks cannot be exchanged, and
+        permuting within subjects leaves the effect untouched), or a subject
+        with missing id.
+    """
+    subj = np.asarray([str(s) for s in subjects])
+    x = np.asarray(design, dtype=np.float64)
+    c = np.atleast_2d(np.asarray(contrast, dtype=np.float64))
+    if subj.shape != (x.shape[0],):
+        raise ShapeError(f"subjects must name the subject of each design row ({x.shape[0]}); got {subj.size}.")
+    if np.any(np.isin(subj, ("", "nan", "None"))):
+        raise InputError("subjects must all be named to build exchangeability blocks; some rows have no subject. "
+                         f"Fill the subject column, or pass {where} yourself.")
+    names, codes, sizes = np.unique(subj, return_inverse=True, return_counts=True)
+    if sizes.max() <= 1:
+        return None
+    tested = np.flatnonzero(np.any(c != 0, axis=0))
+    between = all(np.ptp(x[codes == b][:, tested], axis=0).max(initial=0.0) == 0 for b in range(names.size))
+    kind = resolve_kind(resampling if resampling is not None else P.Resampling(), x, c)
+    size_text = (f"{names.size} subjects x {int(sizes[0])} scans" if np.unique(sizes).size == 1
+                 else f"{names.size} subjects with {int(sizes.min())}-{int(sizes.max())} scans")
+    if between:
+        if kind == "permute" and np.unique(sizes).size != 1:
+            counts = {int(k): int(v) for k, v in zip(*np.unique(sizes, return_counts=True))}
+            raise InputError(
+                f"scans are not exchangeable across subjects: {int(np.sum(sizes > 1))} of {names.size} subjects have "
+                "more than one scan, and the tested effect is constant within subject (a between-subject effect), "
+                "which needs whole-subject (whole-block) permutation; that needs every subject to have the same "
+                f"number of scans, but the counts differ (scans per subject: subjects {counts}). Analyse one scan "
+                f"per subject (one session, or subject means), or pass {where} (with whole blocks) yourself.")
+        rule = (f"whole-block {'sign flips' if kind == 'signflip' else 'permutation'} by subject ({size_text}): "
+                "the tested effect is constant within subject, so subjects are exchanged with all their scans")
+    else:
+        rule = (f"{'sign flips' if kind == 'signflip' else 'permutation'} within subject ({size_text}): "
+                "the tested effect varies within subject, so scans are exchanged only within each subject")
+    return {"blocks": codes.astype(np.int64), "whole_blocks": bool(between),
+            "params": {"blocks": "subject", "whole_blocks": bool(between), "n_blocks": int(names.size),
+                       "rule": rule}}
 
 
 def _chunk_task(chunk, *, source, design, contrast, resampling, width, n_elements, alternative):
@@ -167,7 +250,8 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
 
 
 def store_glm(store_path, result, design, contrast, *, test="t", alternative="two-sided", resampling=None,
-              dataset="coupling", chunk_elements=None, scheduler=None, client=None, overwrite=False, progress=None):
+              dataset="coupling", chunk_elements=None, scheduler=None, client=None, overwrite=False, progress=None,
+              subject_blocks=True):
     """Permutation GLM of a stored ``(scans, elements)`` result, by the route the test allows.
 
     One t contrast with freely drawn resamples (``Resampling`` with
@@ -187,6 +271,11 @@ def store_glm(store_path, result, design, contrast, *, test="t", alternative="tw
     alternative : {"two-sided", "greater", "less"}
     resampling : recouple.permutation.Resampling, optional
     progress : bool or None
+    subject_blocks : bool
+        When the resampling names no exchangeability blocks (nor precomputed
+        resamples) and the store's scans table shows subjects with more than
+        one scan, use subject blocks by :func:`subject_exchangeability`
+        (default True); the choice is recorded in ``params["exchangeability"]``.
 
     Returns
     -------
@@ -194,6 +283,25 @@ def store_glm(store_path, result, design, contrast, *, test="t", alternative="tw
     """
     r = resampling if resampling is not None else P.Resampling()
     c = np.asarray(contrast, dtype=np.float64)
+    exchange = {"blocks": "given" if r.exchangeability_blocks is not None else None,
+                "whole_blocks": bool(r.whole_blocks)}
+    if subject_blocks and r.exchangeability_blocks is None and r.permutations is None and r.signs is None:
+        with open_store(str(store_path)) as st:
+            scans = st.scans
+        if "subject" in scans:
+            eb = subject_exchangeability(scans["subject"], design, c, resampling=r)
+            if eb is not None:
+                r = r.replace(exchangeability_blocks=eb["blocks"], whole_blocks=eb["whole_blocks"])
+                exchange = eb["params"]
+    res = _store_glm(store_path, result, design, c, r, test=test, alternative=alternative, dataset=dataset,
+                     chunk_elements=chunk_elements, scheduler=scheduler, client=client, overwrite=overwrite,
+                     progress=progress)
+    res.params["exchangeability"] = exchange
+    return res
+
+
+def _store_glm(store_path, result, design, c, r, *, test, alternative, dataset, chunk_elements, scheduler, client,
+               overwrite, progress):
     chunkable = (test == "t" and (c.ndim == 1 or c.shape[0] == 1) and r.kind == "auto"
                  and r.exchangeability_blocks is None and r.permutations is None and r.signs is None
                  and not r.keep_null and not r.tail_approximation)
@@ -204,5 +312,5 @@ def store_glm(store_path, result, design, contrast, *, test="t", alternative="tw
                                   progress=progress)
     with open_store(str(store_path)) as st:
         y = np.asarray(st.read(f"results/{result}/{dataset}"), dtype=np.float64)
-    return P.glm(y, design, contrast, test=test, alternative=alternative,
+    return P.glm(y, design, c, test=test, alternative=alternative,
                  resampling=r if r.progress is not None or progress is None else r.replace(progress=progress))

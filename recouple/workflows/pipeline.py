@@ -5,12 +5,13 @@ Every step writes its arrays to ``<output>/steps/<step>.npz`` and then a
 completion marker ``<step>.done.json`` holding a hash of the step's
 parameters and inputs; a re-run skips steps whose marker matches and loads
 their arrays instead. Coupling itself is chunked and resumable inside the
-cohort store.
+cohort store. Before any step, :func:`recouple.workflows.check.check_study`
+reads and checks every input, so a configuration problem never surfaces
+after compute has been spent.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -27,10 +28,12 @@ from .. import nulls as NL
 from .. import permutation as P
 from .. import store
 from ..engine.backend import get_backend
-from ..exceptions import ConfigError
 from ..io.store import checksum
+from .check import check_study, covariate_matrix, pair_rows, select_rows, sphere_coords
 from .coupling import cohort_coupling
 from .report import write_report
+
+__all__ = ["StudyResult", "execute", "sphere_coords"]
 
 
 @dataclass
@@ -109,39 +112,15 @@ def _input_fingerprint(store_path, coupling, scans) -> dict:
     }
 
 
-def sphere_coords(centroids: np.ndarray) -> np.ndarray:
-    """Centroids projected onto the unit sphere (what spin nulls rotate)."""
-    c = np.asarray(centroids, dtype=float)
-    return c / np.linalg.norm(c, axis=1, keepdims=True)
+_select, _pairs, _covariates = select_rows, pair_rows, covariate_matrix
 
 
-def _select(scans, **where):
-    keep = np.ones(len(scans), dtype=bool)
-    for k, v in where.items():
-        keep &= scans[k].astype(str).to_numpy() == str(v)
-    return np.nonzero(keep)[0]
-
-
-def _pairs(scans, rows, sessions):
-    sub = scans.iloc[rows].reset_index(drop=True)
-    subjects, pre, post = P.pair_sessions(sub, pre=sessions[0], post=sessions[1])
-    return subjects, rows[pre], rows[post]
-
-
-def _covariates(scans, rows, names):
-    if not names:
-        return None
-    cols = []
-    for n in names:
-        col = scans[n].iloc[rows]
-        if col.dtype == object or str(col.dtype).startswith(("str", "string")):
-            col = np.unique(col.astype(str), return_inverse=True)[1]
-        cols.append(np.asarray(col, dtype=float))
-    return np.column_stack(cols)
-
-
-def _run_contrast(c, scans, coupling, perm_cfg, backend):
-    common = {"resampling": P.Resampling(n_perm=int(perm_cfg["n_perm"]), seed=int(perm_cfg["seed"]), backend=backend)}
+def _run_contrast(c, scans, coupling, perm_cfg, backend, units=None):
+    """One contrast; ``units`` (from :func:`check_study`) carries the subject blocks of scans-level tests."""
+    resampling = P.Resampling(n_perm=int(perm_cfg["n_perm"]), seed=int(perm_cfg["seed"]), backend=backend)
+    if units is not None and units.get("blocks") is not None:
+        resampling = resampling.replace(exchangeability_blocks=units["blocks"], whole_blocks=units["whole_blocks"])
+    common = {"resampling": resampling}
     if c["type"] == "paired":
         rows = _select(scans, group=c["group"])
         subjects, pre, post = _pairs(scans, rows, c["sessions"])
@@ -172,8 +151,15 @@ def _run_contrast(c, scans, coupling, perm_cfg, backend):
     return res, desc, n
 
 
-def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyResult:
-    """Run the pipeline for a validated config (see :mod:`recouple.study`)."""
+def execute(cfg: dict, *, progress=False, overwrite=False, log=print, plan=None) -> StudyResult:
+    """Run the pipeline for a validated config (see :mod:`recouple.study`).
+
+    ``plan`` is the :class:`~recouple.workflows.check.StudyPlan` of
+    :func:`~recouple.workflows.check.check_study` for this config; it is
+    made here (every input read and checked) when not given.
+    """
+    if plan is None:
+        plan = check_study(cfg)
     out = Path(cfg["study"]["output"])
     out.mkdir(parents=True, exist_ok=True)
     (out / "tables").mkdir(exist_ok=True)
@@ -219,10 +205,14 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
         t0 = time.perf_counter()
 
         def compute(c=c):
-            res, desc, n = _run_contrast(c, scans, coupling, cfg["permutation"], be.name)
+            units = plan.contrasts.get(c["name"])
+            res, desc, n = _run_contrast(c, scans, coupling, cfg["permutation"], be.name, units)
+            eb = units["exchangeability"] if units else {"blocks": None, "whole_blocks": False, "rule": ""}
             return {"statistic": res.statistic, "pvalue": res.pvalue, "pvalue_fwer": res.pvalue_fwer,
                     "pvalue_fdr": res.pvalue_fdr, "null_max": res.null_max, "n_perm": np.asarray(res.n_perm),
-                    "df": np.asarray(res.df), "desc": np.asarray(desc), "n": np.asarray(n)}
+                    "df": np.asarray(res.df), "desc": np.asarray(desc), "n": np.asarray(n),
+                    "exchangeability": np.asarray(eb["rule"]), "blocks": np.asarray(str(eb["blocks"])),
+                    "whole_blocks": np.asarray(bool(eb["whole_blocks"]))}
 
         saved, state = steps.run(name, key, compute)
         alpha = cfg["permutation"]["alpha"]
@@ -270,8 +260,7 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
     # 4. spatial association of the target map with genes and maps
     assoc = cfg["association"]
     if assoc["_present"] and cp["level"] == "region" and cfg["contrasts"]:
-        result.steps.update(_spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path, be, out,
-                                           result, log, progress))
+        result.steps.update(_spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log))
 
     prov = {
         "recouple_version": __version__,
@@ -300,43 +289,45 @@ def _target_map(cfg, contrasts):
     return target, np.asarray(contrasts[target]["statistic"], dtype=float)
 
 
-def _load_expression(cfg, store_path, labels, regions):
-    src = cfg["association"]["expression"]
-    if src in (None, "", "store"):
-        with store.open(store_path) as st:
-            if "maps/expression" not in st:
-                raise ConfigError("[association] expression = \"store\" but the store has no maps/expression; "
-                                  "give an expression CSV (abagen format) instead.")
-            values = st.read("maps/expression")
-            raw = st.file["maps/expression"].attrs.get("genes")
-        genes = json.loads(raw) if isinstance(raw, str) else [str(g) for g in raw]
-        return G.load_expression(values, regions=list(labels), genes=genes)
-    return G.load_expression(src)
+def _nulls_digest(plan) -> str:
+    """Hash of what the nulls are drawn from (geometry, vertex parcellation, or the nulls file's array)."""
+    h = hashlib.sha256()
+    source = plan.nulls.get("spec") or {"array": plan.nulls.get("array")}
+    for name in sorted(source):
+        value = source[name]
+        if isinstance(value, np.ndarray):
+            h.update(name.encode() + np.ascontiguousarray(value).tobytes())
+    return h.hexdigest()[:16]
 
 
-def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path, be, out, result, log, progress):
+def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
     assoc, ncfg, enr = cfg["association"], cfg["nulls"], cfg["enrichment"]
     target, y = _target_map(cfg, contrasts)
-    hemi = np.where(regions["hemisphere"].astype(str).str.upper().str.startswith("R"), 1, 0)
-    coords = sphere_coords(regions[["x", "y", "z"]].to_numpy(dtype=float))
     produced = {}
 
-    # nulls: spatial permutations of the target map's regions
-    key = _hash({**base_key, "nulls": ncfg, "target": target})
+    # nulls of the target map: resampling indices (spins, permutations) or surrogate maps (cornblath, a file)
+    key = _hash({**base_key, "nulls": ncfg, "target": target, "nulls_input": _nulls_digest(plan)})
     t0 = time.perf_counter()
 
     def draw_nulls():
-        # the one null specification (recouple.nulls.spec); coords/hemi are used by spin methods only
-        _, idx = NL.spec.resolve(ncfg["method"], y, n_perm=int(ncfg["n_perm"]), seed=int(ncfg["seed"]),
-                                 coords=coords, hemi=hemi)
-        return {"indices": np.asarray(idx)}
+        if plan.nulls["method"] == "file":
+            kind, arr = plan.nulls["kind"], plan.nulls["array"]
+        else:
+            # the one null specification (recouple.nulls.spec), with the geometry check_study found
+            kind, arr = NL.spec.resolve(plan.nulls["spec"], y)
+            arr = arr if kind == "index" else arr[0]
+        return {"indices": np.asarray(arr)} if kind == "index" else {"maps": np.asarray(arr, dtype=np.float64)}
 
-    nulls = steps.run("nulls", key, draw_nulls)[0]["indices"]
-    log(f"[nulls] {nulls.shape[0]} {ncfg['method']} nulls of {y.size} regions ({time.perf_counter() - t0:.1f} s)")
-    produced["nulls"] = {"indices": nulls, "target": target}
+    drawn = steps.run("nulls", key, draw_nulls)[0]
+    kind = "indices" if "indices" in drawn else "maps"
+    nulls = drawn[kind]
+    log(f"[nulls] {nulls.shape[0]} {ncfg['method'] if plan.nulls['method'] != 'file' else 'precomputed'} "
+        f"{'resampling indices' if kind == 'indices' else 'surrogate maps'} of {y.size} regions "
+        f"({time.perf_counter() - t0:.1f} s)")
+    produced["nulls"] = {kind: nulls, "target": target}
 
-    # Read the expression table only if a step that needs it has to run.
-    expression = functools.lru_cache(maxsize=1)(lambda: _load_expression(cfg, store_path, labels, regions))
+    def expression():
+        return plan.expression
     key = _hash({**base_key, "assoc": {k: v for k, v in assoc.items() if k != "_present"}, "nulls": ncfg,
                  "target": target, "backend": be.name})
     t0 = time.perf_counter()
@@ -375,7 +366,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
         key = _hash({**base_key, "maps": assoc["maps"], "nulls": ncfg, "target": target, "backend": be.name})
 
         def map_steps():
-            names, Y = _read_user_maps(assoc["maps"], labels)
+            names, Y = plan.maps
             am = NL.compare_maps(y, Y, nulls=nulls, method=assoc["method"], backend=be.name)
             return {"names": np.asarray(names), "r": np.atleast_1d(am.r).ravel(),
                     "pvalue": np.atleast_1d(am.pvalue).ravel(), "pvalue_fdr": np.atleast_1d(am.pvalue_fdr).ravel(),
@@ -392,7 +383,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
         t0 = time.perf_counter()
 
         def enrichment_steps():
-            sets = G.load_gene_sets(enr["gene_sets"])
+            sets = plan.gene_sets
             er = G.enrichment(y, expression(), sets, nulls=nulls, labels=labels, min_size=int(enr["min_size"]),
                               max_size=int(enr["max_size"]), alternative=enr["alternative"], backend=be.name)
             return {k: np.asarray(v) for k, v in _enrichment_arrays(er).items()}
@@ -426,23 +417,3 @@ def _enrichment_arrays(er) -> dict:
             v = getattr(er, "scores", None)
         out[name] = np.asarray(v).astype(str) if name == "categories" else np.asarray(v)
     return out
-
-
-def _read_user_maps(paths, labels):
-    names, rows = [], []
-    for p in paths:
-        table = pd.read_csv(p)
-        label_col = next((c for c in table.columns if c.lower() in ("label", "region", "name")), None)
-        if label_col is None:
-            raise ConfigError(f"map table {p} needs a 'label' column naming regions; got columns "
-                              f"{list(table.columns)}.")
-        table = table.set_index(table[label_col].astype(str))
-        missing = [lab for lab in labels if lab not in table.index]
-        if missing:
-            raise ConfigError(f"map table {p} lacks region(s) {missing[:5]}; labels must match the store's.")
-        for col in table.columns:
-            if col == label_col:
-                continue
-            names.append(f"{Path(p).stem}:{col}")
-            rows.append(table.loc[list(labels), col].to_numpy(dtype=float))
-    return names, np.vstack(rows)

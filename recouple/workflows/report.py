@@ -419,7 +419,8 @@ def methods_paragraph(cfg: dict, result) -> str:
             f"(seed {perm['seed']}){fl}; family-wise error across "
             f"{'regions' if cp['level'] == 'region' else 'voxels'} was controlled by the maximum statistic "
             f"(Nichols & Holmes, 2002; alpha = {perm['alpha']}) and the false discovery rate by the "
-            "Benjamini-Hochberg procedure (Benjamini & Hochberg, 1995).")
+            "Benjamini-Hochberg procedure (Benjamini & Hochberg, 1995)."
+            + (f" Exchangeability: {saved['exchangeability']}." if str(saved.get("exchangeability", "")) else ""))
     clin = cfg["clinical"]
     if "clinical" in result.steps:
         tested = True
