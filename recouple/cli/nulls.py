@@ -26,6 +26,9 @@ def add_parser(sub):
     p.add_argument("--hemi", metavar="FILE", help="hemisphere of each region (0/L, 1/R) as .npy or .csv")
     p.add_argument("--map", metavar="FILE", help="the map (N,) for variogram, Moran or cornblath nulls")
     p.add_argument("--distance", metavar="FILE", help="(N, N) distance matrix .npy/.csv for variogram/Moran")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="memory budget, e.g. 8GB (default half of the available memory); nulls that do not fit "
+                   "are refused before any is drawn")
     p.add_argument("--out", required=True, metavar="NPY", help="output .npy file")
     return p
 
@@ -51,12 +54,15 @@ def run(args) -> int:
     import numpy as np
 
     from .. import nulls
+    from ..engine.planner import parse_memory
     from ..engine.provenance import build_provenance, file_checksums, write_provenance_file
     from ..exceptions import InputError
     from ..io import surfaces
 
     if args.n_perm < 1:
         raise InputError(f"--n-perm must be >= 1; got {args.n_perm}. Pass e.g. --n-perm 1000.")
+    limit = args.memory_limit
+    parse_memory(limit)  # a malformed --memory-limit fails before any input is read
     out = Path(args.out)
     if out.suffix != ".npy":
         raise InputError(f"--out must end in .npy; got {str(out)!r}. Pass e.g. --out nulls.npy.")
@@ -75,20 +81,21 @@ def run(args) -> int:
                 if labels is None:
                     raise InputError(f"--method {args.method} needs --parcellation; got none. Pass the vertex labels.")
                 res = nulls.spin_permutations(coords_v, hemi=hemi_v, n_perm=args.n_perm, seed=args.seed,
-                                              method=args.method, parcellation=labels, data=x)
+                                              method=args.method, parcellation=labels, data=x, memory_limit=limit)
                 extra["parcels"] = np.unique(labels[labels > 0]).tolist()
             elif labels is not None:
                 cen, ph, codes = surfaces.parcel_centroids(coords_v, labels, hemi=hemi_v)
-                res = nulls.spin_permutations(cen, hemi=ph, n_perm=args.n_perm, seed=args.seed, method=args.method)
+                res = nulls.spin_permutations(cen, hemi=ph, n_perm=args.n_perm, seed=args.seed, method=args.method,
+                                              memory_limit=limit)
                 extra["parcels"] = codes.tolist()
             else:
                 res = nulls.spin_permutations(coords_v, hemi=hemi_v, n_perm=args.n_perm, seed=args.seed,
-                                              method=args.method)
+                                              method=args.method, memory_limit=limit)
         elif args.coords:
             coords = _load_array(args.coords, "coords")
             hemi = None if args.hemi is None else _load_array(args.hemi, "hemi").ravel()
             res = nulls.spin_permutations(coords, hemi=hemi, n_perm=args.n_perm, seed=args.seed, method=args.method,
-                                          data=x)
+                                          data=x, memory_limit=limit)
         else:
             raise InputError("spin nulls need --sphere (with --parcellation) or --coords; got neither. "
                              "Pass e.g. --sphere lh.sphere.gii rh.sphere.gii --parcellation labels.csv.")
@@ -101,7 +108,7 @@ def run(args) -> int:
         n = x.size if x is not None else None
         if n is None:
             raise InputError("--method permutation needs --map (to know N); got none.")
-        res = permutation_indices(args.seed, args.n_perm, n)
+        res = permutation_indices(args.seed, args.n_perm, n, memory_limit=limit)
     else:
         if x is None:
             raise InputError(f"--method {args.method} needs --map; got none. Pass the map to randomise.")
@@ -112,11 +119,11 @@ def run(args) -> int:
         else:
             raise InputError(f"--method {args.method} needs --distance or --coords; got neither.")
         if args.method == "variogram":
-            res = nulls.variogram_surrogates(x, D, n_perm=args.n_perm, seed=args.seed)
+            res = nulls.variogram_surrogates(x, D, n_perm=args.n_perm, seed=args.seed, memory_limit=limit)
         elif args.method == "burt2018":
-            res = nulls.burt2018_surrogates(x, D, n_perm=args.n_perm, seed=args.seed)
+            res = nulls.burt2018_surrogates(x, D, n_perm=args.n_perm, seed=args.seed, memory_limit=limit)
         else:
-            res = nulls.moran(x, nulls.moran_weights(D), n_perm=args.n_perm, seed=args.seed)
+            res = nulls.moran(x, nulls.moran_weights(D), n_perm=args.n_perm, seed=args.seed, memory_limit=limit)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part.npy")
     np.save(tmp, res)
