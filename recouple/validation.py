@@ -16,6 +16,7 @@ def as_array(name: str, x, *, ndim_min: int | None = None, ndim: int | None = No
         arr = np.asarray(to_host(x))
     except Exception as exc:
         raise InputError(f"{name} must be array-like; got {describe(x)} ({exc}). Pass a NumPy array.") from exc
+    check_real(name, arr)
     if dtype is not None:
         if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
             raise InputError(
@@ -30,6 +31,43 @@ def as_array(name: str, x, *, ndim_min: int | None = None, ndim: int | None = No
             "Stack subjects along the first axis."
         )
     return arr
+
+
+def check_real(name: str, x) -> None:
+    """Refuse complex input: converting it to float would drop the imaginary part silently."""
+    dtype = getattr(x, "dtype", None)
+    try:
+        kind = np.dtype(dtype).kind if dtype is not None else np.asarray(x).dtype.kind
+    except TypeError:  # a dtype NumPy does not know: not complex as far as NumPy is concerned
+        return
+    if kind == "c":
+        raise InputError(
+            f"{name} must hold real numbers; got a complex array ({describe(x)}). Pass its real part "
+            "(np.real) or its magnitude (np.abs) explicitly."
+        )
+
+
+def frame_values(name: str, frame) -> np.ndarray:
+    """Float64 values of a table (a pandas DataFrame, duck-typed: ``columns``,
+    ``index``, ``frame[column]``); a cell that is not a number is named by its
+    row and column instead of failing inside pandas."""
+    for col in frame.columns:
+        check_real(f"{name} column {col!r}", frame[col])
+    try:
+        return np.asarray(frame.to_numpy(dtype=np.float64))
+    except (ValueError, TypeError):
+        pass
+    for col in frame.columns:
+        cells = np.asarray(frame[col].to_numpy(), dtype=object)
+        for i, cell in enumerate(cells):
+            try:
+                float(cell)
+            except (ValueError, TypeError):
+                raise InputError(
+                    f"{name} must hold only numbers; the cell in row {frame.index[i]!r}, column {col!r} is "
+                    f"{cell!r}. Fix or blank it (a blank cell is read as missing) and load the table again."
+                ) from None
+    return np.asarray(frame.to_numpy(dtype=np.float64))  # pragma: no cover - a failure no cell explains
 
 
 def check_square(name: str, x: np.ndarray) -> None:

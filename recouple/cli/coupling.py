@@ -25,7 +25,7 @@ def add_parser(sub):
     p.add_argument("--symmetrize", action="store_true", help="average asymmetric SC with its transpose")
     p.add_argument("--allow-negative", action="store_true", help="accept negative SC weights")
     p.add_argument("--chunk-size", type=int, default=None, help="scans (region) or voxels (voxel) per chunk")
-    p.add_argument("--memory-limit", default=None, help="memory budget, e.g. 8GB or 0.5 (default 25%% of RAM)")
+    p.add_argument("--memory-limit", default=None, help="memory budget, e.g. 8GB or 0.5 (default half of the available memory)")
     p.add_argument("--scheduler", default=None,
                    help="threads (default), sync, processes, or a Dask scheduler address tcp://host:8786")
     p.add_argument("--name", default=None, help="result name (default coupling_<method>_<edges>)")

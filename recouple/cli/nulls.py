@@ -41,6 +41,9 @@ def add_parser(sub):
     p.add_argument("--write-centroids", metavar="CSV",
                    help="also write the region centroids computed on the sphere: columns label,x,y,z,hemisphere "
                    "(the table `recouple ingest --centroids` reads)")
+    p.add_argument("--memory-limit", default=None, metavar="SIZE",
+                   help="memory budget, e.g. 8GB (default half of the available memory); nulls that do not fit "
+                   "are refused before any is drawn")
     p.add_argument("--out", required=True, metavar="NPY",
                    help="output .npy; region labels go to <out>.labels.txt, provenance to <out>.provenance.json")
     return p
@@ -128,6 +131,7 @@ def run(args) -> int:
     import numpy as np
 
     from .. import nulls
+    from ..engine.planner import parse_memory
     from ..engine.provenance import build_provenance, file_checksums, write_provenance_file
     from ..exceptions import InputError
     from ..io import surfaces
@@ -136,6 +140,8 @@ def run(args) -> int:
 
     if args.n_perm < 1:
         raise InputError(f"--n-perm must be >= 1; got {args.n_perm}. Pass e.g. --n-perm 1000.")
+    limit = args.memory_limit
+    parse_memory(limit)  # a malformed --memory-limit fails before any input is read
     out = Path(args.out)
     if out.suffix != ".npy":
         raise InputError(f"--out must end in .npy; got {str(out)!r}. Pass e.g. --out nulls.npy.")
@@ -177,10 +183,12 @@ def run(args) -> int:
                 if args.method in ("baum", "cornblath"):
                     coords_v, hemi_v = geom.vertex_coords()
                     res = nulls.spin_permutations(coords_v, hemi=hemi_v, n_perm=args.n_perm, seed=args.seed,
-                                                  method=args.method, parcellation=geom.vertex_labels(), data=x)
+                                                  method=args.method, parcellation=geom.vertex_labels(), data=x,
+                                                  memory_limit=limit)
                 else:
                     res = nulls.spin_permutations(geom.centroids, hemi=(geom.hemisphere == "R").astype(np.int64),
-                                                  n_perm=args.n_perm, seed=args.seed, method=args.method)
+                                                  n_perm=args.n_perm, seed=args.seed, method=args.method,
+                                                  memory_limit=limit)
                 centroids = (geom.labels, geom.centroids, geom.hemisphere)
                 extra["regions"] = geom.labels.tolist()
                 extra["excluded"] = list(geom.excluded)
@@ -201,22 +209,22 @@ def run(args) -> int:
                         raise InputError(f"--method {args.method} needs --parcellation; got none. Pass the vertex "
                                          "labels.")
                     res = nulls.spin_permutations(coords_v, hemi=hemi_v, n_perm=args.n_perm, seed=args.seed,
-                                                  method=args.method, parcellation=codes_v, data=x)
+                                                  method=args.method, parcellation=codes_v, data=x, memory_limit=limit)
                     extra["parcels"] = codes.tolist()
                 elif codes_v is not None:
                     cen, ph, codes = surfaces.parcel_centroids(coords_v, codes_v, hemi=hemi_v)
                     res = nulls.spin_permutations(cen, hemi=ph, n_perm=args.n_perm, seed=args.seed,
-                                                  method=args.method)
+                                                  method=args.method, memory_limit=limit)
                     extra["parcels"] = codes.tolist()
                     centroids = (np.asarray(labels), cen, np.array(["L", "R"])[ph])
                 else:
                     res = nulls.spin_permutations(coords_v, hemi=hemi_v, n_perm=args.n_perm, seed=args.seed,
-                                                  method=args.method)
+                                                  method=args.method, memory_limit=limit)
         elif args.coords:
             coords = _load_array(args.coords, "coords")
             hemi = None if args.hemi is None else _load_array(args.hemi, "hemi").ravel()
             res = nulls.spin_permutations(coords, hemi=hemi, n_perm=args.n_perm, seed=args.seed, method=args.method,
-                                          data=x)
+                                          data=x, memory_limit=limit)
         else:
             raise InputError("spin nulls need --sphere (with --parcellation) or --coords; got neither. "
                              "Pass e.g. --sphere lh.sphere.gii rh.sphere.gii --parcellation lh.annot rh.annot.")
@@ -230,7 +238,7 @@ def run(args) -> int:
         n = x.size if x is not None else (len(labels) if labels is not None else None)
         if n is None:
             raise InputError("--method permutation needs --map or --labels (to know N); got neither.")
-        res = permutation_indices(args.seed, args.n_perm, n)
+        res = permutation_indices(args.seed, args.n_perm, n, memory_limit=limit)
     else:
         if x is None:
             raise InputError(f"--method {args.method} needs --map; got none. Pass the map to randomise.")
@@ -241,11 +249,11 @@ def run(args) -> int:
         else:
             raise InputError(f"--method {args.method} needs --distance or --coords; got neither.")
         if args.method == "variogram":
-            res = nulls.variogram_surrogates(x, D, n_perm=args.n_perm, seed=args.seed)
+            res = nulls.variogram_surrogates(x, D, n_perm=args.n_perm, seed=args.seed, memory_limit=limit)
         elif args.method == "burt2018":
-            res = nulls.burt2018_surrogates(x, D, n_perm=args.n_perm, seed=args.seed)
+            res = nulls.burt2018_surrogates(x, D, n_perm=args.n_perm, seed=args.seed, memory_limit=limit)
         else:
-            res = nulls.moran(x, nulls.moran_weights(D), n_perm=args.n_perm, seed=args.seed)
+            res = nulls.moran(x, nulls.moran_weights(D), n_perm=args.n_perm, seed=args.seed, memory_limit=limit)
     res = np.asarray(res)
     if labels is not None and len(labels) != res.shape[1]:
         raise InputError(f"--labels names {len(labels)} regions but the nulls have {res.shape[1]}; give one label "

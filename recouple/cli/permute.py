@@ -51,7 +51,7 @@ def add_parser(sub):
     p.add_argument("--n-nodes", type=int, default=None, help="number of nodes for (scans, edges) NBS input")
     p.add_argument("--mask", default=None, help="3-D NIfTI mask for 4-D NIfTI data")
     p.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=6)
-    p.add_argument("--memory-limit", default=None, help="memory budget, e.g. 4GB (default 25%% of RAM)")
+    p.add_argument("--memory-limit", default=None, help="memory budget, e.g. 4GB (default half of the available memory)")
     p.add_argument("-o", "--out", required=True, help="output prefix, e.g. results/ect")
     return p
 

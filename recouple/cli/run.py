@@ -9,7 +9,7 @@ def add_parser(sub):
     p.add_argument("--out", default=None, help="output folder (overrides [study] output)")
     p.add_argument("--overwrite", action="store_true", help="recompute every step instead of resuming")
     p.add_argument("--scheduler", default=None, help="Dask scheduler address (tcp://host:8786) for the coupling step")
-    p.add_argument("--memory-limit", default=None, help="memory budget, e.g. 4GB (default: a quarter of RAM)")
+    p.add_argument("--memory-limit", default=None, help="memory budget, e.g. 4GB (default: half of the available memory)")
     p.add_argument("--progress", action="store_true", help="show progress bars")
     p.add_argument("--check", action="store_true",
                    help="check the study file and every input it names (store, expression, gene sets, maps, nulls, "

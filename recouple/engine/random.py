@@ -14,6 +14,7 @@ import zlib
 import numpy as np
 
 from ..exceptions import InputError
+from .planner import require_memory
 
 
 def _purpose_key(purpose: str) -> int:
@@ -46,17 +47,31 @@ def stream(seed, purpose: str, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(ss))
 
 
-def streams(seed, purpose: str, indices) -> list[np.random.Generator]:
-    entropy = root_entropy(seed)
+def iter_streams(seed, purpose: str, indices):
+    """The generators of :func:`streams`, made one at a time (a generator
+    holds ~1 KB: a loop over millions of draws must not keep them all)."""
+    entropy = root_entropy(seed)  # here, not at the first draw: a bad seed fails at once
     key = _purpose_key(purpose)
-    return [
-        np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy=entropy, spawn_key=(key, int(i)))))
-        for i in indices
-    ]
+    return (np.random.Generator(np.random.PCG64(np.random.SeedSequence(entropy=entropy, spawn_key=(key, int(i)))))
+            for i in indices)
+
+
+def streams(seed, purpose: str, indices) -> list[np.random.Generator]:
+    """List of the generators for resamples ``indices`` (see :func:`iter_streams` for long loops)."""
+    return list(iter_streams(seed, purpose, indices))
+
+
+def _require(function, n_perm, n, dtype, memory_limit, item="n_perm"):
+    n_perm = int(n_perm)
+    if n_perm < 0 or int(n) < 0:
+        raise InputError(f"{function} needs non-negative sizes; got {item}={n_perm}, n={n}. Pass e.g. {item}=1000.")
+    require_memory(f"{function}: the ({n_perm:,}, {int(n):,}) {dtype} array", n_perm, 8.0 * max(int(n), 1),
+                   memory_limit=memory_limit, item=item,
+                   fix="draw in blocks with start= (row k is the same in any block)")
 
 
 def permutation_indices(seed, n_perm: int, n: int, *, start: int = 0, purpose="permutation", blocks=None,
-                        whole_blocks: bool = False) -> np.ndarray:
+                        whole_blocks: bool = False, memory_limit=None) -> np.ndarray:
     """``(n_perm, n)`` int array; row k is a uniform permutation of ``range(n)``.
 
     ``blocks`` : (n,) int codes ``0..B-1``, optional
@@ -64,8 +79,12 @@ def permutation_indices(seed, n_perm: int, n: int, *, start: int = 0, purpose="p
         ``whole_blocks=True``, blocks (of equal size) swap places as units,
         keeping their internal order. Permuted row ``i`` is original row
         ``out[k, i]``.
+    memory_limit : optional
+        Budget (:func:`recouple.engine.planner.parse_memory`); an output that
+        does not fit is refused before anything is drawn.
     """
-    gens = streams(seed, purpose, range(start, start + n_perm))
+    _require("permutation_indices", n_perm, n, "int64", memory_limit)
+    gens = iter_streams(seed, purpose, range(start, start + n_perm))
     out = np.empty((n_perm, n), dtype=np.int64)
     if blocks is None:
         for k, g in enumerate(gens):
@@ -86,14 +105,18 @@ def permutation_indices(seed, n_perm: int, n: int, *, start: int = 0, purpose="p
     return out
 
 
-def sign_flips(seed, n_perm: int, n: int, *, start: int = 0, purpose="signflip", blocks=None) -> np.ndarray:
+def sign_flips(seed, n_perm: int, n: int, *, start: int = 0, purpose="signflip", blocks=None,
+               memory_limit=None) -> np.ndarray:
     """``(n_perm, n)`` array of +-1 (float64); row k independent Rademacher signs.
 
     The one sign-flip generator of the package. ``blocks`` : (n,) int codes
     ``0..B-1``, optional: whole-block flips, one sign drawn per block and
     shared by its members (row k draws ``B`` signs instead of ``n``).
+    ``memory_limit``: an output that does not fit is refused before anything
+    is drawn.
     """
-    gens = streams(seed, purpose, range(start, start + n_perm))
+    _require("sign_flips", n_perm, n, "float64", memory_limit)
+    gens = iter_streams(seed, purpose, range(start, start + n_perm))
     codes = None if blocks is None else np.asarray(blocks)
     units = n if codes is None else int(codes.max()) + 1
     out = np.empty((n_perm, n), dtype=np.float64)
@@ -103,9 +126,12 @@ def sign_flips(seed, n_perm: int, n: int, *, start: int = 0, purpose="signflip",
     return out
 
 
-def bootstrap_indices(seed, n_boot: int, n: int, *, start: int = 0, purpose="bootstrap") -> np.ndarray:
-    """``(n_boot, n)`` int array of indices drawn with replacement."""
-    gens = streams(seed, purpose, range(start, start + n_boot))
+def bootstrap_indices(seed, n_boot: int, n: int, *, start: int = 0, purpose="bootstrap",
+                      memory_limit=None) -> np.ndarray:
+    """``(n_boot, n)`` int array of indices drawn with replacement (refused
+    before drawing when it does not fit ``memory_limit``)."""
+    _require("bootstrap_indices", n_boot, n, "int64", memory_limit, item="n_boot")
+    gens = iter_streams(seed, purpose, range(start, start + n_boot))
     out = np.empty((n_boot, n), dtype=np.int64)
     for k, g in enumerate(gens):
         out[k] = g.integers(0, n, size=n)

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import json
 import math
 import os
 import sys
+import threading
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
@@ -60,6 +63,40 @@ class RunInfo:
     n_skipped: int
     scheduler: str
     provenance: dict = field(default_factory=dict)
+
+
+#: Seconds between a worker process's checks that its parent is alive.
+PARENT_POLL_S = 0.5
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_S)
+    os._exit(1)  # the parent is gone (killed): its results can no longer be written anywhere
+
+
+def exit_with_parent(parent: int, user_initializer=None) -> None:
+    """Initializer of the ``processes`` scheduler's workers: a daemon thread
+    ends the worker as soon as its parent process ``parent`` has died (even
+    by SIGKILL, which runs no clean-up in the parent), instead of leaving it
+    waiting or computing. ``parent`` is the pid the parent passed: a worker
+    still starting up when the parent died exits at once."""
+    if os.getppid() != parent:
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True, name="recouple-parent-watch").start()
+    if user_initializer is not None:
+        user_initializer()
+
+
+def _compute_options(kind) -> dict:
+    """Keywords for ``dask.compute``: worker processes that die with this one."""
+    import dask
+
+    if kind != "processes" or dask.config.get("pool", None) is not None:  # a user's pool keeps its initializer
+        return {}
+
+    return {"initializer": functools.partial(exit_with_parent, os.getpid(),
+                                             dask.config.get("multiprocessing.initializer", None))}
 
 
 def worker_count(scheduler=None, client=None) -> int:
@@ -289,7 +326,7 @@ def run_chunks(
                             tasks = [dask.delayed(task, pure=False)(all_chunks[k],
                                                                     dask_key_name=f"{analysis}-{token}-{k}")
                                      for k in ks]
-                            results = dask.compute(*tasks, scheduler=kind)
+                            results = dask.compute(*tasks, scheduler=kind, **_compute_options(kind))
                             for k, arrays in zip(ks, results):
                                 _write_chunk(f, analysis, k, all_chunks[k], arrays)
                                 bar.update()

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..exceptions import InputError, ShapeError
 from ..io.tables import LabelledTable, read_expression_hdf5, read_labelled_table
-from ..validation import as_array, check_choice, check_positive_int
+from ..validation import as_array, check_choice, check_positive_int, frame_values
 
 __all__ = ["Expression", "Alignment", "load_expression", "from_annotations", "region_key", "align",
            "select_regions", "filter_genes", "METHODS"]
@@ -153,7 +153,7 @@ def load_expression(source, *, regions=None, genes=None, label_column=None, info
     elif isinstance(source, LabelledTable):
         values, reg, gen, ids = source.values, source.labels, source.columns, source.ids
     elif hasattr(source, "columns") and hasattr(source, "index"):
-        values = source.to_numpy(dtype=np.float64)
+        values = frame_values("expression", source)
         reg = np.asarray([str(i) for i in source.index], dtype=str)
         gen = np.asarray([str(c) for c in source.columns], dtype=str)
     else:

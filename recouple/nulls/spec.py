@@ -47,7 +47,7 @@ import numpy as np
 from ..engine.random import permutation_indices
 from ..exceptions import InputError, ShapeError
 from ..io.surfaces import region_key
-from ..validation import check_finite, check_positive_int
+from ..validation import as_array, check_finite, check_positive_int, check_real
 from .spins import SPIN_METHODS, spin_permutations
 from .surrogates import burt2018_surrogates, moran, moran_weights, variogram_surrogates
 
@@ -230,8 +230,9 @@ def null_maps(x, nulls) -> np.ndarray:
         entry placed at i; -1 marks a dropped entry, which becomes NaN) or
         float surrogate maps, returned as they are.
     """
-    x = np.asarray(x, dtype=np.float64)
+    x = as_array("x", x)
     arr = np.asarray(nulls)
+    check_real("nulls", arr)
     if arr.ndim != 2 or arr.shape[1] != x.shape[-1]:
         raise ShapeError(
             f"nulls must be (n_perm, N) with N = {x.shape[-1]} to match the map; got shape {arr.shape}. "
@@ -271,7 +272,7 @@ def resolve(nulls, maps, *, n_perm=None, seed=None, coords=None, hemi=None, dist
     -------
     ``None`` (no nulls), ``("index", (K, N) int64 array)`` or ``("maps", (M, K, N) float array)``.
     """
-    y = np.atleast_2d(np.asarray(maps, dtype=np.float64))
+    y = np.atleast_2d(as_array("maps", maps))
     m, n = y.shape
     if nulls is None or (isinstance(nulls, str) and nulls.lower() == "none"):
         return None
@@ -296,6 +297,7 @@ def resolve(nulls, maps, *, n_perm=None, seed=None, coords=None, hemi=None, dist
         defaults = {"n_perm": n_perm, "seed": seed, "coords": coords, "hemi": hemi, "distance": distance}
         return _from_spec(nulls, y, defaults)
     arr = np.asarray(getattr(nulls, "indices", nulls))
+    check_real("nulls", arr)
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
         raise InputError(
             f"nulls must be an index array (n_perm, N), surrogate maps (n_perm, N), a method name or a spec dict; "

@@ -13,7 +13,8 @@ import numpy as np
 
 from ..engine.backend import get_backend, to_host
 from ..engine.dispatch import host_map, host_thread_count
-from ..engine.random import streams
+from ..engine.planner import require_memory
+from ..engine.random import iter_streams
 from ..exceptions import InputError, ShapeError
 from ..host import spheres as _spheres
 from ..host import jit as _jit
@@ -54,12 +55,21 @@ def rotations_from_normals(normals) -> np.ndarray:
     return np.stack([q, right], axis=1)
 
 
-def rotations(n_perm, *, seed=0, start=0) -> np.ndarray:
+#: Peak bytes per rotation of :func:`rotations`: the normals, QR factors,
+#: sign-corrected and mirrored copies and the stacked output.
+_ROTATION_BYTES = 8 * 72
+
+
+def rotations(n_perm, *, seed=0, start=0, memory_limit=None) -> np.ndarray:
     """``(n_perm, 2, 3, 3)`` uniform random rotations (left, mirrored right).
 
     Rotation k is drawn from its own stream ``SeedSequence(seed, spawn_key=
     ("rotation", k))``, so any subset or batch gives the same rotations;
-    the same seed gives identical rotations (default ``seed=0``).
+    the same seed gives identical rotations (default ``seed=0``). Draw
+    many rotations in blocks with ``start=``.
+
+    ``memory_limit`` (default: :func:`recouple.engine.planner.default_memory_limit`):
+    a request that does not fit is refused before anything is drawn.
 
     Examples
     --------
@@ -69,7 +79,11 @@ def rotations(n_perm, *, seed=0, start=0) -> np.ndarray:
     (4, 2, 3, 3)
     """
     n_perm = check_positive_int("n_perm", n_perm)
-    normals = np.stack([g.standard_normal((3, 3)) for g in streams(seed, "rotation", range(start, start + n_perm))])
+    require_memory(f"rotations: the ({n_perm:,}, 2, 3, 3) rotations", n_perm, _ROTATION_BYTES,
+                   memory_limit=memory_limit, fix="draw them in blocks with start=")
+    normals = np.empty((n_perm, 3, 3))
+    for k, g in enumerate(iter_streams(seed, "rotation", range(start, start + n_perm))):
+        normals[k] = g.standard_normal((3, 3))
     return rotations_from_normals(normals)
 
 
@@ -95,13 +109,20 @@ def _check_rotations(rot, n_perm):
 def _check_hemi(hemi, n):
     if hemi is None:
         return np.zeros(n, dtype=np.int64)
-    h = np.asarray(hemi)
+    h = np.asarray(to_host(hemi))
     if h.dtype.kind in "UO":
         lower = np.char.lower(h.astype(str))
         out = np.full(h.shape, -1, dtype=np.int64)
         out[np.isin(lower, ("l", "lh", "left"))] = 0
         out[np.isin(lower, ("r", "rh", "right"))] = 1
         h = out
+    elif h.dtype.kind not in "biuf":
+        raise InputError(f"hemi must hold 0/1 or 'L'/'R' labels; got dtype {h.dtype}. "
+                         "Pass one hemisphere label per region (0 or 'L' left, 1 or 'R' right).")
+    elif h.dtype.kind == "f" and h.size and not np.isin(h, (0.0, 1.0)).all():
+        # never truncate: 0.5 would silently become 0 and spin across the midline
+        raise InputError(f"hemi must hold exactly 0 (left) and 1 (right); got {describe_hemi(hemi)}, values that "
+                         "are not 0 or 1. Pass integer labels 0/1 or 'L'/'R' strings.")
     h = np.asarray(h).astype(np.int64, copy=False)
     if h.shape != (n,) or not np.isin(h, (0, 1)).all():
         raise InputError(
@@ -120,6 +141,9 @@ def _check_sphere(coords, hemi):
     c = as_array("coords", coords)
     if c.ndim != 2 or c.shape[1] != 3:
         raise ShapeError(f"coords must be (N, 3) sphere coordinates; got shape {c.shape}. Pass x, y, z columns.")
+    if c.shape[0] == 0:
+        raise ShapeError("coords must hold at least one region; got shape (0, 3). Pass the sphere coordinates of "
+                         "the regions (e.g. rc.io.surfaces.parcel_centroids).")
     check_finite("coords", c)
     for h in (0, 1):
         sel = c[hemi == h]
@@ -198,6 +222,7 @@ def spin_permutations(
     data=None,
     backend=None,
     batch_size=None,
+    memory_limit=None,
 ):
     """Spin-test resampling arrays ``(n_perm, N)`` (neuromaps conventions).
 
@@ -233,6 +258,12 @@ def spin_permutations(
         ``cornblath``: the parcel values to spin.
     backend, batch_size : optional
         Where the nearest-neighbour kernels run; rotations per block.
+    memory_limit : int, str or float, optional
+        Budget for the output and its temporaries (see
+        :func:`recouple.engine.planner.parse_memory`; default half of the
+        available memory). A request that does not fit is refused at once;
+        draw many spins in blocks with ``rotations=rc.nulls.rotations(k,
+        seed=..., start=...)`` (spin k depends only on rotation k).
 
     Returns
     -------
@@ -259,17 +290,26 @@ def spin_permutations(
     if rotations is None:
         if n_perm is None:
             raise InputError("n_perm must be given when rotations are not; got None. Pass e.g. n_perm=1000.")
-        rots = _draw_rotations(n_perm, seed=seed)
-    else:
-        rots = _check_rotations(rotations, n_perm)
+        n_perm = check_positive_int("n_perm", n_perm)
     coords_arr = as_array("coords", coords)
     hemi_arr = _check_hemi(hemi, coords_arr.shape[0] if coords_arr.ndim == 2 else -1)
     coords_arr = _check_sphere(coords_arr, hemi_arr)
-    be = get_backend(backend)
     n = coords_arr.shape[0]
+    k_total = n_perm if rotations is None else len(rotations)
+    # the output, a hemisphere's block of assignments and its gather (and, when
+    # drawn here, the rotations): refused before any of it is drawn
+    require_memory(f"spin_permutations: the ({k_total:,}, {n:,}) spins", k_total,
+                   3 * 8.0 * n + (_ROTATION_BYTES if rotations is None else 0), memory_limit=memory_limit,
+                   fix="draw the spins in blocks with rotations=rc.nulls.rotations(k, seed=..., start=...)")
+    if rotations is None:
+        rots = _draw_rotations(n_perm, seed=seed, memory_limit=memory_limit)
+    else:
+        rots = _check_rotations(rotations, n_perm)
+    be = get_backend(backend)
 
     if method in ("baum", "cornblath"):
-        return _spin_parcellation(coords_arr, hemi_arr, rots, method, parcellation, data, be, batch_size)
+        return _spin_parcellation(coords_arr, hemi_arr, rots, method, parcellation, data, be, batch_size,
+                                  memory_limit)
 
     out = np.empty((len(rots), n), dtype=np.int64)
     for h in (0, 1):
@@ -295,7 +335,7 @@ def spin_permutations(
     return out
 
 
-def _spin_parcellation(coords, hemi, rots, method, parcellation, data, be, batch_size):
+def _spin_parcellation(coords, hemi, rots, method, parcellation, data, be, batch_size, memory_limit):
     if parcellation is None:
         raise InputError(f"method={method!r} needs parcellation=(V,) vertex labels; got None. "
                          "Pass the label of each sphere vertex (0 = medial wall).")
@@ -308,7 +348,7 @@ def _spin_parcellation(coords, hemi, rots, method, parcellation, data, be, batch
     n_parc = codes.size
     pidx = np.where(lab == 0, -1, np.searchsorted(codes, lab))  # vertex -> parcel index or -1
     spins = spin_permutations(coords, method="alexander_bloch", hemi=hemi, rotations=rots, backend=be.name,
-                              batch_size=batch_size)
+                              batch_size=batch_size, memory_limit=memory_limit)
     k_total, v = spins.shape
     if method == "cornblath":
         x = as_array("data", data)

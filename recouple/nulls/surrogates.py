@@ -20,7 +20,8 @@ from scipy.stats import boxcox
 
 from ..engine.backend import get_backend, to_host
 from ..engine.dispatch import call_kernel
-from ..engine.random import streams
+from ..engine.planner import require_memory
+from ..engine.random import iter_streams, root_entropy, stream
 from ..exceptions import InputError, ShapeError
 from ..host import spheres as _spheres
 from ..kernels import nulls as _k
@@ -139,6 +140,7 @@ def variogram_surrogates(
     batch_size=None,
     return_fit=False,
     backend=None,
+    memory_limit=None,
 ):
     """Variogram-matched surrogate maps (Burt et al. 2020; brainsmash defaults).
 
@@ -178,6 +180,11 @@ def variogram_surrogates(
         Surrogates per block.
     return_fit : bool
         Return a :class:`VariogramFit` with the chosen parameters.
+    memory_limit : int, str or float, optional
+        Budget (see :func:`recouple.engine.planner.parse_memory`; default
+        half of the available memory). The ``(n_perm, N)`` output and the
+        distance matrices must fit; otherwise the call is refused before
+        anything is drawn. Surrogates are drawn and fitted block by block.
 
     Returns
     -------
@@ -209,6 +216,10 @@ def variogram_surrogates(
         raise ShapeError(f"distance must have one row per region ({x_all.shape[0]}); got shape {D_all.shape}. "
                          "Use the same regions and order as x.")
     if mode == "sampled":
+        # the output and the fits; the sparse smoothers grow with N x knn
+        require_memory(f"variogram_surrogates: the ({n_perm:,}, {x_all.size:,}) surrogates", n_perm,
+                       8.0 * (x_all.size + 4), fixed_bytes=8.0 * 8 * D_all.size, memory_limit=memory_limit,
+                       fix="draw fewer surrogates per call")
         return _variogram_sampled(x_all, D_all, index, n_perm=n_perm, seed=seed, deltas=deltas, kernel=kernel,
                                   pv=70 if pv is None else pv, nh=nh, resample=resample, b=b, ns=ns, knn=knn,
                                   permutations=permutations, normals=normals, return_fit=return_fit)
@@ -216,9 +227,15 @@ def variogram_surrogates(
         raise ShapeError(f"distance must be (N, N) with N = {x_all.shape[0]}; got {D_all.shape}. "
                          "For dense data use mode='sampled' with distance(coords, knn=...).")
     pv = 25 if pv is None else pv
-    deltas = np.linspace(0.1, 0.9, 9) if deltas is None else np.asarray(deltas, dtype=float)
+    deltas = np.linspace(0.1, 0.9, 9) if deltas is None else as_array("deltas", deltas)
     if deltas.ndim != 1 or np.any(deltas <= 0) or np.any(deltas > 1):
         raise InputError(f"deltas must be fractions in (0, 1]; got {deltas}. Pass e.g. [0.1, 0.3, 0.5].")
+    # the output and the fits per surrogate; the stacked smoothers, the sorted
+    # distances and the variogram pairs once
+    n_valid = int(valid.sum())
+    require_memory(f"variogram_surrogates: the ({n_perm:,}, {x_all.size:,}) surrogates", n_perm,
+                   8.0 * (x_all.size + 5), fixed_bytes=8.0 * (len(deltas) + 4) * n_valid * n_valid,
+                   memory_limit=memory_limit, fix="draw fewer surrogates per call")
     xv = x_all[valid]
     D = D_all[np.ix_(valid, valid)]
     n = xv.size
@@ -238,34 +255,44 @@ def variogram_surrogates(
         jk = order[:, 1 : k + 1]
         smoothers[t][rows, jk] = _kernel_weights(D[rows, jk], kernel)
 
-    perms, z = _perm_normals(seed, n_perm, n, permutations, normals, "variogram")
+    draws = _perm_normals_blocks(seed, n_perm, n, permutations, normals, "variogram")
     be = get_backend(backend)
     fn = be.compile(_k.variogram_block)
     step = batch_size or max(1, int(2**26 // max(8 * (len(deltas) * (n + len(pi)) + 4 * n), 1)))
     dev = [be.to_device(a) for a in (smoothers, pi, pj, W, gamma_t)]
-    parts = []
-    for k0 in range(0, n_perm, step):
-        xp_ = xv[perms[k0 : k0 + step]]
-        out_b = fn(be.to_device(xp_), be.to_device(z[k0 : k0 + step]), *dev)
-        parts.append({key: to_host(v) for key, v in out_b.items()})
-    res = {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
-    surr = res["maps"]
-    if resample:
-        ranks = np.argsort(np.argsort(surr, axis=1, kind="stable"), axis=1, kind="stable")
-        surr = np.sort(xv)[ranks]
-    else:
-        surr = surr - surr.mean(axis=1, keepdims=True)
+    # One block at a time: draw its permutations and normals, fit, centre (or
+    # rank-match) each surrogate and write it into the output; every step is
+    # row-wise, so the result is that of the whole batch at once.
     out = np.full((n_perm, x_all.size), np.nan)
-    out[:, valid] = surr
+    res = {}
+    sorted_x = np.sort(xv)
+    for k0 in range(0, n_perm, step):
+        perms_b, z_b = draws(k0, min(k0 + step, n_perm))
+        out_b = {key: to_host(v) for key, v in fn(be.to_device(xv[perms_b]), be.to_device(z_b), *dev).items()}
+        surr = out_b.pop("maps")
+        if resample:
+            surr = sorted_x[np.argsort(np.argsort(surr, axis=1, kind="stable"), axis=1, kind="stable")]
+        else:
+            surr = surr - surr.mean(axis=1, keepdims=True)
+        out[k0 : k0 + len(surr), valid] = surr
+        for key, v in out_b.items():
+            res.setdefault(key, np.empty(n_perm, dtype=np.asarray(v).dtype))[k0 : k0 + len(surr)] = v
     if return_fit:
         return VariogramFit(maps=out, delta=deltas[res["delta_index"]], alpha=res["alpha"], beta=res["beta"],
                             sse=res["sse"], h=h, target=gamma_t)
     return out
 
 
-def _perm_normals(seed, n_perm, n, permutations, normals, purpose):
+def _perm_normals_blocks(seed, n_perm, n, permutations, normals, purpose):
+    """``draw(k0, k1)``: the permutations and normals of surrogates ``k0..k1-1``
+    (user-given rows, or drawn from stream k: a permutation, then normals)."""
+    perms = z = None
     if permutations is not None:
-        perms = np.asarray(permutations, dtype=np.int64)
+        perms = np.asarray(permutations)
+        if perms.dtype.kind not in "iu" and not (perms.dtype.kind == "f" and np.all(perms == np.round(perms))):
+            raise InputError(f"permutations must hold integer indices; got dtype {perms.dtype}. Pass one "
+                             "permutation of the valid regions per surrogate.")
+        perms = perms.astype(np.int64, copy=False)
         if perms.shape != (n_perm, n):
             raise ShapeError(f"permutations must be (n_perm, N) = ({n_perm}, {n}); got {perms.shape}. "
                              "Pass one permutation of the valid regions per surrogate.")
@@ -274,14 +301,18 @@ def _perm_normals(seed, n_perm, n, permutations, normals, purpose):
         if z.shape != (n_perm, n):
             raise ShapeError(f"normals must be (n_perm, N) = ({n_perm}, {n}); got {z.shape}. "
                              "Pass one standard-normal vector per surrogate.")
-    if permutations is None or normals is None:
-        gp, gz = np.empty((n_perm, n), dtype=np.int64), np.empty((n_perm, n))
-        for k, g in enumerate(streams(seed, purpose, range(n_perm))):
+    entropy = None if perms is not None and z is not None else root_entropy(seed)
+
+    def draw(k0, k1):
+        if perms is not None and z is not None:
+            return perms[k0:k1], z[k0:k1]
+        gp, gz = np.empty((k1 - k0, n), dtype=np.int64), np.empty((k1 - k0, n))
+        for k, g in enumerate(iter_streams(entropy, purpose, range(k0, k1))):
             gp[k] = g.permutation(n)
             gz[k] = g.standard_normal(n)
-        perms = gp if permutations is None else perms
-        z = gz if normals is None else z
-    return perms, z
+        return (gp if perms is None else perms[k0:k1]), (gz if z is None else z[k0:k1])
+
+    return draw
 
 
 def _gaussian_weights(u, h, bw):
@@ -337,17 +368,18 @@ def _variogram_sampled(x_all, dist, index, *, n_perm, seed, deltas, kernel, pv, 
         w = _kernel_weights(D[:, :k], kernel)
         indptr = np.arange(0, n * k + 1, k)
         smoothers.append(csr_matrix((w.ravel(), np.ascontiguousarray(J[:, :k]).ravel(), indptr), shape=(n, n)))
-    perms, z = _perm_normals(seed, n_perm, n, permutations, normals, "variogram")
+    draws = _perm_normals_blocks(seed, n_perm, n, permutations, normals, "variogram")
     out = np.empty((n_perm, n))
     fit = {"delta": np.empty(n_perm), "alpha": np.empty(n_perm), "beta": np.empty(n_perm), "sse": np.empty(n_perm)}
-    samplers = streams(seed, "variogram-sample", range(n_perm))
+    entropy = root_entropy(seed)
     step = 32
     for k0 in range(0, n_perm, step):
         kk = range(k0, min(k0 + step, n_perm))
-        xperm = x_all[perms[k0 : k0 + step]].T  # (n, B)
+        perms_b, z_b = draws(k0, kk.stop)
+        xperm = x_all[perms_b].T  # (n, B)
         sms = np.stack([S @ xperm for S in smoothers])  # (D, n, B)
         for b, k in enumerate(kk):
-            rows = samplers[k].choice(n, size=ns, replace=False)
+            rows = stream(entropy, "variogram-sample", k).choice(n, size=ns, replace=False)
             u = D[rows]
             m = u < dmax
             uu = u[m]
@@ -359,7 +391,7 @@ def _variogram_sampled(x_all, dist, index, *, n_perm, seed, deltas, kernel, pv, 
             gp = (0.5 * np.square(sm[:, ii] - sm[:, jj])) @ w.T
             a, bt, sse = _fit(np, gp, gt)
             best = int(np.argmin(sse))
-            surr = np.sqrt(abs(bt[best])) * sm[best] + np.sqrt(abs(a[best])) * z[k]
+            surr = np.sqrt(abs(bt[best])) * sm[best] + np.sqrt(abs(a[best])) * z_b[b]
             if resample:
                 surr = np.sort(x_all)[np.argsort(np.argsort(surr, kind="stable"), kind="stable")]
             else:
@@ -388,7 +420,8 @@ def moran_weights(distance) -> np.ndarray:
     return 1.0 / D
 
 
-def moran(x, weights, *, n_perm=1000, seed=0, procedure="singleton", tol=1e-6, joint=False, backend=None):
+def moran(x, weights, *, n_perm=1000, seed=0, procedure="singleton", tol=1e-6, joint=False, backend=None,
+          memory_limit=None):
     """Moran spectral randomisation surrogates ``(n_perm, N)`` (Wagner & Dray 2015; BrainSpace).
 
     Parameters
@@ -407,6 +440,10 @@ def moran(x, weights, *, n_perm=1000, seed=0, procedure="singleton", tol=1e-6, j
         Keep eigenvectors with ``|lambda| >= tol`` (neuromaps uses 1e-6).
     joint : bool
         ``pair`` only: add ``atan2(r_a, r_b)`` to each angle (BrainSpace ``joint``).
+    memory_limit : int, str or float, optional
+        Budget (see :func:`recouple.engine.planner.parse_memory`; default
+        half of the available memory); a request that does not fit is
+        refused before anything is computed.
 
     Returns
     -------
@@ -422,6 +459,10 @@ def moran(x, weights, *, n_perm=1000, seed=0, procedure="singleton", tol=1e-6, j
     W = as_array("weights", weights)
     if W.shape != (xv.size, xv.size):
         raise ShapeError(f"weights must be (N, N) with N = {xv.size}; got {W.shape}. Use the regions of x.")
+    # coefficients, the maps and their temporaries per surrogate; the
+    # centred weights and eigenvectors once
+    require_memory(f"moran: the ({n_perm:,}, {xv.size:,}) surrogates", n_perm, 8.0 * 4 * xv.size,
+                   fixed_bytes=8.0 * 5 * W.size, memory_limit=memory_limit, fix="draw fewer surrogates per call")
     W = 0.5 * (W + W.T)
     m = W.mean(axis=0, keepdims=True)
     Wc = W - m - m.T + W.mean()
@@ -436,7 +477,7 @@ def moran(x, weights, *, n_perm=1000, seed=0, procedure="singleton", tol=1e-6, j
     r = ((xv - mu) / (sd * np.sqrt(n - 1))) @ U
     c = U.shape[1]
     coeffs = np.empty((n_perm, c))
-    for k, g in enumerate(streams(seed, f"moran-{procedure}", range(n_perm))):
+    for k, g in enumerate(iter_streams(seed, f"moran-{procedure}", range(n_perm))):
         if procedure == "singleton":
             coeffs[k] = r * np.where(g.random(c) < 0.5, -1.0, 1.0)
         else:
@@ -473,7 +514,7 @@ def _sar_weights(D, d0, normalize):
 
 
 def burt2018_surrogates(x, distance, *, n_perm=1000, seed=0, rho=None, d0=None, normalize="row",
-                        normals=None, return_params=False, backend=None):
+                        normals=None, return_params=False, backend=None, memory_limit=None):
     """Spatial-lag surrogates (Burt et al. 2018), rank-matched to ``x``.
 
     Parameters
@@ -496,6 +537,10 @@ def burt2018_surrogates(x, distance, *, n_perm=1000, seed=0, rho=None, d0=None, 
         Precomputed standard-normal draws.
     return_params : bool
         Also return ``(rho, d0)``.
+    memory_limit : int, str or float, optional
+        Budget (see :func:`recouple.engine.planner.parse_memory`; default
+        half of the available memory); a request that does not fit is
+        refused before anything is computed.
 
     Returns
     -------
@@ -516,6 +561,10 @@ def burt2018_surrogates(x, distance, *, n_perm=1000, seed=0, rho=None, d0=None, 
     D = as_array("distance", distance)
     if D.shape != (xv.size, xv.size):
         raise ShapeError(f"distance must be (N, N) with N = {xv.size}; got {D.shape}. Use the regions of x.")
+    # normals, solutions, two rank arrays and the output per surrogate; the
+    # SAR weights and their LU once
+    require_memory(f"burt2018_surrogates: the ({n_perm:,}, {xv.size:,}) surrogates", n_perm, 8.0 * 6 * xv.size,
+                   fixed_bytes=8.0 * 4 * D.size, memory_limit=memory_limit, fix="draw fewer surrogates per call")
     if rho is None or d0 is None:
         y = xv + abs(xv.min()) + 0.1
         y, _ = boxcox(y)
@@ -528,7 +577,9 @@ def burt2018_surrogates(x, distance, *, n_perm=1000, seed=0, rho=None, d0=None, 
         rho = est[0] if rho is None else rho
         d0 = est[1] if d0 is None else d0
     if normals is None:
-        z = np.stack([g.standard_normal(xv.size) for g in streams(seed, "burt2018", range(n_perm))])
+        z = np.empty((n_perm, xv.size))
+        for k, g in enumerate(iter_streams(seed, "burt2018", range(n_perm))):
+            z[k] = g.standard_normal(xv.size)
     else:
         z = as_array("normals", normals)
         if z.shape != (n_perm, xv.size):

@@ -103,6 +103,11 @@ def check_data(data, name="data"):
         raise ShapeError(
             f"{name} must be (n_scans, n_elements); got {describe(y)}. Flatten regions/edges/voxels into columns."
         )
+    if 0 in y.shape:
+        raise ShapeError(
+            f"{name} must hold at least one scan (row) and one element (column); got {describe(y)}. "
+            "Pass the data of every scan, one row per scan (an empty group cannot be tested)."
+        )
     if not np.isfinite(y).all():
         bad = np.argwhere(~np.isfinite(y))[0]
         raise InputError(

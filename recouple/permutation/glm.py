@@ -264,7 +264,8 @@ def _first_column_test(y, design, *, default_kind, stat_name, params, resampling
     check_design(design, contrast, y.shape[0])
     check_choice("alternative", params["alternative"], _kp.ALTERNATIVES)
     kind = resampling.resolved_kind
-    drawn = draw_resamples(y.shape[0], resampling, kind=default_kind if kind == "auto" else kind)
+    drawn = draw_resamples(y.shape[0], resampling, kind=default_kind if kind == "auto" else kind,
+                           n_elements=y.shape[1])
     return _run(y, design, [contrast[None, :]], drawn=drawn, alternative=params.pop("alternative"),
                 resampling=resampling, spatial=spatial if spatial is not None else Spatial(),
                 fwer_across_contrasts=False, stat_name=stat_name, params=params, convert=convert)
@@ -482,7 +483,8 @@ def glm(data, design, contrast, *, test="t", alternative="two-sided", fwer_acros
         raise InputError(f"alternative must be 'two-sided' for an F test; got {alternative!r}. Use test='t' for "
                          "a one-sided test of a single contrast.")
     check_choice("alternative", alternative, _kp.ALTERNATIVES)
-    drawn = draw_resamples(n, resampling, kind=resolve_kind(resampling, m, np.vstack(contrasts)))
+    drawn = draw_resamples(n, resampling, kind=resolve_kind(resampling, m, np.vstack(contrasts)),
+                           n_elements=y.shape[1], n_contrasts=len(contrasts))
     return _run(y, m, contrasts, drawn=drawn, alternative=alternative, resampling=resampling, spatial=spatial,
                 fwer_across_contrasts=fwer_across_contrasts, stat_name="F" if f_of_t else "t",
                 convert=_t_squared if f_of_t else None,

@@ -55,7 +55,9 @@ class Resampling:
     batch_size : int, optional
         Resamples per block (default: planned from ``memory_limit``).
     memory_limit : str or float, optional
-        Memory budget, e.g. ``"4GB"`` (default 25% of RAM).
+        Memory budget, e.g. ``"4GB"`` (default half of the available memory,
+        :func:`recouple.engine.planner.default_memory_limit`). The resample
+        matrix (and a kept null) must fit: larger requests are refused at once.
     backend : str, optional
         Array backend (``"numpy"``, ``"jax"``, ``"cupy"``, ``"auto"``).
     progress : bool or None

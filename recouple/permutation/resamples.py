@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..engine.planner import require_memory
 from ..engine.random import permutation_indices, sign_flips
 from ..exceptions import InputError, ShapeError, describe
 from ..validation import check_positive_int
@@ -20,6 +21,14 @@ from .options import Resampling
 __all__ = ["Resamples", "draw_resamples", "sign_flip_matrix", "permutation_matrix"]
 
 _ENUMERATION_CAP = 2_000_000
+_CHECK_ROWS = 65_536  # rows of a precomputed resample matrix checked at a time
+
+
+def _check_scans(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"n (the number of scans) must be a positive integer; got {n!r}. Pass the number of rows "
+                         "of the data.")
+    return int(n)
 
 
 def _blocks_array(blocks, n):
@@ -94,7 +103,7 @@ def _check_whole_blocks(codes):
 
 
 def sign_flip_matrix(n, *, n_perm=10_000, seed=0, exchangeability_blocks=None, whole_blocks=False,
-                     start=0):
+                     start=0, memory_limit=None):
     """Sign-flip matrix ``(n_perm, n)`` of +-1, one random stream per row.
 
     Parameters
@@ -108,6 +117,10 @@ def sign_flip_matrix(n, *, n_perm=10_000, seed=0, exchangeability_blocks=None, w
         With ``whole_blocks=True`` all members of a block share one sign.
     start : int
         Index of the first stream (draw ``k`` is the same whatever ``start``).
+    memory_limit : int, str or float, optional
+        Budget (see :func:`recouple.engine.planner.parse_memory`; default
+        half of the available memory): a matrix that does not fit is refused
+        before anything is drawn; draw it in blocks with ``start=``.
 
     Returns
     -------
@@ -118,30 +131,43 @@ def sign_flip_matrix(n, *, n_perm=10_000, seed=0, exchangeability_blocks=None, w
     Drawn by :func:`recouple.engine.random.sign_flips`, the one sign-flip
     generator of the package.
     """
+    n = _check_scans(n)
+    n_perm = check_positive_int("n_perm", n_perm)
     codes = _blocks_array(exchangeability_blocks, n)
-    return sign_flips(seed, n_perm, n, start=start, blocks=codes if whole_blocks else None)
+    return sign_flips(seed, n_perm, n, start=start, blocks=codes if whole_blocks else None,
+                      memory_limit=memory_limit)
 
 
 def permutation_matrix(n, *, n_perm=10_000, seed=0, exchangeability_blocks=None, whole_blocks=False,
-                       start=0):
+                       start=0, memory_limit=None):
     """Row-permutation indices ``(n_perm, n)``, one random stream per row.
 
     Within blocks (default) each block's rows are shuffled among themselves;
     with ``whole_blocks=True`` blocks (of equal size) swap places as units,
-    keeping their internal order.
+    keeping their internal order. ``memory_limit`` (default half of the
+    available memory): a matrix that does not fit is refused before anything
+    is drawn; draw it in blocks with ``start=``.
 
     Returns
     -------
     permutations : (n_perm, n) int64; permuted row ``i`` is original row ``permutations[k, i]``.
     """
+    n = _check_scans(n)
+    n_perm = check_positive_int("n_perm", n_perm)
     codes = _blocks_array(exchangeability_blocks, n)
     if codes is not None and whole_blocks:
         _check_whole_blocks(codes)
-    return permutation_indices(seed, n_perm, n, start=start, blocks=codes, whole_blocks=bool(whole_blocks))
+    return permutation_indices(seed, n_perm, n, start=start, blocks=codes, whole_blocks=bool(whole_blocks),
+                               memory_limit=memory_limit)
 
 
-def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, signs):
-    """Resolve the resample matrix: user-given, enumerated, or drawn."""
+def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, signs, plan=None, memory_limit=None):
+    """Resolve the resample matrix: user-given, enumerated, or drawn.
+
+    ``plan(k, copies)`` is called before the matrix is drawn, converted or
+    enumerated, with the number of resamples and of ``(k, n)`` arrays that
+    will be made (see :func:`draw_resamples`)."""
+    plan = plan or (lambda k, copies: None)
     if permutations is not None and signs is not None:
         raise InputError("pass at most one of permutations= and signs=; got both. Pass only the one you need.")
     if permutations is not None:
@@ -151,20 +177,28 @@ def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, sig
                 f"permutations must be an integer array of shape (n_perm, {n}); got {describe(p)}. "
                 "Each row is a permutation of range(n_scans)."
             )
-        if not (np.sort(p, axis=1) == np.arange(n)).all():
-            raise InputError(
-                "permutations must hold a permutation of range(n_scans) in every row; some rows repeat or miss "
-                "indices. Build them with recouple.permutation.permutation_matrix."
-            )
+        if p.shape[0] == 0:
+            raise InputError(f"permutations must hold at least one resample; got shape {p.shape}. "
+                             "Build them with recouple.permutation.permutation_matrix.")
+        plan(p.shape[0], (p.dtype != np.int64) + 1)  # a conversion and the inverse permutation
+        for r0 in range(0, p.shape[0], _CHECK_ROWS):  # row blocks: no full-size sorted copy
+            if not (np.sort(p[r0 : r0 + _CHECK_ROWS], axis=1) == np.arange(n)).all():
+                raise InputError(
+                    "permutations must hold a permutation of range(n_scans) in every row; some rows repeat or miss "
+                    "indices. Build them with recouple.permutation.permutation_matrix."
+                )
         return "permute", p.astype(np.int64), False
     if signs is not None:
-        s = np.asarray(signs, dtype=np.float64)
-        if s.ndim != 2 or s.shape[1] != n or not np.isin(s, (-1.0, 1.0)).all():
+        raw = np.asarray(signs)
+        s = raw if raw.dtype.kind in "biuf" else np.zeros((0, 0))  # complex, strings, objects: refused below
+        if s.ndim != 2 or s.shape[1] != n or s.shape[0] == 0 or not all(
+                np.isin(s[r0 : r0 + _CHECK_ROWS], (-1.0, 1.0)).all() for r0 in range(0, s.shape[0], _CHECK_ROWS)):
             raise ShapeError(
-                f"signs must be a (n_perm, {n}) array of +1/-1; got {describe(np.asarray(signs))}. "
+                f"signs must be a (n_perm, {n}) array of +1/-1; got {describe(raw)}. "
                 "Build it with recouple.permutation.sign_flip_matrix."
             )
-        return "signflip", s, False
+        plan(s.shape[0], int(s.dtype != np.float64))
+        return "signflip", s.astype(np.float64, copy=False), False
     n_perm = check_positive_int("n_perm", n_perm)
     codes = _blocks_array(blocks, n)
     if codes is not None and whole_blocks and kind == "permute":
@@ -176,9 +210,11 @@ def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, sig
             "scan, or there is one whole block); got block sizes "
             f"{np.bincount(codes).tolist() if codes is not None else [n]}. Use larger blocks or no blocks."
         )
+    plan(int(min(n_perm, total - 1)), 1 + (kind == "permute"))  # the matrix (and its inverse permutation)
     if total - 1 <= n_perm:
-        if total - 1 > _ENUMERATION_CAP:  # pragma: no cover - needs astronomically many draws
-            raise InputError(f"n_perm={n_perm} would enumerate {total - 1} resamples; pass a smaller n_perm.")
+        if total - 1 > _ENUMERATION_CAP:
+            raise InputError(f"n_perm={n_perm:,} would enumerate all {int(total) - 1:,} resamples of {n} scans, more "
+                             f"than {_ENUMERATION_CAP:,}; pass a smaller n_perm (random resamples are drawn then).")
         warnings.warn(
             f"only {int(total)} distinct {'sign flips' if kind == 'signflip' else 'permutations'} exist for "
             f"{n} scans (n_perm={n_perm} requested); all {int(total) - 1} non-identity resamples are enumerated "
@@ -189,9 +225,9 @@ def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, sig
         return kind, _enumerate(kind, n, codes, whole_blocks), True
     if kind == "signflip":
         return kind, sign_flip_matrix(n, n_perm=n_perm, seed=seed, exchangeability_blocks=blocks,
-                                      whole_blocks=whole_blocks), False
+                                      whole_blocks=whole_blocks, memory_limit=memory_limit), False
     return kind, permutation_matrix(n, n_perm=n_perm, seed=seed, exchangeability_blocks=blocks,
-                                    whole_blocks=whole_blocks), False
+                                    whole_blocks=whole_blocks, memory_limit=memory_limit), False
 
 
 @dataclass(frozen=True)
@@ -229,7 +265,8 @@ class Resamples:
         return base.replace(kind=self.kind, permutations=self.permutations, signs=self.signs)
 
 
-def draw_resamples(n, resampling: Resampling, *, kind: str) -> Resamples:
+def draw_resamples(n, resampling: Resampling, *, kind: str, n_elements: int | None = None,
+                   n_contrasts: int = 1) -> Resamples:
     """The resample matrix an analysis of ``n`` scans draws under ``resampling``.
 
     Parameters
@@ -240,15 +277,40 @@ def draw_resamples(n, resampling: Resampling, *, kind: str) -> Resamples:
     kind : {"permute", "signflip"}
         The kind the analysis resolved ``"auto"`` to (precomputed
         ``permutations``/``signs`` take precedence).
+    n_elements, n_contrasts : int, optional
+        Columns of the data and contrasts of the analysis: with
+        ``keep_null=True`` the ``(n_perm, n_elements)`` null of every
+        contrast is planned too.
 
     Returns
     -------
     :class:`Resamples` — user-given, enumerated (when fewer distinct
     resamples than ``n_perm`` exist, with a warning) or drawn.
+
+    Raises
+    ------
+    InputError
+        Before anything is drawn, when the matrix (with the copy the tests
+        make of it) and a kept null do not fit ``resampling.memory_limit``.
     """
+    n = _check_scans(n)
+
+    def plan(k, copies):
+        # the matrix, the copies made of it (conversion, inverse permutation)
+        # and, with keep_null, each contrast's null and their stack
+        per = 8.0 * n * copies
+        what = f"the ({k:,}, {n:,}) resample matrix"
+        if resampling.keep_null and n_elements:
+            per += 8.0 * n_elements * (n_contrasts + (n_contrasts > 1) + 1)
+            what += f" and the kept ({k:,}, {int(n_elements):,}) null"
+        require_memory(f"permutation test: {what}", k, per, memory_limit=resampling.memory_limit,
+                       fix="keep_null=False (the p-values need only streamed counts)" if resampling.keep_null
+                       else "")
+
     k, matrix, exhaustive = _resamples(
         kind, n, n_perm=resampling.n_perm, seed=resampling.seed, blocks=resampling.exchangeability_blocks,
         whole_blocks=resampling.whole_blocks, permutations=resampling.permutations, signs=resampling.signs,
+        plan=plan, memory_limit=resampling.memory_limit,
     )
     return Resamples(kind=k, matrix=matrix, exhaustive=bool(exhaustive))
 

@@ -213,7 +213,7 @@ def cohort_coupling(
         the chunking of the run it continues.
     memory_limit : int, float or str, optional
         Budget for all chunks in flight ("4GB", bytes, or a fraction of RAM;
-        default 25% of RAM).
+        default half of the available memory).
     scheduler : str, optional
         ``"threads"`` (default), ``"sync"``, ``"processes"`` or the address
         of a ``distributed`` scheduler (``tcp://host:8786``).
