@@ -3,9 +3,11 @@ spatial association (genes, PLS, maps) -> enrichment -> report.
 
 Every step writes its arrays to ``<output>/steps/<step>.npz`` and then a
 completion marker ``<step>.done.json`` holding a hash of the step's
-parameters and inputs; a re-run skips steps whose marker matches and loads
-their arrays instead. Coupling itself is chunked and resumable inside the
-cohort store.
+parameters and of its inputs by content (:mod:`.checkpoints`); a re-run skips
+steps whose marker matches and loads their arrays instead, and says which
+input changed when it recomputes. Coupling itself is chunked and resumable
+inside the cohort store. One run at a time writes an output folder (a lock);
+every file is written atomically under a unique temporary name.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,9 @@ from .. import permutation as P
 from .. import store
 from ..engine.backend import get_backend
 from ..exceptions import ConfigError
+from ..io.files import atomic_open, atomic_write
 from ..io.store import checksum
+from .checkpoints import Steps, output_lock, prepare_output, step_key
 from .coupling import cohort_coupling
 from .report import write_report
 
@@ -45,67 +48,33 @@ class StudyResult:
     computed: list = field(default_factory=list)
 
 
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-class _Steps:
-    """Completion markers and saved arrays of pipeline steps."""
-
-    def __init__(self, root: Path, overwrite: bool, result: "StudyResult"):
-        self.root = root / "steps"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.overwrite = overwrite
-        self.result = result
-
-    def run(self, name, key, compute):
-        """The saved arrays of step ``name`` if finished with ``key``, else
-        ``compute()`` saved with a completion marker; and "computed" / "already done"."""
-        saved = self.load(name, key)
-        if saved is not None:
-            self.result.skipped.append(name)
-            return saved, "already done"
-        saved = compute()
-        self.save(name, key, saved)
-        self.result.computed.append(name)
-        return saved, "computed"
-
-    def load(self, name, key):
-        marker = self.root / f"{name}.done.json"
-        data = self.root / f"{name}.npz"
-        if self.overwrite or not marker.is_file() or not data.is_file():
-            return None
-        try:
-            meta = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            return None
-        if meta.get("key") != key:
-            return None
-        with np.load(data, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-
-    def save(self, name, key, arrays: dict):
-        tmp = self.root / f".{name}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, self.root / f"{name}.npz")
-        marker_tmp = self.root / f".{name}.done.tmp"
-        marker_tmp.write_text(json.dumps({"key": key, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}))
-        os.replace(marker_tmp, self.root / f"{name}.done.json")
+# The key of a step: its parameters, with the store data it reads under "inputs" and, by content,
+# every file the parameters name (see .checkpoints).
+_hash = step_key
+_Steps = Steps
 
 
 def _write_csv(path: Path, header: list[str], columns: list) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    pd.DataFrame({h: c for h, c in zip(header, columns)}).to_csv(tmp, index=False, float_format="%.10g")
-    os.replace(tmp, path)
+    with atomic_open(path, "w", newline="") as fh:
+        pd.DataFrame({h: c for h, c in zip(header, columns)}).to_csv(fh, index=False, float_format="%.10g")
+
+
+def _array_digest(a) -> str:
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(str((a.shape, a.dtype.str)).encode() + a.tobytes()).hexdigest()
 
 
 def _input_fingerprint(store_path, coupling, scans) -> dict:
-    """What downstream steps depend on: the coupling values, the scans table and the stored maps."""
+    """What downstream steps read from the store, by content: the coupling
+    values, the scans table, the stored maps and the region table (labels,
+    hemispheres, centroids, surface geometry)."""
+    stored = checksum(store_path, ["maps", "regions"])
     return {
         "store": str(store_path),
-        "coupling_sha256": hashlib.sha256(np.ascontiguousarray(coupling).tobytes()).hexdigest(),
-        "scans_sha256": hashlib.sha256(scans.to_csv(index=False).encode()).hexdigest(),
-        "maps": checksum(store_path, ["maps"]),
+        "coupling values": _array_digest(coupling),
+        "scans table": hashlib.sha256(scans.to_csv(index=False).encode()).hexdigest(),
+        "store /maps": stored.get("maps"),
+        "store /regions": stored.get("regions"),
     }
 
 
@@ -173,15 +142,23 @@ def _run_contrast(c, scans, coupling, perm_cfg, backend):
 
 
 def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyResult:
-    """Run the pipeline for a validated config (see :mod:`recouple.study`)."""
-    out = Path(cfg["study"]["output"])
-    out.mkdir(parents=True, exist_ok=True)
+    """Run the pipeline for a validated config (see :mod:`recouple.study`).
+
+    The output folder is locked for the run: a second run on it raises
+    :class:`~recouple.exceptions.OutputError` at once, naming the first.
+    """
+    out = prepare_output(cfg["study"]["output"])
+    with output_lock(out):
+        return _execute(cfg, out, progress=progress, overwrite=overwrite, log=log)
+
+
+def _execute(cfg: dict, out: Path, *, progress, overwrite, log) -> StudyResult:
     (out / "tables").mkdir(exist_ok=True)
     comp = cfg["compute"]
     be = get_backend(comp.get("backend"))
     store_path = cfg["study"]["store"]
     result = StudyResult(output=out, report=out / "report.html", provenance=out / "provenance.json")
-    steps = _Steps(out, overwrite, result)
+    steps = Steps(out, overwrite, result, log=log, exclude=[store_path])
     t_start = time.perf_counter()
 
     # 1. coupling (resumable inside the store)
@@ -282,13 +259,12 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
         "dtype": "float64",
         "inputs": inputs,
         "coupling_provenance": coup.provenance,
+        "input_files": steps.files(),
         "steps_computed": result.computed,
         "steps_skipped": result.skipped,
         "wall_time_s": round(time.perf_counter() - t_start, 3),
     }
-    tmp = out / ".provenance.json.tmp"
-    tmp.write_text(json.dumps(prov, indent=2, default=str) + "\n")
-    os.replace(tmp, result.provenance)
+    atomic_write(result.provenance, json.dumps(prov, indent=2, default=str) + "\n")
     write_report(cfg, result, out)
     log(f"[report] {result.report}")
     return result
@@ -316,6 +292,8 @@ def _load_expression(cfg, store_path, labels, regions):
 def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path, be, out, result, log, progress):
     assoc, ncfg, enr = cfg["association"], cfg["nulls"], cfg["enrichment"]
     target, y = _target_map(cfg, contrasts)
+    # every spatial step reads the target map: key them on its values, not on the name of its contrast
+    base_key = {**base_key, "inputs": {**base_key["inputs"], "target map": _array_digest(y)}}
     hemi = np.where(regions["hemisphere"].astype(str).str.upper().str.startswith("R"), 1, 0)
     coords = sphere_coords(regions[["x", "y", "z"]].to_numpy(dtype=float))
     produced = {}
@@ -336,7 +314,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
 
     # Read the expression table only if a step that needs it has to run.
     expression = functools.lru_cache(maxsize=1)(lambda: _load_expression(cfg, store_path, labels, regions))
-    key = _hash({**base_key, "assoc": {k: v for k, v in assoc.items() if k != "_present"}, "nulls": ncfg,
+    key = _hash({**base_key, "assoc": {k: v for k, v in assoc.items() if k not in ("_present", "maps")}, "nulls": ncfg,
                  "target": target, "backend": be.name})
     t0 = time.perf_counter()
 
@@ -358,7 +336,7 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
                [saved["genes"][order], saved["r"][order], saved["pvalue"][order], saved["pvalue_fdr"][order],
                 saved["pvalue_fwer"][order]])
     rnk = out / "tables" / "genes.rnk"
-    rnk.write_text("".join(f"{g}\t{r:.10g}\n" for g, r in zip(saved["genes"][np.argsort(-saved["r"])],
+    atomic_write(rnk, "".join(f"{g}\t{r:.10g}\n" for g, r in zip(saved["genes"][np.argsort(-saved["r"])],
                                                                np.sort(saved["r"])[::-1])))
     if "pls_weights" in saved:
         z = saved.get("pls_zscores")
@@ -387,7 +365,8 @@ def _spatial_steps(cfg, steps, base_key, contrasts, regions, labels, store_path,
         produced["maps"] = saved
 
     if enr.get("gene_sets"):
-        key = _hash({**base_key, "enr": enr, "nulls": ncfg, "target": target, "backend": be.name})
+        key = _hash({**base_key, "enr": enr, "expression": assoc["expression"], "nulls": ncfg, "target": target,
+                     "backend": be.name})
         t0 = time.perf_counter()
 
         def enrichment_steps():
