@@ -28,7 +28,7 @@ Fault injection (tests only)
     the process at once with ``os._exit(137)`` (as SIGKILL would, without
     cleanup or flushing of Python buffers); ``<where>:<point>:ENOSPC`` (or any
     other errno name) raises that :class:`OSError` there instead. The points
-    are listed in ``docs/ARCHITECTURE.md`` (study pipeline: crash safety).
+    are listed in ``docs/ARCHITECTURE.md`` ("Crash safety of recouple run").
 """
 
 from __future__ import annotations
