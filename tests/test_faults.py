@@ -25,7 +25,7 @@ import pytest
 
 import recouple as rc
 from recouple.cli import main
-from recouple.io.files import FAULT_ENV, FolderLock, atomic_open, atomic_write
+from recouple.io.files import FAULT_ENV, FolderLock, atomic_open
 from recouple.study import write_config
 from recouple.workflows.checkpoints import Steps, step_key
 from recouple.workflows.coupling import coupling_result_name
@@ -203,7 +203,7 @@ def test_damaged_arrays_are_recomputed(tmp_path):
     steps.save("s", key, {"x": np.arange(3.0)})
     npz = tmp_path / "steps" / "s.npz"
     npz.write_bytes(npz.read_bytes()[:-10])
-    saved, state = steps.run("s", key, lambda: {"x": np.arange(3.0)})
+    _, state = steps.run("s", key, lambda: {"x": np.arange(3.0)})
     assert state == "computed" and logs == ["[s] recomputing (its saved arrays are damaged)"]
 
 
@@ -251,6 +251,28 @@ def test_second_run_on_one_output_folder_is_refused(study, capsys):
         holder.kill()
         holder.wait()
     assert _run(study, capsys)[0] == 0  # the lock of a killed process is gone with it
+
+
+def test_two_real_runs_on_one_output_folder(study, capsys, reference):
+    first = subprocess.Popen([sys.executable, "-m", "recouple", "run", str(study)], env=_env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = study.parent / "results" / ".recouple.lock"
+    deadline = time.time() + 120
+    while first.poll() is None and time.time() < deadline:
+        try:
+            if json.loads(lock.read_text()).get("pid") == first.pid:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    code, _, err = _run(study, capsys)
+    still_running = first.poll() is None
+    _, first_err = first.communicate(timeout=300)
+    assert first.returncode == 0, first_err
+    if not still_running:
+        pytest.skip("the first run finished before the second one started")
+    assert code == 1 and f"pid {first.pid}" in err and "Traceback" not in err
+    assert _tables(study) == reference and _leftovers(study.parent / "results") == []
 
 
 def test_lock_is_released_and_reacquired(tmp_path):

@@ -66,12 +66,12 @@ def open_input(path, flag):
 
 # errno -> (what happened, what to do)
 _WRITE_FIXES = "Free space on that disk, or write to another one (--out for the results)"
+_SIZE_FIXES = "Raise the file size limit (`ulimit -f`) or use a file system that allows larger files"
 _PERMISSION_FIXES = "Write to a folder you may write (--out for the results) or fix its permissions"
 _OS_ERRORS = {
     errno.ENOSPC: ("no space left on device", _WRITE_FIXES),
     errno.EDQUOT: ("disk quota exceeded", _WRITE_FIXES),
-    errno.EFBIG: ("file too large", "Raise the file size limit (`ulimit -f`) or use a file system that allows "
-                  "larger files"),
+    errno.EFBIG: ("file too large", _SIZE_FIXES),
     errno.EROFS: ("read-only file system", _PERMISSION_FIXES),
     errno.EACCES: ("permission denied", _PERMISSION_FIXES),
     errno.EPERM: ("operation not permitted", _PERMISSION_FIXES),

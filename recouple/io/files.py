@@ -201,7 +201,7 @@ class FolderLock:
         self.what = what
         self._fd = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         while True:
             try:
                 fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

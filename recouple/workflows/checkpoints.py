@@ -34,10 +34,17 @@ from pathlib import Path
 import numpy as np
 
 from ..exceptions import OutputError
-from ..io.files import FileDigests, FolderLock, atomic_open, atomic_write, fault_point, file_digest, \
-    remove_stale_temporaries
+from ..io.files import (
+    FileDigests,
+    FolderLock,
+    atomic_open,
+    atomic_write,
+    fault_point,
+    file_digest,
+    remove_stale_temporaries,
+)
 
-__all__ = ["StepKey", "Steps", "step_key", "prepare_output", "output_lock"]
+__all__ = ["StepKey", "Steps", "output_lock", "prepare_output", "step_key"]
 
 MARKER_FORMAT = 2
 

@@ -51,7 +51,6 @@ class StudyResult:
 # The key of a step: its parameters, with the store data it reads under "inputs" and, by content,
 # every file the parameters name (see .checkpoints).
 _hash = step_key
-_Steps = Steps
 
 
 def _write_csv(path: Path, header: list[str], columns: list) -> None:
