@@ -31,6 +31,12 @@ class ConfigError(InputError):
     """A study file or command-line configuration is invalid."""
 
 
+class OutputError(RecoupleError):
+    """Results cannot be written: the output folder is in use by another run,
+    is not a folder, or cannot be written. Nothing is wrong with the inputs;
+    finished results are kept."""
+
+
 def describe(value) -> str:
     """Short description of a received value for error messages."""
     shape = getattr(value, "shape", None)

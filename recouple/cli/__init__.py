@@ -2,14 +2,22 @@
 
 Each verb lives in ``recouple/cli/<verb>.py`` with ``add_parser(subparsers)``
 and ``run(args) -> int``; the analysis stack is imported inside ``run`` so ``--help``
-stays fast. Bad usage exits with code 2 and a message that says what to do.
+stays fast.
+
+Exit codes: 0 success; 2 bad usage or input (a message says what to fix);
+1 the work could not be written or run here (disk full, file size limit,
+read-only or non-folder output, output folder in use by another run) — one
+message, no traceback, and finished results are kept so the same command
+resumes; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import importlib
+import os
 import sys
 from pathlib import Path
 
@@ -17,7 +25,7 @@ import numpy as np
 
 from .. import __version__
 from ..engine.backend import use_backend
-from ..exceptions import InputError, RecoupleError
+from ..exceptions import InputError, OutputError, RecoupleError
 
 COMMANDS = (
     "info",
@@ -54,6 +62,38 @@ def open_input(path, flag):
     if p.suffix == ".npy":
         return p, np.load(p, allow_pickle=False), None
     return p, None, "\t" if p.suffix in (".tsv", ".txt") else ","
+
+
+# errno -> (what happened, what to do)
+_WRITE_FIXES = "Free space on that disk, or write to another one (--out for the results)"
+_SIZE_FIXES = "Raise the file size limit (`ulimit -f`) or use a file system that allows larger files"
+_PERMISSION_FIXES = "Write to a folder you may write (--out for the results) or fix its permissions"
+_OS_ERRORS = {
+    errno.ENOSPC: ("no space left on device", _WRITE_FIXES),
+    errno.EDQUOT: ("disk quota exceeded", _WRITE_FIXES),
+    errno.EFBIG: ("file too large", _SIZE_FIXES),
+    errno.EROFS: ("read-only file system", _PERMISSION_FIXES),
+    errno.EACCES: ("permission denied", _PERMISSION_FIXES),
+    errno.EPERM: ("operation not permitted", _PERMISSION_FIXES),
+    errno.ENOTDIR: ("part of the path is a file, not a folder", "Pass a folder path"),
+    errno.EISDIR: ("the path is a folder, not a file", "Pass a file path"),
+    errno.EEXIST: ("a file is in the way", "Pass another path or remove that file"),
+    errno.EIO: ("input/output error (failing disk or network file system)", "Check the disk, then run again"),
+}
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an operating-system error: what happened, where, and what to do."""
+    what, fix = _OS_ERRORS.get(exc.errno, (exc.strerror or str(exc), "Check the path and the disk"))
+    name = errno.errorcode.get(exc.errno, "") if exc.errno is not None else ""
+    where = f" at {os.fsdecode(exc.filename)!r}" if exc.filename is not None else ""
+    detail = exc.strerror if exc.errno in _OS_ERRORS else None
+    if name:
+        what = f"{what} ({name})"
+    if detail and detail != os.strerror(exc.errno) and "\n" not in detail and len(detail) < 200:
+        what = f"{what}: {detail}"
+    kept = "; finished results are kept and the same command resumes" if exc.errno in _OS_ERRORS else ""
+    return f"{what}{where}. {fix}{kept}."
 
 
 def _available_commands():
@@ -117,9 +157,15 @@ def main(argv=None) -> int:
             ctx = contextlib.nullcontext()
         with ctx:
             return int(args._run(args) or 0)
+    except OutputError as exc:
+        print(f"recouple {args.command}: error: {exc}", file=sys.stderr)
+        return 1
     except RecoupleError as exc:
         print(f"recouple {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"recouple {args.command}: error: {os_error_message(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"recouple {args.command}: interrupted; finished results are kept", file=sys.stderr)
         return 130

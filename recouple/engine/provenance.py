@@ -15,6 +15,7 @@ import dask
 import numpy as np
 
 from .. import __version__
+from ..io.files import atomic_write
 from .backend import get_backend
 
 __all__ = ["build_provenance", "write_provenance_file", "params_key", "file_checksums"]
@@ -113,7 +114,5 @@ def write_provenance_file(output_path, provenance: dict) -> Path:
     """Write ``<output>.provenance.json`` next to an exported output and return its path."""
     out = Path(output_path)
     target = out / "provenance.json" if out.is_dir() else out.with_name(out.name + ".provenance.json")
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(provenance), indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, target)
+    atomic_write(target, json.dumps(_jsonable(provenance), indent=2, sort_keys=True) + "\n")
     return target

@@ -12,6 +12,14 @@ filled when the analysis started, flushes, then sets the chunk's flag in
 the chunks in flight; a re-run with the same parameters computes exactly the
 missing chunks and, since each chunk is computed the same way, produces the
 same bytes as an uninterrupted run.
+
+A result group is created in an order that makes a half-created one
+recognisable: its ``params`` attribute (and ``complete = False``) first, then
+the allocated outputs and ``chunk_bounds``, and the ``done`` flags last. A
+run that failed before ``done`` existed (e.g. the disk filled while the
+outputs were allocated) finished no chunk; a re-run with the same parameters
+discards that group and starts it again, one with other parameters is
+refused as for any stored result.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import dask
 import numpy as np
 
 from ..exceptions import InputError, StoreError
+from ..io.files import check_room, fault_point
 from ..io.store import _open_h5
 from .planner import parse_memory
 from .progress import ProgressBar
@@ -211,34 +220,45 @@ def _prepare_group(f, analysis, outputs, chunks, params, inputs, provenance, ove
                     f"{key} holds a result computed with other parameters ({have}); this run asks for {want}. "
                     "Pass overwrite=True (--overwrite) to recompute, or choose another result name."
                 )
-            old_inputs = json.loads(g.attrs.get("inputs", "{}"))
-            changed = [k for k, v in inputs.items() if k in old_inputs and old_inputs[k] != v]
-            if changed:
-                raise StoreError(
-                    f"{key} was computed from different input data ({', '.join(changed)} changed since). "
-                    "Pass overwrite=True (--overwrite) to recompute from the current data."
-                )
-            if "done" not in g or "chunk_bounds" not in g:
-                raise StoreError(f"{key} lacks its completion flags; pass overwrite=True to recompute it.")
-            bounds = g["chunk_bounds"][()]
-            stored = [tuple((int(r[2 * i]), int(r[2 * i + 1])) for i in range(r.size // 2)) for r in bounds]
-            return stored, g["done"][()].astype(bool)
+            if "done" not in g and (have is not None or not len(g.attrs)):
+                # created by a run that stopped before any chunk could finish (its flags come last; a group made
+                # by write_result has attributes but no params): nothing to keep, start it again
+                del f[key]
+            else:
+                old_inputs = json.loads(g.attrs.get("inputs", "{}"))
+                changed = [k for k, v in inputs.items() if k in old_inputs and old_inputs[k] != v]
+                if changed:
+                    raise StoreError(
+                        f"{key} was computed from different input data ({', '.join(changed)} changed since). "
+                        "Pass overwrite=True (--overwrite) to recompute from the current data."
+                    )
+                if "done" not in g or "chunk_bounds" not in g:
+                    raise StoreError(f"{key} lacks its completion flags; pass overwrite=True to recompute it.")
+                bounds = g["chunk_bounds"][()]
+                stored = [tuple((int(r[2 * i]), int(r[2 * i + 1])) for i in range(r.size // 2)) for r in bounds]
+                return stored, g["done"][()].astype(bool)
+    n_bytes = sum(int(np.prod(o.shape, dtype=np.int64)) * np.dtype(o.dtype).itemsize for o in outputs)
+    check_room(f.filename, n_bytes + 9 * len(chunks) * (1 + 2 * len(chunks[0])) + (256 << 10), what=key)
     g = f.create_group(key)
+    # the order makes a half-created group recognisable (see the module docstring): params first, done last
+    g.attrs["params"] = want
+    g.attrs["complete"] = False
     for spec in outputs:
         # contiguous, allocated and filled now: later chunk writes change raw bytes only
         ds = g.create_dataset(spec.name, shape=spec.shape, dtype=spec.dtype, track_times=False)
         ds[...] = np.full(spec.shape, spec.fill, dtype=spec.dtype)
+        fault_point(analysis, "allocating")
     width = 2 * len(chunks[0])
     bounds = np.array([[v for pair in c for v in pair] for c in chunks], dtype=np.int64).reshape(len(chunks), width)
     g.create_dataset("chunk_bounds", data=bounds, track_times=False)
-    done = g.create_dataset("done", shape=(len(chunks),), dtype=np.uint8, track_times=False)
-    done[...] = np.zeros(len(chunks), dtype=np.uint8)
-    g.attrs["params"] = want
     g.attrs["inputs"] = json.dumps(inputs, sort_keys=True)
     g.attrs["provenance"] = json.dumps(provenance, sort_keys=True, default=str)
-    g.attrs["complete"] = False
     g.attrs["outputs"] = json.dumps([s.name for s in outputs])
     f.flush()
+    done = g.create_dataset("done", shape=(len(chunks),), dtype=np.uint8, track_times=False)
+    done[...] = np.zeros(len(chunks), dtype=np.uint8)
+    f.flush()
+    fault_point(analysis, "allocated")
     return list(chunks), np.zeros(len(chunks), dtype=bool)
 
 
@@ -251,6 +271,7 @@ def _write_chunk(f, analysis, k, chunk, arrays):
     f.flush()  # data reaches the file before its flag does
     g["done"][k] = 1
     f.flush()
+    fault_point(analysis, f"chunk{k}")
 
 
 def run_chunks(
@@ -343,7 +364,15 @@ def run_chunks(
                     g.attrs["provenance"] = json.dumps(stored, sort_keys=True, default=str)
                 provenance = json.loads(g.attrs["provenance"])
                 f.flush()
-            finally:
+            except BaseException as exc:
+                # after a failed write (disk full, file size limit) HDF5 may fail to close the file too: report
+                # the first error, which says what happened; finished chunks are flagged and kept
+                with contextlib.suppress(Exception):
+                    f.close()
+                if isinstance(exc, OSError) and exc.filename is None:
+                    exc.filename = path
+                raise
+            else:
                 f.close()
     finally:
         if owned:

@@ -25,6 +25,7 @@ opens, validates and resumes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -40,6 +41,7 @@ import pandas as pd
 from .. import __version__
 from ..exceptions import InputError, ShapeError, StoreError
 from ..validation import safe_name
+from .files import check_room
 from .surfaces import RegionGeometry
 
 FORMAT = "recouple-cohort"
@@ -655,16 +657,40 @@ class CohortStore:
 
     # -- results
     def write_result(self, analysis: str, name: str, array, *, attrs: dict | None = None, overwrite: bool = True):
-        """Write one result array to ``results/<analysis>/<name>`` with attributes (e.g. provenance)."""
+        """Write one result array to ``results/<analysis>/<name>`` with attributes (e.g. provenance).
+
+        The array is written under a temporary name and renamed into place, so
+        a write that fails (disk full, file size limit) leaves the previous
+        result, or none, and no half-written dataset behind.
+        """
         self._require_writable()
         safe_name(analysis, "analysis name")
         safe_name(name, "result name")
-        group = self.file.require_group(f"results/{analysis}")
+        key = f"results/{analysis}"
+        if f"{key}/{name}" in self.file and not overwrite:
+            raise StoreError(f"{key}/{name} exists; pass overwrite=True to replace it.")
+        array = np.asarray(array)
+        check_room(self.path, array.nbytes + (64 << 10), what=f"{key}/{name}")
+        created = key not in self.file
+        group = self.file.require_group(key)
+        tmp = f".{name}.writing"
+        try:
+            if tmp in group:
+                del group[tmp]
+            group.create_dataset(tmp, data=array, track_times=False)
+            self.file.flush()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                if tmp in group:
+                    del group[tmp]
+                if created and not len(group) and not len(group.attrs):
+                    del self.file[key]
+            if isinstance(exc, OSError) and exc.filename is None:
+                exc.filename = self.path
+            raise
         if name in group:
-            if not overwrite:
-                raise StoreError(f"results/{analysis}/{name} exists; pass overwrite=True to replace it.")
             del group[name]
-        group.create_dataset(name, data=np.asarray(array), track_times=False)
+        group.move(tmp, name)
         for k, v in (attrs or {}).items():
             group.attrs[k] = v if not isinstance(v, (dict, list, tuple)) else json.dumps(v, default=str)
         if "complete" not in group.attrs:
@@ -906,6 +932,19 @@ def validate(path, *, deep: bool = False) -> ValidationReport:
     return ValidationReport(str(path), s, n, tuple(names), tuple(incomplete))
 
 
+def _value_bytes(ds, sel) -> bytes:
+    """The bytes of a selection's values: for variable-length strings their
+    UTF-8 text (each prefixed by its length), not the object pointers."""
+    if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind == "O":
+        values = ds.asstr()[sel] if h5py.check_string_dtype(ds.dtype) is not None else ds[sel]
+        parts = []
+        for v in np.asarray(values, dtype=object).ravel().tolist():
+            b = v.encode("utf-8") if isinstance(v, str) else repr(v).encode()
+            parts.append(len(b).to_bytes(8, "little") + b)
+        return b"".join(parts)
+    return np.ascontiguousarray(ds[sel]).tobytes()
+
+
 def checksum(path, names) -> dict:
     """SHA-256 of the raw bytes of each named dataset (read scan by scan)."""
     out = {}
@@ -925,9 +964,9 @@ def checksum(path, names) -> dict:
                     row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
                     step = max(1, (64 << 20) // row_bytes)  # ~64 MB per read
                     for i in range(0, ds.shape[0], step):
-                        h.update(np.ascontiguousarray(ds[i:i + step]).tobytes())
+                        h.update(_value_bytes(ds, slice(i, i + step)))
                 else:
-                    h.update(np.ascontiguousarray(ds[()]).tobytes())
+                    h.update(_value_bytes(ds, ()))
             out[name] = h.hexdigest()
     return out
 

@@ -8,13 +8,16 @@ their arrays instead. Coupling itself is chunked and resumable inside the
 cohort store. Before any step, :func:`recouple.workflows.check.check_study`
 reads and checks every input, so a configuration problem never surfaces
 after compute has been spent.
+Step keys hash the step's parameters and its inputs by content
+(:mod:`.checkpoints`), and a re-run says which input changed when it
+recomputes. One run at a time writes an output folder (a lock); every file
+is written atomically under a unique temporary name.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +31,10 @@ from .. import nulls as NL
 from .. import permutation as P
 from .. import store
 from ..engine.backend import get_backend
+from ..io.files import atomic_open, atomic_write
 from ..io.store import checksum
 from .check import check_study, covariate_matrix, pair_rows, select_rows, sphere_coords
+from .checkpoints import Steps, output_lock, prepare_output, step_key
 from .coupling import cohort_coupling
 from .report import write_report
 
@@ -48,67 +53,32 @@ class StudyResult:
     computed: list = field(default_factory=list)
 
 
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-class _Steps:
-    """Completion markers and saved arrays of pipeline steps."""
-
-    def __init__(self, root: Path, overwrite: bool, result: "StudyResult"):
-        self.root = root / "steps"
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.overwrite = overwrite
-        self.result = result
-
-    def run(self, name, key, compute):
-        """The saved arrays of step ``name`` if finished with ``key``, else
-        ``compute()`` saved with a completion marker; and "computed" / "already done"."""
-        saved = self.load(name, key)
-        if saved is not None:
-            self.result.skipped.append(name)
-            return saved, "already done"
-        saved = compute()
-        self.save(name, key, saved)
-        self.result.computed.append(name)
-        return saved, "computed"
-
-    def load(self, name, key):
-        marker = self.root / f"{name}.done.json"
-        data = self.root / f"{name}.npz"
-        if self.overwrite or not marker.is_file() or not data.is_file():
-            return None
-        try:
-            meta = json.loads(marker.read_text())
-        except json.JSONDecodeError:
-            return None
-        if meta.get("key") != key:
-            return None
-        with np.load(data, allow_pickle=False) as z:
-            return {k: z[k] for k in z.files}
-
-    def save(self, name, key, arrays: dict):
-        tmp = self.root / f".{name}.tmp.npz"
-        np.savez(tmp, **arrays)
-        os.replace(tmp, self.root / f"{name}.npz")
-        marker_tmp = self.root / f".{name}.done.tmp"
-        marker_tmp.write_text(json.dumps({"key": key, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}))
-        os.replace(marker_tmp, self.root / f"{name}.done.json")
+# The key of a step: its parameters, with the store data it reads under "inputs" and, by content,
+# every file the parameters name (see .checkpoints).
+_hash = step_key
 
 
 def _write_csv(path: Path, header: list[str], columns: list) -> None:
-    tmp = path.with_name("." + path.name + ".tmp")
-    pd.DataFrame({h: c for h, c in zip(header, columns)}).to_csv(tmp, index=False, float_format="%.10g")
-    os.replace(tmp, path)
+    with atomic_open(path, "w", newline="") as fh:
+        pd.DataFrame({h: c for h, c in zip(header, columns)}).to_csv(fh, index=False, float_format="%.10g")
+
+
+def _array_digest(a) -> str:
+    a = np.ascontiguousarray(a)
+    return hashlib.sha256(str((a.shape, a.dtype.str)).encode() + a.tobytes()).hexdigest()
 
 
 def _input_fingerprint(store_path, coupling, scans) -> dict:
-    """What downstream steps depend on: the coupling values, the scans table and the stored maps."""
+    """What downstream steps read from the store, by content: the coupling
+    values, the scans table, the stored maps and the region table (labels,
+    hemispheres, centroids, surface geometry)."""
+    stored = checksum(store_path, ["maps", "regions"])
     return {
         "store": str(store_path),
-        "coupling_sha256": hashlib.sha256(np.ascontiguousarray(coupling).tobytes()).hexdigest(),
-        "scans_sha256": hashlib.sha256(scans.to_csv(index=False).encode()).hexdigest(),
-        "maps": checksum(store_path, ["maps"]),
+        "coupling values": _array_digest(coupling),
+        "scans table": hashlib.sha256(scans.to_csv(index=False).encode()).hexdigest(),
+        "store /maps": stored.get("maps"),
+        "store /regions": stored.get("regions"),
     }
 
 
@@ -156,18 +126,24 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print, plan=None)
 
     ``plan`` is the :class:`~recouple.workflows.check.StudyPlan` of
     :func:`~recouple.workflows.check.check_study` for this config; it is
-    made here (every input read and checked) when not given.
+    made here (every input read and checked) when not given. The output
+    folder is locked for the run: a second run on it raises
+    :class:`~recouple.exceptions.OutputError` at once, naming the first.
     """
     if plan is None:
         plan = check_study(cfg)
-    out = Path(cfg["study"]["output"])
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output(cfg["study"]["output"])
+    with output_lock(out):
+        return _execute(cfg, out, plan, progress=progress, overwrite=overwrite, log=log)
+
+
+def _execute(cfg: dict, out: Path, plan, *, progress, overwrite, log) -> StudyResult:
     (out / "tables").mkdir(exist_ok=True)
     comp = cfg["compute"]
     be = get_backend(comp.get("backend"))
     store_path = cfg["study"]["store"]
     result = StudyResult(output=out, report=out / "report.html", provenance=out / "provenance.json")
-    steps = _Steps(out, overwrite, result)
+    steps = Steps(out, overwrite, result, log=log, exclude=[store_path])
     t_start = time.perf_counter()
 
     # 1. coupling (resumable inside the store)
@@ -272,13 +248,12 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print, plan=None)
         "dtype": "float64",
         "inputs": inputs,
         "coupling_provenance": coup.provenance,
+        "input_files": steps.files(),
         "steps_computed": result.computed,
         "steps_skipped": result.skipped,
         "wall_time_s": round(time.perf_counter() - t_start, 3),
     }
-    tmp = out / ".provenance.json.tmp"
-    tmp.write_text(json.dumps(prov, indent=2, default=str) + "\n")
-    os.replace(tmp, result.provenance)
+    atomic_write(result.provenance, json.dumps(prov, indent=2, default=str) + "\n")
     write_report(cfg, result, out)
     log(f"[report] {result.report}")
     return result
@@ -303,6 +278,8 @@ def _nulls_digest(plan) -> str:
 def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
     assoc, ncfg, enr = cfg["association"], cfg["nulls"], cfg["enrichment"]
     target, y = _target_map(cfg, contrasts)
+    # every spatial step reads the target map: key them on its values, not on the name of its contrast
+    base_key = {**base_key, "inputs": {**base_key["inputs"], "target map": _array_digest(y)}}
     produced = {}
 
     # nulls of the target map: resampling indices (spins, permutations) or surrogate maps (cornblath, a file)
@@ -328,7 +305,7 @@ def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
 
     def expression():
         return plan.expression
-    key = _hash({**base_key, "assoc": {k: v for k, v in assoc.items() if k != "_present"}, "nulls": ncfg,
+    key = _hash({**base_key, "assoc": {k: v for k, v in assoc.items() if k not in ("_present", "maps")}, "nulls": ncfg,
                  "target": target, "backend": be.name})
     t0 = time.perf_counter()
 
@@ -350,7 +327,7 @@ def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
                [saved["genes"][order], saved["r"][order], saved["pvalue"][order], saved["pvalue_fdr"][order],
                 saved["pvalue_fwer"][order]])
     rnk = out / "tables" / "genes.rnk"
-    rnk.write_text("".join(f"{g}\t{r:.10g}\n" for g, r in zip(saved["genes"][np.argsort(-saved["r"])],
+    atomic_write(rnk, "".join(f"{g}\t{r:.10g}\n" for g, r in zip(saved["genes"][np.argsort(-saved["r"])],
                                                                np.sort(saved["r"])[::-1])))
     if "pls_weights" in saved:
         z = saved.get("pls_zscores")
@@ -379,7 +356,8 @@ def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
         produced["maps"] = saved
 
     if enr.get("gene_sets"):
-        key = _hash({**base_key, "enr": enr, "nulls": ncfg, "target": target, "backend": be.name})
+        key = _hash({**base_key, "enr": enr, "expression": assoc["expression"], "nulls": ncfg, "target": target,
+                     "backend": be.name})
         t0 = time.perf_counter()
 
         def enrichment_steps():

@@ -6,12 +6,12 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__
+from ..io.files import atomic_write
 from .figures import add_colorbar, draw_views, surface_problem
 from .references import cited, is_spatial, null_description, null_short
 
@@ -31,9 +31,7 @@ def _save(fig, path: Path) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     data = buf.getvalue()
-    tmp = path.with_name("." + path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write(path, data)
     _plt().close(fig)
     return base64.b64encode(data).decode()
 
@@ -324,9 +322,7 @@ store {html.escape(Path(cfg['study']['store']).name)} · {coupling.shape[0]} sca
 {''.join(sections)}
 </body></html>
 """
-    tmp = out / ".report.html.tmp"
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, result.report)
+    atomic_write(result.report, page)
     return result.report
 
 
