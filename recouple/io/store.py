@@ -927,6 +927,11 @@ def validate(path, *, deep: bool = False) -> ValidationReport:
                     if flags.sum() < flags.size:
                         incomplete.append((key, int(flags.sum()), int(flags.size)))
                 if "provenance" not in g.attrs:
+                    if "params" in g.attrs and "done" not in g:
+                        # half-created by a run that stopped while allocating (the runner writes params first
+                        # and completion flags last): the next run with the same parameters starts it again
+                        incomplete.append((key, 0, 0))
+                        continue
                     raise StoreError(f"/results/{key} lacks its provenance attribute.")
                 names.append(f"results/{key}")
     return ValidationReport(str(path), s, n, tuple(names), tuple(incomplete))

@@ -283,7 +283,8 @@ def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
     produced = {}
 
     # nulls of the target map: resampling indices (spins, permutations) or surrogate maps (cornblath, a file)
-    key = _hash({**base_key, "nulls": ncfg, "target": target, "nulls_input": _nulls_digest(plan)})
+    key = _hash({**base_key, "inputs": {**base_key["inputs"], "null geometry": _nulls_digest(plan)}, "nulls": ncfg,
+                 "target": target})
     t0 = time.perf_counter()
 
     def draw_nulls():
