@@ -43,6 +43,7 @@ class StudyResult:
     steps: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
     computed: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)  # step -> seconds of compute (steps run, not loaded)
 
 
 def _hash(obj) -> str:
@@ -65,7 +66,9 @@ class _Steps:
         if saved is not None:
             self.result.skipped.append(name)
             return saved, "already done"
+        t0 = time.perf_counter()
         saved = compute()
+        self.result.timings[name] = time.perf_counter() - t0
         self.save(name, key, saved)
         self.result.computed.append(name)
         return saved, "computed"
@@ -197,6 +200,7 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
         f"{'regions' if cp['level'] == 'region' else 'voxels'}: {coup.n_computed} chunk(s) computed, "
         f"{coup.n_skipped} already done ({time.perf_counter() - t0:.1f} s)")
     (result.computed if coup.n_computed else result.skipped).append("coupling")
+    result.timings["coupling"] = time.perf_counter() - t0
     coupling = coup.coupling
     with store.open(store_path) as st:
         scans = st.scans
@@ -289,7 +293,9 @@ def execute(cfg: dict, *, progress=False, overwrite=False, log=print) -> StudyRe
     tmp = out / ".provenance.json.tmp"
     tmp.write_text(json.dumps(prov, indent=2, default=str) + "\n")
     os.replace(tmp, result.provenance)
+    t0 = time.perf_counter()
     write_report(cfg, result, out)
+    result.timings["report"] = time.perf_counter() - t0
     log(f"[report] {result.report}")
     return result
 
