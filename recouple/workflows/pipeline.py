@@ -43,7 +43,7 @@ class StudyResult:
     steps: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
     computed: list = field(default_factory=list)
-    timings: dict = field(default_factory=dict)  # step -> seconds of compute (steps run, not loaded)
+    timings: dict = field(default_factory=dict)  # step -> seconds to compute and save (steps run, not loaded)
 
 
 def _hash(obj) -> str:
@@ -68,8 +68,8 @@ class _Steps:
             return saved, "already done"
         t0 = time.perf_counter()
         saved = compute()
-        self.result.timings[name] = time.perf_counter() - t0
         self.save(name, key, saved)
+        self.result.timings[name] = time.perf_counter() - t0
         self.result.computed.append(name)
         return saved, "computed"
 
