@@ -40,3 +40,22 @@ def test_bench_quick_json_complete(tmp_path, capsys):
 def test_bench_rejects_unknown_operation(capsys):
     assert main(["bench", "--only", "nodal"]) == 2
     assert "--only must name operations" in capsys.readouterr().err
+
+
+def test_bench_quick_study_times_every_step(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "study", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "step/bare" in table
+    result = json.loads(out.read_text())
+    (row,) = result["rows"]
+    assert row["operation"] == "study" and row["backend"] == "numpy"
+    extra = row["extra"]
+    steps = extra["steps_s"]
+    expected = {"coupling", "contrast_post_vs_pre_patients", "contrast_patients_vs_controls_change",
+                "contrast_patients_vs_controls_baseline", "clinical", "nulls", "genes", "enrichment", "report"}
+    assert set(steps) == expected
+    assert all(t > 0 for t in steps.values())
+    assert set(extra["step_over_bare"]) == expected - {"report"}
+    assert {"genes:associate", "genes:pls"} <= set(extra["bare_s"])
+    assert extra["study_s"] == pytest.approx(sum(steps.values()))

@@ -205,3 +205,60 @@ def test_floyd_warshall_same_with_loops_on_and_off(monkeypatch, rng, dtype):
             else:
                 assert x.dtype == y.dtype
                 np.testing.assert_array_equal(x, y)
+
+
+def _vasa_both(monkeypatch, pts, R):
+    from recouple.host import spheres
+
+    return _both(monkeypatch, lambda: spheres.vasa(pts, R, threads=2))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 8, 9, 40, 203])
+def test_vasa_loop_identical_to_numpy(monkeypatch, rng, n):
+    pts = _sphere(rng, n)
+    R = rc.nulls.rotations(25, seed=n)[:, 0]
+    jit, ref = _vasa_both(monkeypatch, pts, R)
+    np.testing.assert_array_equal(jit, ref)
+    np.testing.assert_array_equal(np.sort(jit, axis=1), np.broadcast_to(np.arange(n), jit.shape))
+
+
+def test_vasa_loop_ties_identical_to_numpy(monkeypatch, rng):
+    # every point three times (equal row minima, equal distances in a row),
+    # the identity among the rotations (every minimum 0), and a small
+    # lattice (many equal distances)
+    base = _sphere(rng, 20)
+    pts = np.concatenate([base, base, base])
+    R = np.concatenate([np.eye(3)[None], rc.nulls.rotations(12, seed=3)[:, 0]])
+    jit, ref = _vasa_both(monkeypatch, pts, R)
+    np.testing.assert_array_equal(jit, ref)
+    lattice = np.array([[x, y, z] for x in (-1, 0, 1) for y in (-1, 0, 1) for z in (-1, 0, 1) if x or y or z], float)
+    lattice /= np.linalg.norm(lattice, axis=1, keepdims=True)
+    quarter = np.array([[0.0, -1, 0], [1, 0, 0], [0, 0, 1]])  # maps the lattice onto itself
+    R = np.stack([np.eye(3), quarter, quarter @ quarter, *rc.nulls.rotations(5, seed=4)[:, 0]])
+    jit, ref = _vasa_both(monkeypatch, lattice, R)
+    np.testing.assert_array_equal(jit, ref)
+
+
+def test_vasa_loop_blocks_and_threads(monkeypatch, rng):
+    pts = _sphere(rng, 90)
+    hemi = np.repeat([0, 1], 45)
+    monkeypatch.setenv("RECOUPLE_NUM_THREADS", "1")
+    ref = rc.nulls.spin_permutations(pts, hemi=hemi, n_perm=37, seed=6, method="vasa")
+    monkeypatch.setenv("RECOUPLE_NUM_THREADS", "3")
+    np.testing.assert_array_equal(rc.nulls.spin_permutations(pts, hemi=hemi, n_perm=37, seed=6, method="vasa"), ref)
+    monkeypatch.setenv("RECOUPLE_JIT", "0")
+    np.testing.assert_array_equal(rc.nulls.spin_permutations(pts, hemi=hemi, n_perm=37, seed=6, method="vasa"), ref)
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("parc", ["schaefer_400", "aparc"])
+def test_vasa_loop_fsaverage5_parcels_identical(monkeypatch, shared_data, parc):
+    from recouple.io import surfaces
+
+    s = shared_data / "surfaces"
+    lh, rh = surfaces.load_sphere(s / "fsa5_sphere_lh.gii"), surfaces.load_sphere(s / "fsa5_sphere_rh.gii")
+    lab, _ = surfaces.load_labels(shared_data / "parcellations" / f"{parc}_fsa5.csv")
+    hemi = np.repeat([0, 1], len(lh))
+    cen, ph, _ = surfaces.parcel_centroids(np.vstack([lh, rh]), lab, hemi=hemi)
+    jit, ref = _both(monkeypatch, lambda: rc.nulls.spin_permutations(cen, hemi=ph, n_perm=60, seed=9, method="vasa"))
+    np.testing.assert_array_equal(jit, ref)

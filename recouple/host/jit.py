@@ -36,7 +36,7 @@ from scipy import sparse
 from ..exceptions import InputError
 
 __all__ = ["assignment_blocks", "cache_dir", "describe", "enabled", "euclidean_blocks", "floyd_warshall_blocks",
-           "nearest_on_cells", "tfce_maps"]
+           "nearest_on_cells", "tfce_maps", "vasa_blocks"]
 
 _COMPILED: dict = {}
 _LOCK = threading.Lock()
@@ -247,6 +247,133 @@ def euclidean_blocks(a, b, out=None):
     if out is None:
         out = np.empty((b.shape[0], a.shape[1], b.shape[2]))
     _compiled(_euclidean_loop)(a, b, out)
+    return out
+
+
+# --------------------------------------------------------------------------
+# Váša greedy assignment, one rotation at a time in a reusable distance
+# block: the steps of the NumPy driver (host.spheres.vasa) and of neuromaps --
+# each step takes the first row (lowest index) of largest row minimum, gives
+# it its first column of least distance, and recomputes the minimum of the
+# rows whose closest column that was (lowest index among equal distances).
+# Distances are >= +0 and finite, so their IEEE bit patterns as int64 order
+# as the values do and are equal exactly when the values are: minima and
+# maxima run on the integers (vectorised without fast-math). A taken column
+# is locked by OR-ing in the bits of +inf (the NumPy code masks it with +inf);
+# an assigned row's minimum is -1 (below every distance, as -inf there).
+
+_INF_BITS = 0x7FF0000000000000
+
+
+def _vasa_loop(a, b, out):
+    n = a.shape[1]
+    dist = np.empty((n, n))
+    bits = dist.view(np.int64)
+    lock = np.empty(n, np.int64)
+    rowmin = np.empty(n, np.int64)
+    rowarg = np.empty(n, np.int64)
+    head = np.empty(n, np.int64)  # per column, the rows whose closest it is (a linked list)
+    link = np.empty(2 * (n * n + n), np.int64)  # list cells (row, next cell): n + one per update
+    inf_bits = _INF_BITS
+
+    def first_min(r):
+        # least distance of row r over the untaken columns, and the first
+        # column holding it
+        br = bits[r]
+        m = inf_bits
+        for j in range(n):
+            x = br[j] | lock[j]
+            m = x if x < m else m
+        j = 0
+        while j + 8 <= n:  # eight at a time, then the one within
+            hit = False
+            for t in range(8):
+                hit |= br[j + t] | lock[j + t] == m
+            if hit:
+                break
+            j += 8
+        while br[j] | lock[j] != m:
+            j += 1
+        return m, j
+
+    def first_max(v):
+        # the first row of largest minimum
+        m = v[0]
+        for j in range(n):
+            x = v[j]
+            m = x if x > m else m
+        j = 0
+        while j + 8 <= n:
+            hit = False
+            for t in range(8):
+                hit |= v[j + t] == m
+            if hit:
+                break
+            j += 8
+        while v[j] != m:
+            j += 1
+        return j
+
+    for k in range(b.shape[0]):
+        bk = b[k]
+        lock[:] = 0
+        head[:] = -1
+        cells = 0
+        for i in range(n):
+            a0, a1, a2 = a[0, i], a[1, i], a[2, i]
+            di = dist[i]
+            # distances as in _euclidean_loop (squares summed x, y, z, then sqrt)
+            for j in range(n):
+                d = a0 - bk[0, j]
+                s = d * d
+                d = a1 - bk[1, j]
+                s += d * d
+                d = a2 - bk[2, j]
+                s += d * d
+                di[j] = math.sqrt(s)
+            m, j = first_min(i)
+            rowmin[i] = m
+            rowarg[i] = j
+            link[cells] = i
+            link[cells + 1] = head[j]
+            head[j] = cells
+            cells += 2
+        for _ in range(n):
+            row = first_max(rowmin)
+            col = rowarg[row]
+            out[k, row] = col
+            rowmin[row] = -1
+            rowarg[row] = -1
+            lock[col] = inf_bits
+            # the rows whose closest column that was: their new minimum
+            c = head[col]
+            while c >= 0:
+                r = link[c]
+                c = link[c + 1]
+                if rowarg[r] != col:  # assigned since
+                    continue
+                m, j = first_min(r)
+                rowmin[r] = m
+                rowarg[r] = j
+                link[cells] = r
+                link[cells + 1] = head[j]
+                head[j] = cells
+                cells += 2
+
+
+def vasa_blocks(a, b, out=None):
+    """Váša greedy assignment for each rotation: ``a`` (3, n) original
+    coordinate columns, ``b`` (K, 3, n) rotated coordinate columns;
+    ``out[k, i]`` (int64) is the rotated parcel given to parcel ``i``, the
+    answer of :func:`recouple.host.spheres.vasa`'s NumPy code (and of
+    neuromaps' ``vasa``), ties included. Coordinates must be finite.
+    """
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    if out is None:
+        out = np.empty((b.shape[0], a.shape[1]), dtype=np.int64)
+    if a.shape[1]:
+        _compiled(_vasa_loop)(a, b, out)
     return out
 
 

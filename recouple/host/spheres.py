@@ -231,8 +231,11 @@ def euclidean(a, b):
 
 
 def vasa(coords, rots, *, threads=1, parallel_map=_serial_map):
-    """Váša et al. 2018 greedy reassignment for all rotations at once.
+    """Váša et al. 2018 greedy reassignment of each rotation (K, n).
 
+    With the compiled loops on, one rotation at a time in a compiled loop
+    (:func:`recouple.host.jit.vasa_blocks`), blocks of rotations on every
+    core. The NumPy code runs all rotations of a block at once.
     Repeat n times, for every rotation in parallel: take the remaining
     original parcel whose closest remaining rotated parcel is farthest, assign
     it that parcel and remove both. Row minima are updated only for rows that
@@ -241,6 +244,19 @@ def vasa(coords, rots, *, threads=1, parallel_map=_serial_map):
     """
     k_total, n = len(rots), len(coords)
     out = np.empty((k_total, n), dtype=np.int64)
+    if _jit.enabled():
+        # one rotation at a time in a compiled loop (its distance block stays
+        # in cache), blocks of rotations on every core; the rotated points
+        # come from the same matmul as below, so the same distances
+        at = np.ascontiguousarray(coords.T)
+        step_c = max(1, min(256, -(-k_total // (4 * threads))))
+
+        def block_compiled(k0):
+            rotated = np.matmul(coords[None], rots[k0 : k0 + step_c])
+            _jit.vasa_blocks(at, np.swapaxes(rotated, 1, 2), out[k0 : k0 + step_c])
+
+        parallel_map(block_compiled, range(0, k_total, step_c))
+        return out
     step = max(1, int(2**27 // (n * n * 8 * 3)))
     step = max(1, min(step, -(-k_total // threads)))  # at least one block per core
     sub = max(1, int(2**20 // (n * n * 8)))  # distances in cache-sized blocks of rotations

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,13 +24,17 @@ import scipy.stats as ss
 from scipy import ndimage
 
 from .. import coupling, genes, graph, nulls, permutation
+from .. import store as cohort_store
 from ..engine.backend import available_backends, get_backend
 from ..engine.perf import measure_gemm_gflops
 from ..genes import load_expression
 from ..host.jit import describe as describe_host_loops
 from ..kernels.coupling import communication_predictors
 from ..kernels.voxel import standardize_timeseries, voxel_to_voxel_coupling
-from ..simulate import cohort, region_centroids
+from ..simulate import cohort, gene_sets, region_centroids, write_gmt
+from ..study import load_config, write_config
+from . import pipeline
+from .demo import demo_config
 
 
 @dataclass
@@ -40,6 +47,9 @@ class Operation:
     flops: Callable[[dict], float] | None = None
     peer: Callable[[dict], tuple[float, str]] | None = None
     backends: tuple[str, ...] = ("numpy", "jax", "cupy")
+    extra: Callable[[dict, str], dict] | None = None  # after timing: details for the row (e.g. per-step times)
+    teardown: Callable[[dict], None] | None = None
+    warmup: bool = True
 
 
 @dataclass
@@ -399,6 +409,96 @@ def _enrich_run(d, backend):
     return genes.enrichment(d["y"], d["expr"], d["sets"], nulls=d["nulls"], labels=d["labels"], backend=backend)
 
 
+# The whole study (`recouple run`) on a simulated cohort: every step timed by
+# the pipeline (StudyResult.timings) and each compute step against its bare
+# kernel -- the same public function on the same arrays in memory, without
+# the store, the step's bookkeeping (hashes, saved arrays, tables) or config.
+
+def _study_setup(quick):
+    if quick:
+        n, pat, con, k, nulls_k, g, boot, sets = 60, 12, 4, 200, 100, 300, 50, 20
+    else:
+        n, pat, con, k, nulls_k, g, boot, sets = 400, 400, 100, 10000, 10000, 15633, 1000, 500
+    folder = Path(tempfile.mkdtemp(prefix="recouple-bench-study-"))
+    sim = cohort(n_regions=n, n_patients=pat, n_controls=con, n_genes=g, seed=0)
+    cohort_store.from_simulated(sim, folder / "cohort.h5", overwrite=True).close()
+    write_gmt(folder / "gene_sets.gmt", gene_sets(sim, n_random=sets - 2, seed=0))
+    cfg = demo_config(n_perm=k, n_nulls=nulls_k, seed=0, backend="numpy")
+    cfg["association"]["pls_bootstrap"] = boot
+    return {"folder": folder, "sim": sim, "cfg": cfg, "n_sets": sets, "runs": []}
+
+
+def _study_run(d, backend):
+    cfg = dict(d["cfg"], compute={"backend": backend})
+    path = write_config(d["folder"] / f"STUDY-{backend}.toml", cfg)
+    res = pipeline.execute(load_config(path), overwrite=True, log=lambda line: None)
+    d["runs"].append((backend, dict(res.timings), res))
+    return res
+
+
+def _study_kernels(d, backend):
+    """Per-step times of the fastest study run on ``backend`` and each step's bare kernel."""
+    runs = [r for r in d["runs"] if r[0] == backend]
+    steps, res = min(((t, r) for _, t, r in runs), key=lambda tr: sum(tr[0].values()))
+    cfg, sim = d["cfg"], d["sim"]
+    cp, perm, ncfg, assoc = cfg["coupling"], cfg["permutation"], cfg["nulls"], cfg["association"]
+    coup = res.steps["coupling"]
+    scans, cvals, labels, regions = coup["scans"], coup["coupling"], coup["labels"], coup["regions"]
+    bare = {}
+    t0 = time.perf_counter()
+    nodal = coupling.nodal(sim.sc, sim.fc, method=cp["method"], edges=cp["edges"], backend=backend)
+    bare["coupling"] = time.perf_counter() - t0
+    np.testing.assert_array_equal(nodal.coupling, cvals)  # the same values as the step's
+    full = load_config(d["folder"] / f"STUDY-{backend}.toml")
+    for c in full["contrasts"]:
+        t0 = time.perf_counter()
+        pipeline._run_contrast(c, scans, cvals, full["permutation"], backend)
+        bare[f"contrast_{c['name']}"] = time.perf_counter() - t0
+    clin = full["clinical"]
+    pre = np.flatnonzero((scans["group"] == clin["group"]) & (scans["session"] == clin["sessions"][0]))
+    post = np.flatnonzero((scans["group"] == clin["group"]) & (scans["session"] == clin["sessions"][1]))
+    score = scans[clin["score"]].to_numpy(dtype=float)
+    t0 = time.perf_counter()
+    permutation.correlation(score[pre] - score[post], cvals[post] - cvals[pre], method=clin["method"],
+                            resampling=permutation.Resampling(n_perm=int(perm["n_perm"]), seed=int(perm["seed"]),
+                                                              backend=backend))
+    bare["clinical"] = time.perf_counter() - t0
+    hemi = np.where(regions["hemisphere"].astype(str).str.upper().str.startswith("R"), 1, 0)
+    coords = pipeline.sphere_coords(regions[["x", "y", "z"]].to_numpy(dtype=float))
+    t0 = time.perf_counter()
+    idx = nulls.spin_permutations(coords, hemi=hemi, n_perm=int(ncfg["n_perm"]), seed=int(ncfg["seed"]),
+                                  method=ncfg["method"])
+    bare["nulls"] = time.perf_counter() - t0
+    np.testing.assert_array_equal(idx, res.steps["nulls"]["indices"])
+    y = np.asarray(res.steps["contrasts"][assoc["target"]]["statistic"], dtype=float)
+    expr = load_expression(sim.expression, regions=list(labels), genes=[str(g) for g in sim.genes])
+    t0 = time.perf_counter()
+    genes.associate(y, expr, labels=labels, nulls=idx, method=assoc["method"], backend=backend)
+    bare["genes:associate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    genes.pls(y, expr, n_components=int(assoc["pls_components"]), n_boot=int(assoc["pls_bootstrap"]), nulls=idx,
+              seed=int(ncfg["seed"]), labels=labels, backend=backend)
+    bare["genes:pls"] = time.perf_counter() - t0
+    bare["genes"] = bare["genes:associate"] + bare["genes:pls"]
+    sets = genes.load_gene_sets(d["folder"] / "gene_sets.gmt")
+    t0 = time.perf_counter()
+    genes.enrichment(y, expr, sets, nulls=idx, labels=labels, min_size=int(cfg["enrichment"]["min_size"]),
+                     max_size=int(cfg["enrichment"]["max_size"]), backend=backend)
+    bare["enrichment"] = time.perf_counter() - t0
+    ratio = {k: steps[k] / bare[k] for k in steps if k in bare and bare[k] > 0}
+    return {"steps_s": steps, "bare_s": bare, "step_over_bare": ratio, "study_s": sum(steps.values())}
+
+
+def _study_size(d):
+    sim, cfg = d["sim"], d["cfg"]
+    pat = int(np.sum((np.asarray(sim.scans["group"]) == "patient") & (np.asarray(sim.scans["session"]) == "pre")))
+    return (f"{sim.n_scans} scans x {sim.n_regions} regions ({pat} patients pre/post + "
+            f"{(sim.n_scans - 2 * pat) // 2} controls twice), {len(cfg['contrasts'])} contrasts x "
+            f"{cfg['permutation']['n_perm']} permutations, {len(sim.genes)} genes x {cfg['nulls']['n_perm']} "
+            f"{cfg['nulls']['method']} spins, PLS {cfg['association']['pls_bootstrap']} bootstraps, "
+            f"{d['n_sets']} gene sets")
+
+
 OPERATIONS: list[Operation] = [
     Operation("nodal_coupling", _nodal_setup,
               lambda d, b: coupling.nodal(d["sc"], d["fc"], backend=b),
@@ -446,6 +546,9 @@ OPERATIONS: list[Operation] = [
     Operation("enrichment", _enrich_setup, _enrich_run,
               lambda d: f"{d['nulls'].shape[0]} nulls x {len(d['expr'].genes)} genes x {len(d['sets'])} categories",
               lambda d: (d["nulls"].shape[0], "nulls/s")),
+    Operation("study", _study_setup, _study_run, _study_size, lambda d: (1, "studies/s"), backends=("numpy",),
+              extra=_study_kernels, teardown=lambda d: shutil.rmtree(d["folder"], ignore_errors=True),
+              warmup=False),
 ]
 
 
@@ -459,36 +562,11 @@ def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None,
     ops = [op for op in OPERATIONS if operations is None or op.name in operations]
     for op in ops:
         data = op.setup(quick)
-        items, unit = op.items(data)
-        peer = None
         try:
-            peer = op.peer(data) if op.peer else None
-        except Exception as exc:  # a peer that breaks must not break the table
-            peer = None
-            if log:
-                log(f"  peer for {op.name} failed: {exc.__class__.__name__}: {exc}")
-        base = None
-        for b in names:
-            if b not in op.backends:
-                continue
-            op.run(data, b)  # warm up: imports, jit compilation, caches
-            t = _best(lambda: op.run(data, b), repeats)
-            if b == "numpy":
-                base = t
-            row = BenchRow(operation=op.name, size=op.size(data), backend=b, time_s=t, throughput=items / t,
-                           unit=unit)
-            if peer is not None:
-                row.speedup_vs_peer = peer[0] / t
-                row.peer_note = peer[1]
-                row.peer = peer[1].split(",")[0]
-            if op.flops is not None:
-                row.gemm_fraction = op.flops(data) / t / (gemm[b] * 1e9)
-            rows.append(row)
-            if log:
-                log(f"  {op.name:<26} {b:<6} {t:9.3f} s")
-        for row in rows:
-            if row.operation == op.name and base is not None:
-                row.speedup_vs_numpy = base / row.time_s
+            rows += _run_operation(op, data, names, repeats, gemm, log)
+        finally:
+            if op.teardown:
+                op.teardown(data)
     return {
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                     "devices": {b: get_backend(b).device for b in names}, "host_loops": describe_host_loops()},
@@ -498,6 +576,58 @@ def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None,
         "backends": names,
         "rows": [asdict(r) for r in rows],
     }
+
+
+def _run_operation(op, data, names, repeats, gemm, log) -> list:
+    rows: list[BenchRow] = []
+    items, unit = op.items(data)
+    peer = None
+    try:
+        peer = op.peer(data) if op.peer else None
+    except Exception as exc:  # a peer that breaks must not break the table
+        peer = None
+        if log:
+            log(f"  peer for {op.name} failed: {exc.__class__.__name__}: {exc}")
+    base = None
+    for b in names:
+        if b not in op.backends:
+            continue
+        op.run(data, b)  # warm up: imports, jit compilation, caches
+        t = _best(lambda: op.run(data, b), repeats)
+        if b == "numpy":
+            base = t
+        row = BenchRow(operation=op.name, size=op.size(data), backend=b, time_s=t, throughput=items / t,
+                       unit=unit)
+        if peer is not None:
+            row.speedup_vs_peer = peer[0] / t
+            row.peer_note = peer[1]
+            row.peer = peer[1].split(",")[0]
+        if op.flops is not None:
+            row.gemm_fraction = op.flops(data) / t / (gemm[b] * 1e9)
+        if op.extra is not None:
+            row.extra = op.extra(data, b)
+        rows.append(row)
+        if log:
+            log(f"  {op.name:<26} {b:<6} {t:9.3f} s")
+            for line in _extra_lines(row.extra):
+                log("    " + line)
+    for row in rows:
+        if base is not None:
+            row.speedup_vs_numpy = base / row.time_s
+    return rows
+
+
+def _extra_lines(extra: dict) -> list:
+    """Per-step times against the bare kernels, one line a step."""
+    if "steps_s" not in extra:
+        return []
+    bare, ratio = extra["bare_s"], extra["step_over_bare"]
+    lines = []
+    for k, t in extra["steps_s"].items():
+        tail = f"  bare kernel {bare[k]:8.3f} s  step/bare {ratio[k]:5.2f}" if k in ratio else ""
+        lines.append(f"{k:<40} {t:8.3f} s{tail}")
+    lines += [f"{k:<40} {'':10}  bare kernel {v:8.3f} s" for k, v in bare.items() if ":" in k]
+    return lines
 
 
 def format_table(result: dict) -> str:
@@ -514,7 +644,9 @@ def format_table(result: dict) -> str:
         ])
     widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(head)]
     out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)) for l in lines]
+    for r, l in zip(result["rows"], lines):
+        out.append("  ".join(c.ljust(w) for c, w in zip(l, widths)))
+        out += ["    " + line for line in _extra_lines(r.get("extra") or {})]
     gem = ", ".join(f"{b} {g:.1f}" for b, g in result["gemm_gflops"].items())
     out.append(f"measured float64 GEMM GFLOP/s: {gem}")
     if result["machine"].get("host_loops"):

@@ -189,9 +189,11 @@ class Steps:
             return saved, "already done"
         if reason is not None:
             self.log(f"[{name}] recomputing ({reason})")
+        t0 = time.perf_counter()
         saved = compute()
         fault_point(name, "computed")
         self.save(name, key, saved)
+        self.result.timings[name] = time.perf_counter() - t0  # compute and save (steps run, not loaded)
         self.result.computed.append(name)
         return saved, "computed"
 

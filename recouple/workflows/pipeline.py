@@ -51,6 +51,7 @@ class StudyResult:
     steps: dict = field(default_factory=dict)
     skipped: list = field(default_factory=list)
     computed: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)  # step -> seconds to compute and save (steps run, not loaded)
 
 
 # The key of a step: its parameters, with the store data it reads under "inputs" and, by content,
@@ -159,6 +160,7 @@ def _execute(cfg: dict, out: Path, plan, *, progress, overwrite, log) -> StudyRe
         f"{'regions' if cp['level'] == 'region' else 'voxels'}: {coup.n_computed} chunk(s) computed, "
         f"{coup.n_skipped} already done ({time.perf_counter() - t0:.1f} s)")
     (result.computed if coup.n_computed else result.skipped).append("coupling")
+    result.timings["coupling"] = time.perf_counter() - t0
     coupling = coup.coupling
     with store.open(store_path) as st:
         scans = st.scans
@@ -254,7 +256,9 @@ def _execute(cfg: dict, out: Path, plan, *, progress, overwrite, log) -> StudyRe
         "wall_time_s": round(time.perf_counter() - t_start, 3),
     }
     atomic_write(result.provenance, json.dumps(prov, indent=2, default=str) + "\n")
+    t0 = time.perf_counter()
     write_report(cfg, result, out)
+    result.timings["report"] = time.perf_counter() - t0
     log(f"[report] {result.report}")
     return result
 
