@@ -9,19 +9,38 @@ loop; what a block computes is the caller's ``block`` function.
 
 Counts are summed in block order and maxima written at their resample
 positions, so the result does not depend on the batch size.
+
+Two ways to run the blocks fast:
+
+- On the host, :func:`host_workers` lends a kernel threads that each run
+  single-threaded BLAS on their own cache-sized tiles (no barrier between
+  the two BLAS threads per small product, and the element-wise passes run on
+  every core too).
+- On an accelerator, :func:`stream_on_device` keeps the loop device
+  resident: the data are moved once, every block is padded to one shape
+  (a validity mask keeps padding out of the counts) so the step compiles
+  once, the running counts stay on the device, and only each block's
+  resamples go in and the counts and maxima come back once, at the end.
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
+from .backend import device_get, device_put, get_backend
+from .dispatch import host_thread_count
 from .planner import plan_batch
 from .progress import progress as _progress
 
-__all__ = ["plan_resample_batch", "stream_resamples", "StreamedNull", "CACHE_CAP_BYTES"]
+__all__ = ["plan_resample_batch", "stream_resamples", "stream_on_device", "host_workers", "StreamedNull",
+           "CACHE_CAP_BYTES"]
 
 #: Past ~256 MB per batch the element-wise reductions fall out of cache
 #: without making the matrix products any faster.
@@ -113,3 +132,82 @@ def stream_resamples(block: Callable, n_resamples: int, *, batch_size: int, coun
         for name in acc.maxima:
             acc.maxima[name][start:stop] = out[name]
     return acc
+
+
+@contextlib.contextmanager
+def host_workers(threads=None):
+    """Threads for host kernels that tile their own work, BLAS at one thread each.
+
+    Yields ``(run, workers)``: ``run(fn, items)`` is ``[fn(i) for i in items]``
+    on ``workers`` threads (:func:`~recouple.engine.dispatch.host_thread_count`
+    unless ``threads`` is given). While the context is open, BLAS runs one
+    thread per call, so a kernel that hands every thread its own cache-sized
+    matrix products uses the cores without the barriers multi-threaded BLAS
+    pays on small products. Off the main thread (inside a Dask task) or with
+    one core: ``workers = 1`` and BLAS is left alone.
+    """
+    workers = host_thread_count() if threads is None else max(1, int(threads))
+    if workers <= 1 or threading.current_thread() is not threading.main_thread():
+        yield (lambda fn, items: [fn(i) for i in items]), 1
+        return
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
+        yield (lambda fn, items: list(pool.map(fn, items))), workers
+
+
+def stream_on_device(step, resample, *, batch_size, backend, args=(), counts=None, pad_row, static=None,
+                     desc: str = "", progress=None) -> StreamedNull:
+    """The resample loop with the data and the running counts on the device.
+
+    Parameters
+    ----------
+    step : callable ``(*args, batch, valid, counts, **static) -> (counts, max_score)``
+        Kernel for one block: ``batch`` ``(B, n)`` resamples, ``valid``
+        ``(B,)`` bool (``False`` for padding), ``counts`` ``(V,)`` the running
+        counts; returns the counts with this block added and the ``(B,)``
+        maxima. Compiled once (every block has the same shapes).
+    resample : (K, n) host array
+        All resamples; block ``i`` is rows ``i*B .. (i+1)*B - 1``, the last
+        block padded with ``pad_row``.
+    batch_size : int
+        ``B`` (at most ``K``).
+    backend : str or Backend
+    args : tuple of device arrays
+        Moved to the device once, before the loop (:func:`recouple.engine.backend.device_put`).
+    counts : device array (V,)
+        Initial counts (e.g. zeros, moved once).
+    pad_row : (n,) host array
+        A valid resample used for padding (identity permutation, all signs +1).
+    static : dict
+        Compile-time configuration of ``step``.
+
+    Returns
+    -------
+    :class:`StreamedNull` with ``counts["counts"]`` and ``maxima["max_score"]``.
+
+    Notes
+    -----
+    Inside the loop the only transfers are explicit: one
+    :func:`~recouple.engine.backend.device_put` of each block's resamples
+    and mask. Counts and maxima come back by one
+    :func:`~recouple.engine.backend.device_get` after the last block.
+    """
+    be = get_backend(backend)
+    static = dict(static or {})
+    fn = be.compile(step, static_argnames=tuple(static))
+    k = int(resample.shape[0])
+    bs = max(1, min(int(batch_size), k))
+    starts = range(0, k, bs)
+    maxima = []
+    for start in _progress(starts, total=len(starts), desc=desc, show=progress):
+        stop = min(start + bs, k)
+        batch = resample[start:stop]
+        valid = np.ones(bs, dtype=bool)
+        if stop - start < bs:
+            valid[stop - start:] = False
+            batch = np.concatenate([batch, np.broadcast_to(pad_row, (bs - (stop - start),) + batch.shape[1:])])
+        counts, mx = fn(*args, device_put(batch, be), device_put(valid, be), counts, **static)
+        maxima.append(mx)
+    counts, maxima = device_get((counts, maxima), be)
+    max_score = np.concatenate(maxima)[:k] if maxima else np.empty(0)
+    return StreamedNull(counts={"counts": np.asarray(counts)}, maxima={"max_score": max_score},
+                        n_resamples=k, batch_size=bs)

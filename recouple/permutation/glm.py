@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import rankdata
 
+from ..engine.backend import device_get, device_put, get_backend
 from ..engine.dispatch import call_kernel
-from ..engine.streaming import plan_resample_batch, stream_resamples
+from ..engine.streaming import host_workers, plan_resample_batch, stream_on_device, stream_resamples
 from ..exceptions import InputError, ShapeError, describe
 from ..host.labels import max_per_map
 from ..kernels import glm as _glm
@@ -87,6 +88,76 @@ def _bytes_per_resample(n, v, r, q, keep_full):
     return per
 
 
+#: Resamples per block of the fused host path when no batch size is given:
+#: only the (r + q) gathered rows of each resample are held, so the block is
+#: bounded for the progress bar, not for memory.
+HOST_BLOCK = 4096
+
+
+def _identity_row(mode, n):
+    return np.ones(n) if mode == "signflip" else np.arange(n)
+
+
+def _stream_scores(*, scaled, part, resample, score_cmp, mode, alternative, resampling, batch_size, desc):
+    """Streamed exceedance counts and per-resample maxima of the score.
+
+    NumPy: the fused tiled kernel (:func:`recouple.kernels.glm.reduce_block_numpy`)
+    on :func:`~recouple.engine.streaming.host_workers` threads. Other
+    backends: the device-resident loop
+    (:func:`~recouple.engine.streaming.stream_on_device`), data moved once,
+    one compilation.
+    """
+    n, v = scaled.shape
+    k = resample.shape[0]
+    basis = np.ascontiguousarray(_glm.stacked_basis(part.basis_x, part.basis_z))
+    be = get_backend(resampling.backend)
+    if be.name == "numpy":
+        bs = batch_size if resampling.batch_size is not None else min(k, HOST_BLOCK)
+        with host_workers() as (run, workers):
+            def block(start, stop):
+                return _glm.reduce_block_numpy(scaled, basis, resample[start:stop], score_cmp, rank=part.rank,
+                                               mode=mode, alternative=alternative, workers=workers, run=run)
+
+            return stream_resamples(block, k, batch_size=bs, counts={"counts": v}, maxima=("max_score",),
+                                    desc=desc, progress=resampling.progress)
+    args = (device_put(scaled, be), device_put(basis, be))
+    rest = device_put(score_cmp, be)
+    return stream_on_device(
+        _device_step, resample, batch_size=batch_size, backend=be, args=args + (rest,),
+        counts=device_put(np.zeros(v), be), pad_row=_identity_row(mode, n),
+        static={"rank": part.rank, "mode": mode, "alternative": alternative}, desc=desc,
+        progress=resampling.progress,
+    )
+
+
+def _device_step(data, basis, observed_score, batch, valid, counts, *, rank, mode, alternative):
+    return _glm.streamed_batch(data, basis, batch, valid, observed_score, counts, rank=rank, mode=mode,
+                               alternative=alternative)
+
+
+def _null_batches(*, scaled, part, resample, score_cmp, mode, alternative, resampling, batch_size, desc):
+    """``null_batch(start, stop) -> (stop - start, V)`` host ``g`` of those
+    resamples. NumPy: one kernel call per block. Other backends: data moved
+    once, blocks padded to ``batch_size`` rows (one compilation)."""
+    be = get_backend(resampling.backend)
+    basis = np.ascontiguousarray(_glm.stacked_basis(part.basis_x, part.basis_z))
+    static = {"rank": part.rank, "mode": mode}
+    if be.name == "numpy":
+        return lambda start, stop: _glm.null_batch(scaled, basis, resample[start:stop], **static)
+    fn = be.compile(_glm.null_batch, static_argnames=tuple(static))
+    data_d, basis_d = device_put(scaled, be), device_put(basis, be)
+    bs = max(1, min(int(batch_size), resample.shape[0]))
+    pad = _identity_row(mode, scaled.shape[0])
+
+    def null_batch(start, stop):
+        batch = resample[start:stop]
+        if stop - start < bs:
+            batch = np.concatenate([batch, np.broadcast_to(pad, (bs - (stop - start), batch.shape[1]))])
+        return device_get(fn(data_d, basis_d, device_put(batch, be), **static), be)[: stop - start]
+
+    return null_batch
+
+
 def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatial, tfce_spatial, desc):
     """Observed statistic + streamed null for one contrast."""
     part, scaled, degenerate = prepare(y, design, contrast)
@@ -127,14 +198,19 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
     if spatial is not None:
         maxima += ["cluster_max_extent", "cluster_max_mass"]
 
-    def block(start, stop):
-        out = call_kernel(
-            _glm.permutation_batch, scaled, part.basis_x, part.basis_z, resample[start:stop], score_cmp,
-            backend=backend, static={"mode": mode, "alternative": alternative, "keep_null": need_maps},
-        )
-        found = {"counts": out["counts"], "max_score": out["max_score"]}
-        if need_maps:
-            stat_b = np.asarray(_glm.statistic_from_monotone(out["g"], df=part.df, rank=rank))
+    run_args = dict(scaled=scaled, part=part, resample=resample, score_cmp=score_cmp, mode=mode,
+                    alternative=alternative, resampling=resampling, batch_size=bs, desc=desc)
+    if not need_maps:
+        acc = _stream_scores(**run_args)
+    else:
+        null_batch = _null_batches(**run_args)
+
+        def block(start, stop):
+            g = null_batch(start, stop)
+            score = np.asarray(_glm.tail_score(g, alternative=alternative, rank=rank))
+            found = {"counts": np.count_nonzero(score >= score_cmp[None, :], axis=0).astype(np.float64),
+                     "max_score": score.max(axis=1)}
+            stat_b = np.asarray(_glm.statistic_from_monotone(g, df=part.df, rank=rank))
             stat_b = np.where(degenerate[None, :], 0.0, stat_b)
             if keep_null:
                 null[start:stop] = stat_b
@@ -146,10 +222,10 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
                 _, extent, mass, owner = cluster_stats(stat_b, spatial, tail)
                 found["cluster_max_extent"] = max_per_map(extent, owner, stop - start)
                 found["cluster_max_mass"] = max_per_map(mass, owner, stop - start)
-        return found
+            return found
 
-    acc = stream_resamples(block, k_total, batch_size=bs, counts=counts, maxima=maxima, desc=desc,
-                           progress=resampling.progress)
+        acc = stream_resamples(block, k_total, batch_size=bs, counts=counts, maxima=maxima, desc=desc,
+                               progress=resampling.progress)
     max_score = acc.maxima["max_score"]
     pvalue = _kp.pvalue_from_counts(acc.counts["counts"], np.full(v, float(k_total)), score_obs)
     pvalue_fwer = _kp.fwer_pvalue(np.where(np.isnan(score_obs), np.inf, score_obs), max_score)
