@@ -39,7 +39,7 @@ from .dispatch import host_thread_count
 from .planner import plan_batch
 from .progress import progress as _progress
 
-__all__ = ["plan_resample_batch", "stream_resamples", "stream_on_device", "host_workers", "StreamedNull",
+__all__ = ["plan_resample_batch", "plan_device_batch", "stream_resamples", "stream_on_device", "device_loop_guard", "host_workers", "StreamedNull",
            "CACHE_CAP_BYTES"]
 
 #: Past ~256 MB per batch the element-wise reductions fall out of cache
@@ -69,6 +69,32 @@ def plan_resample_batch(n_resamples: int, bytes_per_resample: float, *, batch_si
     if cache_cap is None:
         return planned
     return max(1, min(planned, int(cache_cap // max(bytes_per_resample, 1.0))))
+
+
+#: A device step on a CPU (JAX-CPU) materialises its whole product before the
+#: fused reductions read it; past the last-level cache that pass becomes
+#: memory bound (measured: the step rate falls about fourfold between a
+#: 10 MB and a 20 MB product), so CPU devices keep the product near this size.
+CPU_DEVICE_PRODUCT_BYTES = 2**23
+
+
+def plan_device_batch(n_resamples: int, bytes_per_resample: float, product_bytes_per_resample: float, *,
+                      backend=None, batch_size=None, memory_limit=None) -> int:
+    """Resamples per block of :func:`stream_on_device`.
+
+    ``batch_size`` if given; on an accelerator, planned from the budget as
+    :func:`plan_resample_batch`; on a CPU device (JAX-CPU), also at most
+    :data:`CPU_DEVICE_PRODUCT_BYTES` of product per block (at least 8
+    resamples).
+    """
+    planned = plan_resample_batch(n_resamples, bytes_per_resample, batch_size=batch_size,
+                                  memory_limit=memory_limit)
+    if batch_size is not None:
+        return planned
+    if str(get_backend(backend).device).startswith("cpu"):
+        fit = int(CPU_DEVICE_PRODUCT_BYTES // max(product_bytes_per_resample, 1.0))
+        planned = min(planned, max(8, fit))
+    return max(1, min(planned, int(n_resamples)))
 
 
 @dataclass
@@ -154,6 +180,21 @@ def host_workers(threads=None):
         yield (lambda fn, items: list(pool.map(fn, items))), workers
 
 
+def device_loop_guard(backend=None):
+    """Context of a device-resident loop: on JAX, ``jax.transfer_guard("disallow")``.
+
+    Inside it only explicit transfers
+    (:func:`~recouple.engine.backend.device_put` / ``device_get``) run; an
+    implicit one (a host array passed to a compiled step, an eager op on a
+    Python scalar) raises instead of silently copying every block.
+    """
+    if get_backend(backend).name != "jax":
+        return contextlib.nullcontext()
+    import jax  # optional dependency: imported only when the JAX backend is used
+
+    return jax.transfer_guard("disallow")
+
+
 def stream_on_device(step, resample, *, batch_size, backend, args=(), counts=None, pad_row, static=None,
                      desc: str = "", progress=None) -> StreamedNull:
     """The resample loop with the data and the running counts on the device.
@@ -189,7 +230,9 @@ def stream_on_device(step, resample, *, batch_size, backend, args=(), counts=Non
     Inside the loop the only transfers are explicit: one
     :func:`~recouple.engine.backend.device_put` of each block's resamples
     and mask. Counts and maxima come back by one
-    :func:`~recouple.engine.backend.device_get` after the last block.
+    :func:`~recouple.engine.backend.device_get` after the last block. Each
+    step runs under :func:`device_loop_guard`, so an implicit transfer
+    raises.
     """
     be = get_backend(backend)
     static = dict(static or {})
@@ -205,9 +248,11 @@ def stream_on_device(step, resample, *, batch_size, backend, args=(), counts=Non
         if stop - start < bs:
             valid[stop - start:] = False
             batch = np.concatenate([batch, np.broadcast_to(pad_row, (bs - (stop - start),) + batch.shape[1:])])
-        counts, mx = fn(*args, device_put(batch, be), device_put(valid, be), counts, **static)
+        with device_loop_guard(be):
+            counts, mx = fn(*args, device_put(batch, be), device_put(valid, be), counts, **static)
         maxima.append(mx)
-    counts, maxima = device_get((counts, maxima), be)
+    with device_loop_guard(be):
+        counts, maxima = device_get((counts, maxima), be)
     max_score = np.concatenate(maxima)[:k] if maxima else np.empty(0)
     return StreamedNull(counts={"counts": np.asarray(counts)}, maxima={"max_score": max_score},
                         n_resamples=k, batch_size=bs)

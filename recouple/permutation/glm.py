@@ -17,19 +17,31 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import rankdata
 
-from ..engine.backend import device_get, device_put, get_backend
-from ..engine.dispatch import call_kernel
-from ..engine.streaming import host_workers, plan_resample_batch, stream_on_device, stream_resamples
+from ..engine.streaming import plan_resample_batch, stream_resamples
 from ..exceptions import InputError, ShapeError, describe
 from ..host.labels import max_per_map
 from ..kernels import glm as _glm
 from ..kernels import pvalues as _kp
 from ..kernels import stats as _kstats
 from ..validation import as_array, check_choice
-from .design import check_covariates, check_data, check_design, prepare, resolve_kind, split_contrasts
+from .design import (
+    check_covariates,
+    check_data,
+    check_design,
+    prepare,
+    resolve_kind,
+    split_contrasts,
+)
 from .options import Resampling, Spatial, accepts_legacy_options, fill_doc
 from .resamples import Resamples, draw_resamples
-from .spatial import ClusterResult, SpatialResult, cluster_stats, make_spatial, tfce_scores
+from .spatial import (
+    ClusterResult,
+    SpatialResult,
+    cluster_stats,
+    make_spatial,
+    tfce_scores,
+)
+from .streamed import null_batches, observed_g, stream_scores
 from .tail import gpd_pvalue
 
 __all__ = ["PermutationResult", "one_sample", "paired", "two_sample", "glm", "correlation", "glm_resamples"]
@@ -88,76 +100,6 @@ def _bytes_per_resample(n, v, r, q, keep_full):
     return per
 
 
-#: Resamples per block of the fused host path when no batch size is given:
-#: only the (r + q) gathered rows of each resample are held, so the block is
-#: bounded for the progress bar, not for memory.
-HOST_BLOCK = 4096
-
-
-def _identity_row(mode, n):
-    return np.ones(n) if mode == "signflip" else np.arange(n)
-
-
-def _stream_scores(*, scaled, part, resample, score_cmp, mode, alternative, resampling, batch_size, desc):
-    """Streamed exceedance counts and per-resample maxima of the score.
-
-    NumPy: the fused tiled kernel (:func:`recouple.kernels.glm.reduce_block_numpy`)
-    on :func:`~recouple.engine.streaming.host_workers` threads. Other
-    backends: the device-resident loop
-    (:func:`~recouple.engine.streaming.stream_on_device`), data moved once,
-    one compilation.
-    """
-    n, v = scaled.shape
-    k = resample.shape[0]
-    basis = np.ascontiguousarray(_glm.stacked_basis(part.basis_x, part.basis_z))
-    be = get_backend(resampling.backend)
-    if be.name == "numpy":
-        bs = batch_size if resampling.batch_size is not None else min(k, HOST_BLOCK)
-        with host_workers() as (run, workers):
-            def block(start, stop):
-                return _glm.reduce_block_numpy(scaled, basis, resample[start:stop], score_cmp, rank=part.rank,
-                                               mode=mode, alternative=alternative, workers=workers, run=run)
-
-            return stream_resamples(block, k, batch_size=bs, counts={"counts": v}, maxima=("max_score",),
-                                    desc=desc, progress=resampling.progress)
-    args = (device_put(scaled, be), device_put(basis, be))
-    rest = device_put(score_cmp, be)
-    return stream_on_device(
-        _device_step, resample, batch_size=batch_size, backend=be, args=args + (rest,),
-        counts=device_put(np.zeros(v), be), pad_row=_identity_row(mode, n),
-        static={"rank": part.rank, "mode": mode, "alternative": alternative}, desc=desc,
-        progress=resampling.progress,
-    )
-
-
-def _device_step(data, basis, observed_score, batch, valid, counts, *, rank, mode, alternative):
-    return _glm.streamed_batch(data, basis, batch, valid, observed_score, counts, rank=rank, mode=mode,
-                               alternative=alternative)
-
-
-def _null_batches(*, scaled, part, resample, score_cmp, mode, alternative, resampling, batch_size, desc):
-    """``null_batch(start, stop) -> (stop - start, V)`` host ``g`` of those
-    resamples. NumPy: one kernel call per block. Other backends: data moved
-    once, blocks padded to ``batch_size`` rows (one compilation)."""
-    be = get_backend(resampling.backend)
-    basis = np.ascontiguousarray(_glm.stacked_basis(part.basis_x, part.basis_z))
-    static = {"rank": part.rank, "mode": mode}
-    if be.name == "numpy":
-        return lambda start, stop: _glm.null_batch(scaled, basis, resample[start:stop], **static)
-    fn = be.compile(_glm.null_batch, static_argnames=tuple(static))
-    data_d, basis_d = device_put(scaled, be), device_put(basis, be)
-    bs = max(1, min(int(batch_size), resample.shape[0]))
-    pad = _identity_row(mode, scaled.shape[0])
-
-    def null_batch(start, stop):
-        batch = resample[start:stop]
-        if stop - start < bs:
-            batch = np.concatenate([batch, np.broadcast_to(pad, (bs - (stop - start), batch.shape[1]))])
-        return device_get(fn(data_d, basis_d, device_put(batch, be), **static), be)[: stop - start]
-
-    return null_batch
-
-
 def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatial, tfce_spatial, desc):
     """Observed statistic + streamed null for one contrast."""
     part, scaled, degenerate = prepare(y, design, contrast)
@@ -172,9 +114,7 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
     # F statistics are scored one-sided ("greater") by the package rule.
     tail = alternative if rank == 1 else "greater"
     mode = "signflip" if drawn.kind == "signflip" else "permute"
-    identity = np.ones((1, n)) if mode == "signflip" else np.arange(n)[None, :]
-    g_obs = call_kernel(_glm.monotone_statistic, scaled, part.basis_x, part.basis_z, identity,
-                        backend=backend, static={"mode": mode})[0]
+    g_obs = observed_g(scaled, part, mode=mode, backend=backend)
     g_obs = np.where(degenerate, np.nan, g_obs)
     score_obs = np.asarray(_kp.tail_score(g_obs, tail))
     # NaN scores never count as exceeded; +inf keeps them out of the counts.
@@ -198,12 +138,11 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
     if spatial is not None:
         maxima += ["cluster_max_extent", "cluster_max_mass"]
 
-    run_args = dict(scaled=scaled, part=part, resample=resample, score_cmp=score_cmp, mode=mode,
-                    alternative=alternative, resampling=resampling, batch_size=bs, desc=desc)
     if not need_maps:
-        acc = _stream_scores(**run_args)
+        acc = stream_scores(scaled, part, resample, score_cmp, mode=mode, alternative=alternative,
+                            resampling=resampling, desc=desc)
     else:
-        null_batch = _null_batches(**run_args)
+        null_batch = null_batches(scaled, part, resample, mode=mode, backend=backend, batch_size=bs)
 
         def block(start, stop):
             g = null_batch(start, stop)
