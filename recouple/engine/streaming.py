@@ -32,14 +32,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from .backend import device_get, device_put, get_backend
 from .dispatch import host_thread_count
 from .planner import plan_batch
 from .progress import progress as _progress
 
-__all__ = ["plan_resample_batch", "plan_device_batch", "stream_resamples", "stream_on_device", "device_loop_guard", "host_workers", "StreamedNull",
+__all__ = ["HOST_THREAD_MIN_FLOPS", "plan_resample_batch", "plan_device_batch", "stream_resamples", "stream_on_device", "device_loop_guard", "host_workers", "StreamedNull",
            "CACHE_CAP_BYTES"]
 
 #: Past ~256 MB per batch the element-wise reductions fall out of cache
@@ -160,8 +160,28 @@ def stream_resamples(block: Callable, n_resamples: int, *, batch_size: int, coun
     return acc
 
 
+#: Below this many flops per block, host kernels run on the calling thread:
+#: handing tiles to threads costs more than it saves (most of all on a busy
+#: machine, where every hand-off waits for a time slice).
+HOST_THREAD_MIN_FLOPS = 2e8
+
+_POOLS: dict = {}
+_CONTROLLER: list = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool_and_controller(workers):
+    with _POOL_LOCK:
+        pool = _POOLS.get(workers)
+        if pool is None:
+            pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="recouple-host")
+        if not _CONTROLLER:
+            _CONTROLLER.append(ThreadpoolController())  # scans the loaded BLAS libraries once
+        return pool, _CONTROLLER[0]
+
+
 @contextlib.contextmanager
-def host_workers(threads=None):
+def host_workers(threads=None, *, flops=None):
     """Threads for host kernels that tile their own work, BLAS at one thread each.
 
     Yields ``(run, workers)``: ``run(fn, items)`` is ``[fn(i) for i in items]``
@@ -169,15 +189,22 @@ def host_workers(threads=None):
     unless ``threads`` is given). While the context is open, BLAS runs one
     thread per call, so a kernel that hands every thread its own cache-sized
     matrix products uses the cores without the barriers multi-threaded BLAS
-    pays on small products. Off the main thread (inside a Dask task) or with
-    one core: ``workers = 1`` and BLAS is left alone.
+    pays on small products. With one core or for blocks of fewer than
+    :data:`HOST_THREAD_MIN_FLOPS` ``flops``: ``workers = 1`` (BLAS still at
+    one thread). Off the main thread (inside a Dask task, whose scheduler
+    owns the cores): ``workers = 1`` and BLAS is left alone. The threads are
+    kept for the next analysis.
     """
     workers = host_thread_count() if threads is None else max(1, int(threads))
-    if workers <= 1 or threading.current_thread() is not threading.main_thread():
-        yield (lambda fn, items: [fn(i) for i in items]), 1
+    if flops is not None and flops < HOST_THREAD_MIN_FLOPS:
+        workers = 1
+    serial = (lambda fn, items: [fn(i) for i in items]), 1
+    if threading.current_thread() is not threading.main_thread():
+        yield serial
         return
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-        yield (lambda fn, items: list(pool.map(fn, items))), workers
+    pool, controller = _pool_and_controller(max(workers, 2))
+    with controller.limit(limits=1, user_api="blas"):
+        yield serial if workers <= 1 else ((lambda fn, items: list(pool.map(fn, items))), workers)
 
 
 def device_loop_guard(backend=None):

@@ -44,7 +44,8 @@ def observed_g(scaled, part, *, mode, backend):
     identity = identity_row(mode, scaled.shape[0])[None, :]
     static = {"rank": part.rank, "mode": mode}
     if be.name == "numpy":
-        return _glm.null_batch(scaled, basis, identity, **static)[0]
+        with host_workers(flops=0):  # one small product: BLAS at one thread
+            return _glm.null_batch(scaled, basis, identity, **static)[0]
     fn = be.compile(_glm.null_batch, static_argnames=tuple(static))
     with device_loop_guard(be):
         args = [device_put(a, be) for a in (scaled, basis, identity)]
@@ -66,7 +67,7 @@ def stream_scores(scaled, part, resample, score_cmp, *, mode, alternative, resam
     be = get_backend(resampling.backend)
     if be.name == "numpy":
         bs = resampling.batch_size if resampling.batch_size is not None else min(k, HOST_BLOCK)
-        with host_workers() as (run, workers):
+        with host_workers(flops=2.0 * min(bs, k) * basis.shape[0] * n * v) as (run, workers):
             def block(start, stop):
                 return _glm.reduce_block_numpy(scaled, basis, resample[start:stop], score_cmp, rank=part.rank,
                                                mode=mode, alternative=alternative, workers=workers, run=run)
