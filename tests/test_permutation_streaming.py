@@ -213,3 +213,24 @@ def test_plan_device_batch_keeps_cpu_products_in_cache():
     assert bs == max(8, int(streaming.CPU_DEVICE_PRODUCT_BYTES // per_product))
     assert streaming.plan_device_batch(5000, 1.0, per_product, backend="jax", batch_size=77) == 77
     assert streaming.plan_device_batch(5, 1.0, 1.0, backend="jax") == 5
+
+
+def test_null_basis_drops_the_constant_for_permutations_only(rng):
+    from recouple.permutation.streamed import null_basis
+
+    part, scaled, perms = _problem(rng, n=19, v=60, q=3, k=40)
+    full = kglm.stacked_basis(part.basis_x, part.basis_z)
+    reduced = null_basis(part, "permute")
+    assert reduced.shape == (full.shape[0] - 1, 19)
+    np.testing.assert_allclose(reduced @ reduced.T, np.eye(reduced.shape[0]), atol=1e-12)
+    np.testing.assert_allclose(reduced @ np.ones(19), 0.0, atol=1e-12)
+    np.testing.assert_array_equal(null_basis(part, "signflip"), full)
+    # same g for every permutation (the dropped row projects to zero)
+    g_full = kglm.null_batch(scaled, full, perms, rank=1, mode="permute")
+    g_red = kglm.null_batch(scaled, reduced, perms, rank=1, mode="permute")
+    np.testing.assert_allclose(g_red, g_full, rtol=1e-12, atol=1e-13)
+    # no intercept in the nuisance space: nothing to drop
+    n = 19
+    design = np.column_stack([rng.normal(size=n), rng.normal(size=(n, 2))])
+    part2, _, _ = prepare(rng.normal(size=(n, 5)), design, np.array([[1.0, 0, 0]]))
+    assert null_basis(part2, "permute").shape == (3, n)

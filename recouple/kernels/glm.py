@@ -14,6 +14,13 @@ resample ``P_k`` (permutation or sign flip) with ``e_k = P_k E``::
 
 ``g`` is a monotone function of the full-model t (or F), so maxima and
 exceedance counts are taken on ``g`` and only the ``K`` maxima are converted.
+
+The effect and nuisance rows are stacked (:func:`stacked_basis`) so a batch
+is one GEMM ``(K (r + q), n) @ (n, V)``. Two reductions of it: the
+array-API :func:`streamed_batch` (fixed shapes with a validity mask, for
+the device-resident loop) and the NumPy :func:`reduce_block_numpy`, which
+never forms the ``(K, V)`` temporaries: it multiplies cache-sized tiles and
+reduces each where it lies, with the same IEEE operations in the same order.
 """
 
 from __future__ import annotations

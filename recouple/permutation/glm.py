@@ -4,9 +4,9 @@ correlations, with max-statistic FWER, BH-FDR and optional TFCE/cluster
 inference (METHODS 3.1-3.11).
 
 Every resample of a block is one matrix product (:mod:`recouple.kernels.glm`);
-blocks are streamed by :func:`recouple.engine.streaming.stream_resamples`,
-keeping only per-resample maxima and per-element exceedance counts unless
-``Resampling(keep_null=True)``.
+blocks are streamed (:mod:`.streamed`: the fused cache-tiled kernel on
+NumPy, the device-resident loop on JAX/CuPy), keeping only per-resample
+maxima and per-element exceedance counts unless ``Resampling(keep_null=True)``.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from ..engine.streaming import (
 )
 from ..kernels import glm as _glm
 
-__all__ = ["HOST_BLOCK", "identity_row", "null_batches", "observed_g", "stream_scores"]
+__all__ = ["HOST_BLOCK", "identity_row", "null_basis", "null_batches", "observed_g", "stream_scores"]
 
 
 #: Resamples per block of the fused host path when no batch size is given:
@@ -33,6 +33,30 @@ HOST_BLOCK = 4096
 def identity_row(mode, n):
     """The identity resample (all signs +1, or the identity permutation), used as padding."""
     return np.ones(n) if mode == "signflip" else np.arange(n)
+
+
+def null_basis(part, mode):
+    """Rows every resample projects on: ``[basis_x; basis_z]``, for
+    permutations without the constant direction of the nuisance space.
+
+    When the intercept lies in the nuisance space, every column of the
+    reduced-model residuals ``E`` sums to zero, and a permutation keeps that
+    sum: ``1' P e = 1' e = 0``. The constant row's projection is zero for
+    every permutation, so its share of ``w`` (one of the ``r + q`` GEMM rows
+    per resample) is dropped by rotating ``basis_z`` so that one row is the
+    constant and leaving that row out. ``w`` changes by ``(1'e)^2 / n``,
+    the square of a rounding error (~1e-33). Sign flips do not keep sums,
+    so their basis is unchanged.
+    """
+    bz = part.basis_z
+    if mode == "permute" and bz.shape[0] > 0:
+        n = bz.shape[1]
+        a = bz @ np.full(n, 1.0 / np.sqrt(n))
+        if abs(float(a @ a) - 1.0) < 1e-10:
+            # orthonormal basis of the complement of a in R^q: rows of bz orthogonal to the constant
+            u, _, _ = np.linalg.svd(np.eye(bz.shape[0]) - np.outer(a, a) / float(a @ a))
+            bz = u[:, : bz.shape[0] - 1].T @ bz
+    return np.ascontiguousarray(_glm.stacked_basis(part.basis_x, bz))
 
 
 def observed_g(scaled, part, *, mode, backend):
@@ -63,7 +87,7 @@ def stream_scores(scaled, part, resample, score_cmp, *, mode, alternative, resam
     """
     n, v = scaled.shape
     k = resample.shape[0]
-    basis = np.ascontiguousarray(_glm.stacked_basis(part.basis_x, part.basis_z))
+    basis = null_basis(part, mode)
     be = get_backend(resampling.backend)
     if be.name == "numpy":
         bs = resampling.batch_size if resampling.batch_size is not None else min(k, HOST_BLOCK)
@@ -101,7 +125,7 @@ def null_batches(scaled, part, resample, *, mode, backend, batch_size):
     runs under :func:`~recouple.engine.streaming.device_loop_guard`).
     """
     be = get_backend(backend)
-    basis = np.ascontiguousarray(_glm.stacked_basis(part.basis_x, part.basis_z))
+    basis = null_basis(part, mode)
     static = {"rank": part.rank, "mode": mode}
     if be.name == "numpy":
         return lambda start, stop: _glm.null_batch(scaled, basis, resample[start:stop], **static)
