@@ -195,15 +195,17 @@ def test_signflip_gemm_fraction(benchmark, signflip_problem):
 @pytest.mark.benchmark(group="gemm_fraction")
 def test_freedman_lane_gemm_fraction(benchmark, fl_problem):
     """Freedman-Lane GLM, 3 nuisance covariates + intercept: one effect and
-    four nuisance rows per permutation. ``gemm_fraction_two_products`` counts
-    ``4 K n V`` flops as ``recouple bench`` does."""
+    three nuisance rows per permutation (the constant row projects to zero
+    under permutations and is not computed; ``rows_per_resample``).
+    ``gemm_fraction_two_products`` counts ``4 K n V`` flops as
+    ``recouple bench`` does."""
     y, design, perms = fl_problem
     R = rc.permutation.Resampling
     c = [1, 0, 0, 0, 0]
     runs = {b: (lambda b=b: rc.permutation.glm(y, design, c, resampling=R(permutations=perms, backend=b)))
             for b in ("numpy", "jax")}
     n, v, k = FL["n"], FL["v"], FL["k"]
-    rows = 5
+    rows = 4
     info = _fraction_row(benchmark, runs, 2.0 * rows * k * n * v,
                          dict(test="freedman-lane", n=n, elements=v, n_perm=k, nuisance=3,
                               rows_per_resample=rows))
