@@ -170,14 +170,19 @@ _CONTROLLER: list = []
 _POOL_LOCK = threading.Lock()
 
 
-def _pool_and_controller(workers):
+def _blas_controller():
+    with _POOL_LOCK:
+        if not _CONTROLLER:
+            _CONTROLLER.append(ThreadpoolController())  # scans the loaded BLAS libraries once
+        return _CONTROLLER[0]
+
+
+def _pool(workers):
     with _POOL_LOCK:
         pool = _POOLS.get(workers)
         if pool is None:
             pool = _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="recouple-host")
-        if not _CONTROLLER:
-            _CONTROLLER.append(ThreadpoolController())  # scans the loaded BLAS libraries once
-        return pool, _CONTROLLER[0]
+        return pool
 
 
 @contextlib.contextmanager
@@ -202,9 +207,12 @@ def host_workers(threads=None, *, flops=None):
     if threading.current_thread() is not threading.main_thread():
         yield serial
         return
-    pool, controller = _pool_and_controller(max(workers, 2))
-    with controller.limit(limits=1, user_api="blas"):
-        yield serial if workers <= 1 else ((lambda fn, items: list(pool.map(fn, items))), workers)
+    with _blas_controller().limit(limits=1, user_api="blas"):
+        if workers <= 1:
+            yield serial
+        else:
+            pool = _pool(workers)
+            yield (lambda fn, items: list(pool.map(fn, items))), workers
 
 
 def device_loop_guard(backend=None):
@@ -222,7 +230,7 @@ def device_loop_guard(backend=None):
     return jax.transfer_guard("disallow")
 
 
-def stream_on_device(step, resample, *, batch_size, backend, args=(), counts=None, pad_row, static=None,
+def stream_on_device(step, resample, *, batch_size, backend, counts, pad_row, args=(), static=None,
                      desc: str = "", progress=None) -> StreamedNull:
     """The resample loop with the data and the running counts on the device.
 
