@@ -8,6 +8,14 @@ Groups:
 - ``freedman_lane``: GLM with 3 nuisance covariates; throughput and the share of
   the two GEMMs (effect and nuisance projections).
 - ``tfce``: TFCE of 91x109x91 maps, permutations per second.
+- ``gemm_fraction``: the sign-flip and Freedman-Lane nulls on NumPy and JAX,
+  interleaved with the float64 GEMM rate of
+  :func:`recouple.engine.perf.measure_gemm_gflops`, all in one process and
+  best of ``ROUNDS`` (the machine may be shared: ratios of times taken side
+  by side are what is comparable). ``extra_info`` holds ``gemm_fraction``
+  (flops of the essential products -- ``2 K n V`` per effect or nuisance
+  row of every resample -- per second over the GEMM rate) and
+  ``jax_over_numpy`` (time ratio, JAX-CPU / NumPy).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ FULL = os.environ.get("RECOUPLE_BENCH") == "full"
 SF = dict(n=100, v=79_800, k=10_000, peer_k=200) if FULL else dict(n=40, v=4_950, k=500, peer_k=100)
 FL = dict(n=200, v=50_000, k=5_000) if FULL else dict(n=60, v=5_000, k=300)
 TF = dict(shape=(91, 109, 91), k=4) if FULL else dict(shape=(30, 36, 30), k=4)
+ROUNDS = 3 if FULL else 2
 
 
 def _signflip_data():
@@ -135,3 +144,70 @@ def test_tfce_volume(benchmark, monkeypatch, host_loops):
                                      shape=TF["shape"], maps=TF["k"], steps=100, two_sided=True,
                                      perms_per_s=TF["k"] / total))
     assert out.shape == maps.shape
+
+
+def _side_by_side(runs, rounds):
+    """Best-of-``rounds`` seconds of every callable in ``runs`` (dict), interleaved,
+    and the best float64 GEMM rate (GFLOP/s) measured between them."""
+    from recouple.engine.backend import get_backend
+    from recouple.engine.perf import measure_gemm_gflops
+
+    numpy_backend = get_backend("numpy")
+    best = {name: float("inf") for name in runs}
+    gemm = measure_gemm_gflops(numpy_backend, n=2048)
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - t0)
+        gemm = max(gemm, measure_gemm_gflops(numpy_backend, n=2048))
+    return best, gemm
+
+
+def _fraction_row(benchmark, runs, flops, info):
+    jax = "jax" in runs
+    for fn in runs.values():
+        fn()  # warm up: imports, compilation
+    best, gemm = _side_by_side(runs, ROUNDS)
+    benchmark.pedantic(runs["numpy"], rounds=1, iterations=1)
+    info = dict(info, gemm_gflops=gemm, numpy_s=best["numpy"], rounds=ROUNDS,
+                gemm_fraction=flops / best["numpy"] / (gemm * 1e9))
+    if jax:
+        info.update(jax_s=best["jax"], jax_over_numpy=best["jax"] / best["numpy"],
+                    jax_gemm_fraction=flops / best["jax"] / (gemm * 1e9))
+    benchmark.extra_info.update(info)
+    return info
+
+
+@pytest.mark.benchmark(group="gemm_fraction")
+def test_signflip_gemm_fraction(benchmark, signflip_problem):
+    """Paired sign-flip null (no nuisance: one row per flip)."""
+    y, signs = signflip_problem
+    R = rc.permutation.Resampling
+    runs = {b: (lambda b=b: rc.permutation.one_sample(y, resampling=R(signs=signs, backend=b)))
+            for b in ("numpy", "jax")}
+    n, v, k = SF["n"], SF["v"], SF["k"]
+    info = _fraction_row(benchmark, runs, 2.0 * k * n * v,
+                         dict(test="sign-flip", n=n, elements=v, n_perm=k, rows_per_resample=1))
+    assert info["gemm_fraction"] > 0
+
+
+@pytest.mark.benchmark(group="gemm_fraction")
+def test_freedman_lane_gemm_fraction(benchmark, fl_problem):
+    """Freedman-Lane GLM, 3 nuisance covariates + intercept: one effect and
+    three nuisance rows per permutation (the constant row projects to zero
+    under permutations and is not computed; ``rows_per_resample``).
+    ``gemm_fraction_two_products`` counts ``4 K n V`` flops as
+    ``recouple bench`` does."""
+    y, design, perms = fl_problem
+    R = rc.permutation.Resampling
+    c = [1, 0, 0, 0, 0]
+    runs = {b: (lambda b=b: rc.permutation.glm(y, design, c, resampling=R(permutations=perms, backend=b)))
+            for b in ("numpy", "jax")}
+    n, v, k = FL["n"], FL["v"], FL["k"]
+    rows = 4
+    info = _fraction_row(benchmark, runs, 2.0 * rows * k * n * v,
+                         dict(test="freedman-lane", n=n, elements=v, n_perm=k, nuisance=3,
+                              rows_per_resample=rows))
+    benchmark.extra_info["gemm_fraction_two_products"] = info["gemm_fraction"] * 2 / rows
+    assert info["gemm_fraction"] > 0

@@ -243,3 +243,33 @@ def available_backends() -> dict[str, tuple[bool, str]]:
         except Exception as exc:  # never let a broken optional install break `info`
             out[name] = (False, f"{exc.__class__.__name__}: {exc}")
     return out
+
+
+def device_put(x, backend=None):
+    """Move host array ``x`` to ``backend`` by one explicit transfer.
+
+    Unlike :meth:`Backend.to_device` (``jnp.asarray``), this is an explicit
+    transfer for ``jax.transfer_guard``, so device-resident loops can run
+    under ``transfer_guard("disallow")`` and still move what they mean to.
+    """
+    be = get_backend(backend)
+    arr = np.asarray(x)
+    if be.name == "jax":
+        import jax  # optional dependency: imported only when the JAX backend is used
+
+        return jax.device_put(arr)
+    return be.to_device(arr)
+
+
+def device_get(tree, backend=None):
+    """Bring arrays (or a list/tuple/dict of arrays) back to the host by one explicit transfer."""
+    be = get_backend(backend)
+    if be.name == "jax":
+        import jax  # optional dependency: imported only when the JAX backend is used
+
+        tree = jax.device_get(tree)
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(device_get(t, "numpy") for t in tree)
+    if isinstance(tree, dict):
+        return {k: device_get(v, "numpy") for k, v in tree.items()}
+    return to_host(tree)

@@ -4,9 +4,9 @@ correlations, with max-statistic FWER, BH-FDR and optional TFCE/cluster
 inference (METHODS 3.1-3.11).
 
 Every resample of a block is one matrix product (:mod:`recouple.kernels.glm`);
-blocks are streamed by :func:`recouple.engine.streaming.stream_resamples`,
-keeping only per-resample maxima and per-element exceedance counts unless
-``Resampling(keep_null=True)``.
+blocks are streamed (:mod:`.streamed`: the fused cache-tiled kernel on
+NumPy, the device-resident loop on JAX/CuPy), keeping only per-resample
+maxima and per-element exceedance counts unless ``Resampling(keep_null=True)``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import rankdata
 
-from ..engine.dispatch import call_kernel
 from ..engine.streaming import plan_resample_batch, stream_resamples
 from ..exceptions import InputError, ShapeError, describe
 from ..host.labels import max_per_map
@@ -25,10 +24,24 @@ from ..kernels import glm as _glm
 from ..kernels import pvalues as _kp
 from ..kernels import stats as _kstats
 from ..validation import as_array, check_choice
-from .design import check_covariates, check_data, check_design, prepare, resolve_kind, split_contrasts
+from .design import (
+    check_covariates,
+    check_data,
+    check_design,
+    prepare,
+    resolve_kind,
+    split_contrasts,
+)
 from .options import Resampling, Spatial, accepts_legacy_options, fill_doc
 from .resamples import Resamples, draw_resamples
-from .spatial import ClusterResult, SpatialResult, cluster_stats, make_spatial, tfce_scores
+from .spatial import (
+    ClusterResult,
+    SpatialResult,
+    cluster_stats,
+    make_spatial,
+    tfce_scores,
+)
+from .streamed import null_batches, observed_g, stream_scores
 from .tail import gpd_pvalue
 
 __all__ = ["PermutationResult", "one_sample", "paired", "two_sample", "glm", "correlation", "glm_resamples"]
@@ -101,9 +114,7 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
     # F statistics are scored one-sided ("greater") by the package rule.
     tail = alternative if rank == 1 else "greater"
     mode = "signflip" if drawn.kind == "signflip" else "permute"
-    identity = np.ones((1, n)) if mode == "signflip" else np.arange(n)[None, :]
-    g_obs = call_kernel(_glm.monotone_statistic, scaled, part.basis_x, part.basis_z, identity,
-                        backend=backend, static={"mode": mode})[0]
+    g_obs = observed_g(scaled, part, mode=mode, backend=backend)
     g_obs = np.where(degenerate, np.nan, g_obs)
     score_obs = np.asarray(_kp.tail_score(g_obs, tail))
     # NaN scores never count as exceeded; +inf keeps them out of the counts.
@@ -127,14 +138,18 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
     if spatial is not None:
         maxima += ["cluster_max_extent", "cluster_max_mass"]
 
-    def block(start, stop):
-        out = call_kernel(
-            _glm.permutation_batch, scaled, part.basis_x, part.basis_z, resample[start:stop], score_cmp,
-            backend=backend, static={"mode": mode, "alternative": alternative, "keep_null": need_maps},
-        )
-        found = {"counts": out["counts"], "max_score": out["max_score"]}
-        if need_maps:
-            stat_b = np.asarray(_glm.statistic_from_monotone(out["g"], df=part.df, rank=rank))
+    if not need_maps:
+        acc = stream_scores(scaled, part, resample, score_cmp, mode=mode, alternative=alternative,
+                            resampling=resampling, desc=desc)
+    else:
+        null_batch = null_batches(scaled, part, resample, mode=mode, backend=backend, batch_size=bs)
+
+        def block(start, stop):
+            g = null_batch(start, stop)
+            score = np.asarray(_glm.tail_score(g, alternative=alternative, rank=rank))
+            found = {"counts": np.count_nonzero(score >= score_cmp[None, :], axis=0).astype(np.float64),
+                     "max_score": score.max(axis=1)}
+            stat_b = np.asarray(_glm.statistic_from_monotone(g, df=part.df, rank=rank))
             stat_b = np.where(degenerate[None, :], 0.0, stat_b)
             if keep_null:
                 null[start:stop] = stat_b
@@ -146,10 +161,10 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
                 _, extent, mass, owner = cluster_stats(stat_b, spatial, tail)
                 found["cluster_max_extent"] = max_per_map(extent, owner, stop - start)
                 found["cluster_max_mass"] = max_per_map(mass, owner, stop - start)
-        return found
+            return found
 
-    acc = stream_resamples(block, k_total, batch_size=bs, counts=counts, maxima=maxima, desc=desc,
-                           progress=resampling.progress)
+        acc = stream_resamples(block, k_total, batch_size=bs, counts=counts, maxima=maxima, desc=desc,
+                               progress=resampling.progress)
     max_score = acc.maxima["max_score"]
     pvalue = _kp.pvalue_from_counts(acc.counts["counts"], np.full(v, float(k_total)), score_obs)
     pvalue_fwer = _kp.fwer_pvalue(np.where(np.isnan(score_obs), np.inf, score_obs), max_score)

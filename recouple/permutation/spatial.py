@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.dispatch import call_kernel, host_map
+from ..engine.dispatch import host_map
 from ..engine.streaming import plan_resample_batch, stream_resamples
 from ..exceptions import InputError, ShapeError, describe
 from ..host import labels as _labels
@@ -19,6 +19,7 @@ from ..validation import as_array, check_choice
 from .design import check_data, check_design, prepare, resolve_kind
 from .options import Resampling, Spatial, accepts_legacy_options, fill_doc
 from .resamples import draw_resamples
+from .streamed import null_batches, observed_g
 
 __all__ = ["SpatialResult", "ClusterResult", "NBSResult", "nbs"]
 
@@ -245,9 +246,7 @@ def nbs(data, design, contrast, *, threshold, measure="extent", alternative="gre
     mode = "signflip" if kind == "signflip" else "permute"
     rank = part.rank
     tail = alternative if rank == 1 else "greater"
-    identity = np.ones((1, n)) if mode == "signflip" else np.arange(n)[None, :]
-    g_obs = call_kernel(_glm.monotone_statistic, scaled, part.basis_x, part.basis_z, identity, backend=backend,
-                        static={"mode": mode})
+    g_obs = observed_g(scaled, part, mode=mode, backend=backend)[None, :]
     # NBS convention: undefined (constant) edges get statistic 0.
     stat_obs = np.where(degenerate, 0.0, np.asarray(_glm.statistic_from_monotone(g_obs, df=part.df, rank=rank)))
     comp, size, owner = _labels.nbs_components(stat_obs, rows, cols, nn, float(threshold), alternative=tail,
@@ -257,14 +256,11 @@ def nbs(data, design, contrast, *, threshold, measure="extent", alternative="gre
     e = y.shape[1]
     bs = plan_resample_batch(k_total, 8.0 * e * (rank + part.basis_z.shape[0] + 6),
                              batch_size=resampling.batch_size, memory_limit=resampling.memory_limit, cache_cap=None)
-    zero_score = np.zeros(e)
+    null_batch = null_batches(scaled, part, resample, mode=mode, backend=backend, batch_size=bs)
 
     def block(start, stop):
-        out = call_kernel(_glm.permutation_batch, scaled, part.basis_x, part.basis_z, resample[start:stop],
-                          zero_score, backend=backend,
-                          static={"mode": mode, "alternative": alternative, "keep_null": True})
         stat_b = np.where(degenerate[None, :], 0.0,
-                          np.asarray(_glm.statistic_from_monotone(out["g"], df=part.df, rank=rank)))
+                          np.asarray(_glm.statistic_from_monotone(null_batch(start, stop), df=part.df, rank=rank)))
         _, sz, ow = _labels.nbs_components(stat_b, rows, cols, nn, float(threshold), alternative=tail,
                                            measure=measure)
         return {"null_max": _labels.max_per_map(sz, ow, stop - start)}
