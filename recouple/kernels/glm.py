@@ -174,10 +174,7 @@ def _reduce_numpy(g, observed_score, alternative, rank):
     """NumPy fast path of the reduction: ``g`` is a fresh temporary, so the
     tail transform is done in place and exceedances are counted without a
     float copy (this pass is memory bound and rivals the GEMM in cost)."""
-    if rank == 1 and alternative == "two-sided":
-        np.abs(g, out=g)
-    elif rank == 1 and alternative == "less":
-        np.negative(g, out=g)
+    _pvalues.tail_score_inplace(g, alternative if rank == 1 else "greater")
     return {
         "max_score": g.max(axis=1),
         "counts": np.count_nonzero(g >= observed_score[None, :], axis=0).astype(g.dtype),
@@ -353,11 +350,7 @@ def _tile_score(rows, data, rank, per, alternative, prod, work):
             np.sqrt(w, out=w)
             np.divide(p3[:, 0, :], w, out=w)
             g = w
-        if alternative == "two-sided":
-            np.abs(g, out=g)
-        elif alternative == "less":
-            np.negative(g, out=g)
-        return g
+        return _pvalues.tail_score_inplace(g, alternative)
     g = p3[:, 0, :]
     np.multiply(g, g, out=g)
     for j in range(1, rank):
