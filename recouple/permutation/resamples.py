@@ -181,7 +181,7 @@ def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, sig
             raise InputError(f"n_perm={n_perm} would enumerate {total - 1} resamples; pass a smaller n_perm.")
         warnings.warn(
             f"only {int(total)} distinct {'sign flips' if kind == 'signflip' else 'permutations'} exist for "
-            f"{n} {'observations (one difference per subject in a paired test;' if kind == 'signflip' else 'scans ('}"
+            f"{n} {'observations (one difference per subject in a paired test; ' if kind == 'signflip' else 'scans ('}"
             f"n_perm={n_perm} requested); all {int(total) - 1} non-identity resamples are enumerated "
             "and the p-values are exact.",
             UserWarning,
