@@ -327,7 +327,13 @@ def _check_values(section, t, where):
     elif section == "enrichment":
         opt_str("gene_sets", '"gene_sets.gmt"')
         t["min_size"] = _integer(where, f"{k} min_size", t["min_size"], 1, 10)
-        t["max_size"] = _integer(where, f"{k} max_size", t["max_size"], t["min_size"], 200)
+        if t["max_size"] is None or (isinstance(t["max_size"], str) and t["max_size"].strip().lower() == "none"):
+            t["max_size"] = None  # no upper bound (cell-type sets such as LAKE hold 50-1100 genes)
+        elif isinstance(t["max_size"], str):
+            raise _bad(where, f"{k} max_size", f'an integer >= min_size ({t["min_size"]}) or "none" (no upper '
+                       "bound)", t["max_size"], 'Write e.g. max_size = 200, or max_size = "none".')
+        else:
+            t["max_size"] = _integer(where, f"{k} max_size", t["max_size"], t["min_size"], '200 (or "none")')
         _choice(where, f"{k} alternative", t["alternative"], ALTERNATIVES)
     elif section == "compute":
         _choice(where, f"{k} backend", t["backend"], BACKENDS)
@@ -439,6 +445,8 @@ def write_config(path, cfg: dict) -> Path:
             continue
         lines.append(f"[{section}]")
         lines += [f"{k} = {fmt(v)}" for k, v in table.items() if v is not None and not k.startswith("_")]
+        if section == "enrichment" and "max_size" in table and table["max_size"] is None:
+            lines.append('max_size = "none"')  # no upper bound; TOML has no null
         lines.append("")
     path = Path(path)
     path.write_text("\n".join(lines))

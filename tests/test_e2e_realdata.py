@@ -4,11 +4,15 @@ annotations and spheres, run as a study with Váša spins, the AHBA table as
 shipped (its Excel-mangled duplicate symbols dropped by the study file), a
 paired contrast, clinical association, genes, PLS and enrichment. The
 deterministic numbers (coupling, paired t, gene r) are recomputed here with
-SciPy/NumPy. Skips when ../shared/data is absent."""
+SciPy/NumPy; the report's fsaverage5 surface figures are checked with the PNG
+checker of tests/_png.py and the page is rendered by headless Chromium (that
+last part skips when Chromium is absent). Skips when ../shared/data is absent."""
 
 from __future__ import annotations
 
 import csv
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -19,6 +23,7 @@ import recouple as rc
 from recouple.cli import main
 from recouple.study import write_config
 
+from _png import BRAIN_FIGURES, embedded_pngs, figure_problems, read_png
 from conftest import load_hcp
 
 N_SUBJECTS = 10
@@ -70,7 +75,7 @@ def test_real_data_files_to_report(shared_data, tmp_path, capsys):
         "nulls": {"method": "vasa", "n_perm": 200, "seed": 0},
         "permutation": {"n_perm": 200, "seed": 0},
         "enrichment": {"gene_sets": str(shared_data / "ahba" / "geneset_LAKE.gmt"), "min_size": 10,
-                       "max_size": 2000},
+                       "max_size": "none"},
     }
     path = write_config(tmp_path / "STUDY.toml", cfg)
     assert main(["run", "--check", str(path)]) == 0
@@ -128,3 +133,30 @@ def test_real_data_files_to_report(shared_data, tmp_path, capsys):
 
     html = (out / "report.html").read_text()
     assert "Exchangeability" in html
+
+    # the surface figures: coupling by group and the change map, drawn on fsaverage5 (no dots fallback)
+    assert "on the fsaverage5 inflated surface" in html and "drawn as dots" not in html
+    imgs = embedded_pngs(html)
+    for name in ("Coupling by group and session", "Change map"):
+        assert name in imgs, f"{name} is not embedded"
+        assert name in BRAIN_FIGURES
+        assert not figure_problems(name, imgs[name], brain=True)
+    for name, img in imgs.items():
+        assert not figure_problems(name, img, brain=name in BRAIN_FIGURES)
+
+
+    # report.html as a reader sees it: headless Chromium renders the page (checked last: skipped without it)
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("Chromium is not installed: everything else passed; the browser rendering of report.html "
+                    "is not checked")
+    shot = tmp_path / "report.png"
+    done = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+                           "--window-size=1400,8000", (out / "report.html").resolve().as_uri()],
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0 and shot.is_file(), done.stderr[-2000:]
+    img = read_png(shot)
+    assert img.shape[:2] == (8000, 1400)
+    assert not figure_problems("report.html in Chromium", img, brain=False)
+    chroma = img.max(axis=2).astype(int) - img.min(axis=2).astype(int)
+    assert (chroma > 60).mean() > 0.005, "the rendered page shows no coloured figure"

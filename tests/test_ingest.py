@@ -211,3 +211,59 @@ def test_hcp_matrices_round_trip(shared_data, tmp_path):
     ref = rc.coupling.nodal(sc, fc)
     np.testing.assert_allclose(res.coupling[0], ref.coupling, atol=1e-12, equal_nan=True)
     np.testing.assert_array_equal(res.n_edges[0], ref.n_edges)
+
+
+def test_voxel_only_store_needs_no_region_labels(nifti_cohort, tmp_path):
+    """--bold --mask --voxel-sc without matrices or an atlas: a voxel-only store (no region labels), and
+    `recouple coupling STORE --level voxel` runs on it; region-level coupling says to use --level voxel."""
+    import subprocess
+    import sys
+
+    import scipy.sparse as sp
+
+    d, mask, _ = nifti_cohort
+    v = int(mask.sum())
+    for k, sub in enumerate(["sub-01", "sub-02"]):
+        a = sp.random(v, v, density=0.1, random_state=np.random.RandomState(k), format="csr")
+        sp.save_npz(d / f"{sub}_voxsc.npz", ((a + a.T) / 2).tocsr())
+    out = tmp_path / "vox.h5"
+    cli = [sys.executable, "-m", "recouple"]
+    done = subprocess.run(cli + ["ingest", str(d / "participants.tsv"), "-o", str(out), "--bold",
+                                 "{subject}_bold.nii.gz", "--mask", str(d / "mask.nii.gz"), "--voxel-sc",
+                                 "{subject}_voxsc.npz"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "no regions (voxel-only)" in done.stdout
+    report = rc.store.validate(out, deep=True)
+    assert report.n_regions == 0 and {"voxel/mask", "voxel/bold", "voxel/sc"} <= set(report.datasets)
+    with rc.store.open(out) as st:
+        assert st.labels.size == 0 and st.n_voxels == v
+    done = subprocess.run(cli + ["coupling", str(out), "--level", "voxel", "--out", str(tmp_path / "maps")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "maps").glob("*.nii.gz"))) == 2
+    res = cohort_coupling(out, level="voxel")
+    assert res.coupling.shape == (2, v) and np.isfinite(res.coupling).any()
+    with pytest.raises(StoreError, match="voxel-only.*level='voxel'"):
+        cohort_coupling(out)
+    with rc.store.open(out, "r+") as st, pytest.raises(StoreError, match="voxel-only"):
+        st.write_array("sc", np.zeros((2, 4, 4)))
+    # region geometry needs regions; matrices still need their labels
+    with pytest.raises(InputError, match="no region labels"):
+        ingest(d / "participants.tsv", tmp_path / "g.h5", bold="{subject}_bold.nii.gz", mask=str(d / "mask.nii.gz"),
+               centroids=str(d / "participants.tsv"))
+
+
+def test_create_voxel_only_store_and_validate_refuses_region_matrices(tmp_path):
+    import h5py
+
+    scans = {"scan_id": ["a", "b"], "subject": ["a", "b"], "session": ["1", "1"], "group": ["g", "g"]}
+    st = rc.store.create(tmp_path / "v.h5", scans=scans, labels=None)
+    st.write_voxel_mask(np.ones((2, 2, 2), bool), np.eye(4))
+    st.close()
+    assert rc.store.validate(tmp_path / "v.h5").n_regions == 0
+    with h5py.File(tmp_path / "v.h5", "r+") as f:
+        f.create_dataset("sc", data=np.zeros((2, 0, 0)))
+    with pytest.raises(StoreError, match="no region labels.*'sc'"):
+        rc.store.validate(tmp_path / "v.h5")
+    with pytest.raises(ShapeError, match="at least 2"):
+        rc.store.create(tmp_path / "one.h5", scans=scans, labels=["only"])

@@ -131,7 +131,8 @@ def run(args) -> int:
     write_provenance_file(out, build_provenance(analysis="associate", params=params, seed=args.seed,
                                                 inputs=file_checksums(files), extra={"n_maps": len(names)}))
     top = table.head(5)
-    print(f"recouple associate: {len(names)} maps x {res.n_perm} nulls, {args.method} correlation"
+    print(f"recouple associate: {len(names)} map{'s' if len(names) != 1 else ''} x {res.n_perm} nulls, "
+          f"{args.method} correlation"
           f"{', GPD tail p-values' if args.tail_approximation else ''} -> {out}")
     print(f"  significant at FDR 0.05: {int(np.sum(res.pvalue_fdr < 0.05))}; at FWER 0.05: "
           f"{int(np.sum(res.pvalue_fwer < 0.05))}")

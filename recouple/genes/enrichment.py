@@ -22,8 +22,9 @@ from .expression import METHODS, _prepare
 __all__ = ["EnrichmentResult", "load_gene_sets", "membership_matrix", "enrichment", "dropped_message"]
 
 
-def dropped_message(dropped, n_sets, min_size, max_size) -> str:
-    """One line naming the gene sets left out by the size bounds, and why."""
+def dropped_message(dropped, n_sets, min_size, max_size, *, unbounded="pass max_size=None (--max-size none)") -> str:
+    """One line naming the gene sets left out by the size bounds, and why;
+    ``unbounded`` says how the caller's user lifts the upper bound."""
     if not dropped:
         return ""
     big = [n for n, why in dropped.items() if "max_size" in why]
@@ -34,7 +35,7 @@ def dropped_message(dropped, n_sets, min_size, max_size) -> str:
     if small:
         parts.append(f"{len(small)} smaller than min_size={min_size} "
                      f"({', '.join(small[:12])}{' ...' if len(small) > 12 else ''})")
-    hint = (" Cell-type sets (LAKE, Pooled) hold 50-1100 genes: pass max_size=None (--max-size none) to keep them."
+    hint = (f" Cell-type sets (LAKE, Pooled) hold 50-1100 genes: {unbounded} to keep them."
             if big else "")
     return (f"{len(dropped)} of {n_sets} gene sets left out by the size bounds [{min_size}, "
             f"{'none' if max_size is None else max_size}] on genes present in the expression table: "

@@ -171,7 +171,9 @@ def ingest(table, out, *, sc=None, fc=None, ts=None, labels=None, bold=None, mas
         relative paths are resolved against the table's folder.
     labels : str, optional
         Region label file (needed for matrices unless their CSV header names
-        the regions).
+        the regions). Without labels, matrices or an atlas, voxel data alone
+        (``bold`` with ``mask``, ``voxel_sc``) make a voxel-only store
+        (no region labels, ``N = 0``).
     mask : str, optional
         Brain mask NIfTI (required with ``bold``).
     atlas : str, optional
@@ -321,7 +323,13 @@ def ingest(table, out, *, sc=None, fc=None, ts=None, labels=None, bold=None, mas
             if "fc" not in stacks:
                 stacks["fc"] = np.stack([imaging.fc_from_timeseries(t) for t in ts_list])
     if ref_labels is None:
-        raise InputError("labels must be given (--labels, an atlas, or CSV headers): no region names found.")
+        if stacks or not (bold_stack is not None or "voxel_sc" in files):
+            raise InputError("labels must be given (--labels, an atlas, or CSV headers): no region names found.")
+        if parcellation is not None or sphere is not None or centroids is not None:
+            raise InputError("parcellation/sphere/centroids describe regions, but this store has no region labels "
+                             "(voxel data only). Pass --labels (or --atlas with --atlas-labels) to store regions, "
+                             "or leave out the region geometry.")
+        ref_labels = np.array([], dtype=str)  # a voxel-only store: no region matrices, N = 0
     for key, arr in stacks.items():
         if key != "ts" and arr.shape[1:] != (ref_labels.size, ref_labels.size):
             raise ShapeError(f"{key} matrices are {arr.shape[1:]} but there are {ref_labels.size} regions.")

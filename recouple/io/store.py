@@ -6,6 +6,7 @@ The layout (schema version 1) is documented in ``docs/STORE.md``::
     /                 attrs: format="recouple-cohort", schema_version=1, recouple_version
     /scans/<column>   (S,) one dataset per column; attr ``columns`` keeps their order
     /regions/label    (N,) str;  /regions/hemisphere (N,) str;  /regions/centroids (N, 3) mm
+                      (N = 0 in a voxel-only store: no sc/fc/ts)
     /regions/surface/{lh,rh}/{vertex_region (V,) int64, sphere (V, 3) float64}   optional
     /sc, /fc          (S, N, N) float, chunked one scan per chunk
     /ts               (S, N, T) parcel time series
@@ -517,6 +518,10 @@ class CohortStore:
 
     def _expected_shape(self, name, array):
         s, n = self.n_scans, self.n_regions
+        if name in STACKS and n == 0:
+            raise StoreError(f"store {self.path!r} is voxel-only (no region labels); it cannot hold {name!r}. "
+                             "Create the store with the region labels (rc.store.create(..., labels=...) or "
+                             "`recouple ingest --labels`) to add region matrices.")
         if name in ("sc", "fc"):
             return (s, n, n)
         if name == "ts":
@@ -762,8 +767,10 @@ def create(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: b
     scans : pandas.DataFrame or dict of (S,) columns
         Must hold ``scan_id`` (unique), ``subject``, ``session`` and
         ``group``; every other column (covariates, clinical scores) is kept.
-    labels : (N,) sequence of str
-        Region names, in the order of the matrices.
+    labels : (N,) sequence of str, or None
+        Region names, in the order of the matrices. ``None`` (or an empty
+        list) makes a voxel-only store (``N = 0``): it holds voxel data
+        (``voxel/...``) and voxel maps but no region matrices.
     hemisphere : (N,) sequence of str, optional
         "L"/"R" per region (guessed from an ``L``/``R`` prefix when omitted).
     centroids : (N, 3) array_like, optional
@@ -779,9 +786,10 @@ def create(path, *, scans, labels, hemisphere=None, centroids=None, overwrite: b
     """
     path = Path(path)
     cols = normalise_scans(scans)
-    labels = np.asarray(labels).astype(str)
-    if labels.ndim != 1 or labels.size < 2:
-        raise ShapeError(f"labels must be a 1-D list of at least 2 region names; got shape {labels.shape}.")
+    labels = np.asarray([] if labels is None else labels).astype(str)
+    if labels.ndim != 1 or labels.size == 1:
+        raise ShapeError(f"labels must be a 1-D list of at least 2 region names (or None for a voxel-only store); "
+                         f"got shape {labels.shape}.")
     uniq, counts = np.unique(labels, return_counts=True)
     if (counts > 1).any():
         raise InputError(f"labels must be unique; got duplicates {uniq[counts > 1][:5].tolist()}. Rename them.")
@@ -834,7 +842,8 @@ class ValidationReport:
     notes: tuple = field(default=())
 
     def __str__(self):
-        lines = [f"{self.path}: {self.n_scans} scans, {self.n_regions} regions; datasets: {', '.join(self.datasets)}"]
+        regions = f"{self.n_regions} regions" if self.n_regions else "no regions (voxel-only)"
+        lines = [f"{self.path}: {self.n_scans} scans, {regions}; datasets: {', '.join(self.datasets)}"]
         for name, done, total in self.incomplete:
             lines.append(f"  results/{name}: {done}/{total} chunks done (re-run to finish)")
         lines.extend(f"  {n}" for n in self.notes)
@@ -877,6 +886,11 @@ def validate(path, *, deep: bool = False) -> ValidationReport:
             raise StoreError(f"/regions entries disagree in length (label {n}, hemisphere "
                              f"{f['regions/hemisphere'].shape}, centroids {f['regions/centroids'].shape}).")
         names = []
+        if n == 0:
+            present = [k for k in STACKS if k in f]
+            if present:
+                raise StoreError(f"store {str(path)!r} has no region labels (/regions/label is empty: a voxel-only "
+                                 f"store) but holds {present}; region matrices need their labels. {_REMAKE}.")
         for key in ("sc", "fc"):
             if key in f:
                 names.append(key)

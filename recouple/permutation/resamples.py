@@ -217,7 +217,8 @@ def _resamples(kind, n, *, n_perm, seed, blocks, whole_blocks, permutations, sig
                              f"than {_ENUMERATION_CAP:,}; pass a smaller n_perm (random resamples are drawn then).")
         warnings.warn(
             f"only {int(total)} distinct {'sign flips' if kind == 'signflip' else 'permutations'} exist for "
-            f"{n} scans (n_perm={n_perm} requested); all {int(total) - 1} non-identity resamples are enumerated "
+            f"{n} {'observations (one difference per subject in a paired test; ' if kind == 'signflip' else 'scans ('}"
+            f"n_perm={n_perm} requested); all {int(total) - 1} non-identity resamples are enumerated "
             "and the p-values are exact.",
             UserWarning,
             stacklevel=user_stacklevel(),

@@ -26,11 +26,13 @@ from .. import genes as G
 from .. import nulls as NL
 from .. import permutation as P
 from ..exceptions import ConfigError, InputError, StoreError
-from ..genes.enrichment import membership_matrix
+from ..genes.enrichment import dropped_message, membership_matrix
 from ..io.store import open as open_store
 from ..io.store import validate as validate_store
 from ..io.surfaces import centroid_table, region_geometry, region_key
 from .inference import subject_exchangeability
+
+STUDY_UNBOUNDED = 'set max_size = "none" in [enrichment]'  # how a study file lifts the gene-set upper bound
 
 __all__ = ["StudyPlan", "check_study", "GEOMETRY_HINT", "VERTEX_SPINS"]
 
@@ -453,16 +455,19 @@ def check_study(cfg: dict) -> StudyPlan:
             except Exception as exc:  # a file that is not GMT
                 raise ConfigError(f"[enrichment] gene_sets {enr['gene_sets']!r} could not be parsed as GMT ({exc}).") \
                     from None
+            max_size = None if enr["max_size"] is None else int(enr["max_size"])
             _, names, _, dropped = membership_matrix(plan.gene_sets, plan.expression.genes,
-                                                            min_size=int(enr["min_size"]),
-                                                            max_size=int(enr["max_size"]))
+                                                     min_size=int(enr["min_size"]), max_size=max_size)
+            bounds = (f"at least {enr['min_size']}" if max_size is None
+                      else f"between {enr['min_size']} and {max_size}")
             if not names.size:
-                raise ConfigError(f"[enrichment] gene_sets {enr['gene_sets']!r}: no category has between "
-                                  f"{enr['min_size']} and {enr['max_size']} genes of the expression table "
-                                  f"({_missing_text([f'{k}: {v}' for k, v in dropped.items()], 5)}). Adjust "
-                                  "min_size/max_size or use gene sets with the table's gene symbols.")
-            plan.lines.append(f"enrichment: {names.size} of {len(plan.gene_sets)} categories with "
-                              f"{enr['min_size']}-{enr['max_size']} genes")
+                raise ConfigError(f"[enrichment] gene_sets {enr['gene_sets']!r}: no category has {bounds} genes "
+                                  f"of the expression table ({_missing_text([f'{k}: {v}' for k, v in dropped.items()], 5)}). "
+                                  "Adjust min_size/max_size or use gene sets with the table's gene symbols.")
+            plan.lines.append(f"enrichment: {names.size} of {len(plan.gene_sets)} categories with {bounds} genes")
+            if dropped:
+                plan.lines.append("  " + dropped_message(dropped, len(plan.gene_sets), int(enr["min_size"]), max_size,
+                                                         unbounded=STUDY_UNBOUNDED))
     elif enr.get("gene_sets") and enr.get("_present"):
         plan.lines.append("enrichment: skipped (needs the gene association step)")
     plan.lines.append(f"output: {cfg['study']['output']}")

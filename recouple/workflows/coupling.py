@@ -288,6 +288,9 @@ def cohort_coupling(
                 chunk_size = stored.get("chunk_size", chunk_size)
             if level == "region":
                 labels = st.labels
+                if st.n_regions == 0:
+                    raise StoreError(f"store {path!r} is voxel-only (no region labels, no sc/fc); region-level "
+                                     "coupling needs region matrices. Use level='voxel' (--level voxel).")
                 for key in ("sc", "fc"):
                     if key not in st:
                         raise StoreError(f"store {path!r} has no {key!r}; region-level coupling needs sc and fc "

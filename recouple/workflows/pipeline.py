@@ -31,9 +31,10 @@ from .. import nulls as NL
 from .. import permutation as P
 from .. import store
 from ..engine.backend import get_backend
+from ..genes.enrichment import dropped_message
 from ..io.files import atomic_open, atomic_write
 from ..io.store import checksum
-from .check import check_study, covariate_matrix, pair_rows, select_rows, sphere_coords
+from .check import STUDY_UNBOUNDED, check_study, covariate_matrix, pair_rows, select_rows, sphere_coords
 from .checkpoints import Steps, output_lock, prepare_output, step_key
 from .coupling import cohort_coupling
 from .report import write_report
@@ -279,6 +280,45 @@ def _nulls_digest(plan) -> str:
     return h.hexdigest()[:16]
 
 
+MIN_SPATIAL_REGIONS = 10
+"""Fewest regions with a defined target statistic for the spatial steps (correlations
+across regions, PLS, enrichment) to run."""
+
+
+def _restrict_nulls(source: dict, keep: np.ndarray) -> dict:
+    """The null source of ``plan.nulls`` for the regions ``keep`` (a boolean mask) only.
+
+    Spins of region centroids are drawn among the kept centroids; vertex spins
+    treat the vertices of left-out regions like the medial wall; spatially
+    naive permutations permute the kept regions; precomputed surrogate maps
+    keep their kept columns; precomputed resampling indices are renumbered,
+    an index pointing at a left-out region becoming -1 (a missing value).
+    """
+    if keep.all():
+        return source
+    source = dict(source)
+    if source["method"] == "file":
+        arr = source["array"]
+        if source["kind"] == "index":
+            new_pos = np.full(keep.size + 1, -1, dtype=np.int64)  # the last slot takes -1 (already missing)
+            new_pos[np.flatnonzero(keep)] = np.arange(int(keep.sum()))
+            sub = arr[:, keep]
+            source["array"] = new_pos[np.where(sub < 0, keep.size, sub)]
+        else:
+            source["array"] = arr[:, keep]
+        return source
+    spec = dict(source["spec"])
+    if "parcellation" in spec:  # vertex spins: region numbers 1..N per vertex, 0 = no region
+        renumber = np.zeros(keep.size + 1, dtype=np.int64)
+        renumber[1:][keep] = np.arange(1, int(keep.sum()) + 1)
+        spec["parcellation"] = renumber[np.asarray(spec["parcellation"], dtype=np.int64)]
+    elif "coords" in spec:
+        spec["coords"] = np.asarray(spec["coords"])[keep]
+        spec["hemi"] = np.asarray(spec["hemi"])[keep]
+    source["spec"] = spec
+    return source
+
+
 def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
     assoc, ncfg, enr = cfg["association"], cfg["nulls"], cfg["enrichment"]
     target, y = _target_map(cfg, contrasts)
@@ -286,17 +326,40 @@ def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
     base_key = {**base_key, "inputs": {**base_key["inputs"], "target map": _array_digest(y)}}
     produced = {}
 
+    # regions whose target statistic is undefined (NaN: e.g. a within-subject change with zero
+    # variance in a small cohort) are left out of every spatial step, and said so
+    keep = np.isfinite(y)
+    left_out = labels[~keep]
+    if left_out.size:
+        note = (f"{left_out.size} of {y.size} regions have no defined statistic in the {target!r} map (NaN: e.g. "
+                "zero variance of the within-subject change, or no defined coupling) and are left out of the "
+                f"spatial steps (gene association, PLS, enrichment, map association): {', '.join(left_out)}.")
+        log(f"[spatial] {note}")
+        produced["spatial"] = {"note": note, "keep": keep, "left_out": left_out}
+    if int(keep.sum()) < MIN_SPATIAL_REGIONS:
+        skipped = (f"Spatial steps not run: only {int(keep.sum())} of {y.size} regions have a defined statistic in "
+                   f"the {target!r} map; correlations across regions, PLS and enrichment need at least "
+                   f"{MIN_SPATIAL_REGIONS}. Use a larger cohort, or a contrast with more defined regions as "
+                   "[association] target.")
+        log(f"[spatial] {skipped}")
+        produced["spatial"] = {**produced.get("spatial", {"note": "", "keep": keep, "left_out": left_out}),
+                               "skipped": skipped}
+        return produced
+    y, labels = y[keep], labels[keep]
+    null_source = _restrict_nulls(plan.nulls, keep)
+    regions_key = {"left_out": left_out.tolist()}
+
     # nulls of the target map: resampling indices (spins, permutations) or surrogate maps (cornblath, a file)
     key = _hash({**base_key, "inputs": {**base_key["inputs"], "null geometry": _nulls_digest(plan)}, "nulls": ncfg,
-                 "target": target})
+                 "target": target, **regions_key})
     t0 = time.perf_counter()
 
     def draw_nulls():
-        if plan.nulls["method"] == "file":
-            kind, arr = plan.nulls["kind"], plan.nulls["array"]
+        if null_source["method"] == "file":
+            kind, arr = null_source["kind"], null_source["array"]
         else:
             # the one null specification (recouple.nulls.spec), with the geometry check_study found
-            kind, arr = NL.spec.resolve(plan.nulls["spec"], y)
+            kind, arr = NL.spec.resolve(null_source["spec"], y)
             arr = arr if kind == "index" else arr[0]
         return {"indices": np.asarray(arr)} if kind == "index" else {"maps": np.asarray(arr, dtype=np.float64)}
 
@@ -311,14 +374,15 @@ def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
     def expression():
         return plan.expression
     key = _hash({**base_key, "assoc": {k: v for k, v in assoc.items() if k not in ("_present", "maps")}, "nulls": ncfg,
-                 "target": target, "backend": be.name})
+                 "target": target, "backend": be.name, **regions_key, "saves": ["n_perm"]})
     t0 = time.perf_counter()
 
     def gene_steps():
         expr = expression()
         ga = G.associate(y, expr, labels=labels, nulls=nulls, method=assoc["method"], backend=be.name)
         saved = {"r": ga.r[0], "pvalue": ga.pvalue[0], "pvalue_fdr": ga.pvalue_fdr[0],
-                 "pvalue_fwer": ga.pvalue_fwer[0], "genes": np.asarray(ga.genes).astype(str)}
+                 "pvalue_fwer": ga.pvalue_fwer[0], "genes": np.asarray(ga.genes).astype(str),
+                 "n_perm": np.asarray(ga.n_perm)}  # the p-value floor 1/(n_perm+1): the report's resolution note
         ncomp = int(assoc["pls_components"])
         if ncomp > 0:
             pl = G.pls(y, expr, n_components=ncomp, n_boot=int(assoc["pls_bootstrap"]), nulls=nulls,
@@ -342,14 +406,18 @@ def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
     log(f"[genes] {saved['genes'].size} genes vs the {target} map: {int(np.sum(saved['pvalue_fdr'] < 0.05))} with "
         f"FDR q < 0.05; top {saved['genes'][order[0]]} r = {saved['r'][order[0]]:.2f}; {state} "
         f"({time.perf_counter() - t0:.1f} s)")
+    resolution = NL.resolution_note(saved["pvalue"], int(saved["n_perm"]), alpha=float(cfg["permutation"]["alpha"]))
+    if resolution:
+        log(f"[genes] {resolution}")
     produced["genes"] = saved
 
     if assoc["maps"]:
-        key = _hash({**base_key, "maps": assoc["maps"], "nulls": ncfg, "target": target, "backend": be.name})
+        key = _hash({**base_key, "maps": assoc["maps"], "nulls": ncfg, "target": target, "backend": be.name,
+                     **regions_key})
 
         def map_steps():
             names, Y = plan.maps
-            am = NL.compare_maps(y, Y, nulls=nulls, method=assoc["method"], backend=be.name)
+            am = NL.compare_maps(y, np.asarray(Y)[:, keep], nulls=nulls, method=assoc["method"], backend=be.name)
             return {"names": np.asarray(names), "r": np.atleast_1d(am.r).ravel(),
                     "pvalue": np.atleast_1d(am.pvalue).ravel(), "pvalue_fdr": np.atleast_1d(am.pvalue_fdr).ravel(),
                     "pvalue_fwer": np.atleast_1d(am.pvalue_fwer).ravel()}
@@ -362,22 +430,32 @@ def _spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log):
 
     if enr.get("gene_sets"):
         key = _hash({**base_key, "enr": enr, "expression": assoc["expression"], "nulls": ncfg, "target": target,
-                     "backend": be.name})
+                     "backend": be.name, **regions_key, "saves": ["dropped"]})
         t0 = time.perf_counter()
 
         def enrichment_steps():
             sets = plan.gene_sets
+            max_size = None if enr["max_size"] is None else int(enr["max_size"])
             er = G.enrichment(y, expression(), sets, nulls=nulls, labels=labels, min_size=int(enr["min_size"]),
-                              max_size=int(enr["max_size"]), alternative=enr["alternative"], backend=be.name)
-            return {k: np.asarray(v) for k, v in _enrichment_arrays(er).items()}
+                              max_size=max_size, alternative=enr["alternative"], backend=be.name)
+            saved = {k: np.asarray(v) for k, v in _enrichment_arrays(er).items()}
+            # which gene sets the size bounds left out, and why (the report and the log print it)
+            saved["dropped_message"] = np.asarray(dropped_message(er.dropped, er.n_sets, er.min_size, er.max_size,
+                                                                  unbounded=STUDY_UNBOUNDED))
+            saved["dropped"] = np.asarray(sorted(er.dropped), dtype=str)
+            saved["n_sets"] = np.asarray(int(er.n_sets))
+            return saved
 
         saved = steps.run("enrichment", key, enrichment_steps)[0]
         order = np.argsort(saved["pvalue"])
         _write_csv(out / "tables" / "enrichment.csv", ["category", "size", "score", "p_uncorrected", "p_fdr"],
                    [saved["categories"][order], saved["sizes"][order], saved["scores"][order],
                     saved["pvalue"][order], saved["pvalue_fdr"][order]])
-        log(f"[enrichment] {saved['categories'].size} categories; top {saved['categories'][order[0]]} "
-            f"(p = {saved['pvalue'][order[0]]:.3g}) ({time.perf_counter() - t0:.1f} s)")
+        log(f"[enrichment] {saved['categories'].size} of {int(saved['n_sets'])} gene sets tested; top "
+            f"{saved['categories'][order[0]]} (p = {saved['pvalue'][order[0]]:.3g}) "
+            f"({time.perf_counter() - t0:.1f} s)")
+        if str(saved["dropped_message"]):
+            log(f"[enrichment] {saved['dropped_message']}")
         produced["enrichment"] = saved
     return produced
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import __version__
 from ..io.files import atomic_write
+from ..nulls import resolution_note
 from .figures import add_colorbar, draw_views, surface_problem
 from .references import cited, is_spatial, null_description, null_short
 
@@ -192,9 +193,14 @@ def write_report(cfg: dict, result, out: Path) -> Path:
 
     # PLS1 regional scores
     genes = steps.get("genes")
+    spatial = steps.get("spatial")
     if genes is not None and "pls_scores" in genes and region_level:
         scores = np.asarray(genes["pls_scores"], dtype=float)
         scores = scores[:, 0] if scores.ndim == 2 else scores
+        if spatial is not None and scores.size != labels.size:  # regions left out of the spatial steps: no score
+            full = np.full(labels.size, np.nan)
+            full[np.asarray(spatial["keep"], dtype=bool)] = scores
+            scores = full
         ve = np.asarray(genes.get("pls_var_explained", [np.nan]), dtype=float).ravel()
         title = "PLS1 regional scores"
         if mode is None or not np.isfinite(scores).any():
@@ -272,12 +278,21 @@ def write_report(cfg: dict, result, out: Path) -> Path:
             body += (f"<img alt=\"{html.escape(title)}\" src=\"data:image/png;base64,{b64}\">"
                      f"<figcaption>{html.escape(caption)}</figcaption>")
         sections.append(f"<figure><h3>{html.escape(title)}</h3>{body}</figure>")
+    if spatial is not None:
+        notes = [n for n in (str(spatial.get("note", "")), str(spatial.get("skipped", ""))) if n]
+        sections.append("<h2>Spatial association</h2>"
+                        + "".join(f"<p class=\"note\">{html.escape(n)}</p>" for n in notes))
     if genes is not None:
         order = np.argsort(-np.abs(np.nan_to_num(genes["r"], nan=0.0)))[:15]
         sections.append("<h2>Top genes</h2>" + _table(
             ["gene", "r", "p", "FDR q", "FWER p"],
             [(genes["genes"][i], _fmt(float(genes["r"][i])), _fmt(float(genes["pvalue"][i])),
               _fmt(float(genes["pvalue_fdr"][i])), _fmt(float(genes["pvalue_fwer"][i]))) for i in order]))
+        # why FDR q can stay high next to small FWER p: many genes at the permutation floor 1/(K+1)
+        resolution = (resolution_note(genes["pvalue"], int(genes["n_perm"]), alpha=alpha)
+                      if "n_perm" in genes else "")
+        if resolution:
+            sections.append(f"<p class=\"note\">{html.escape(resolution)}</p>")
     enr = steps.get("enrichment")
     if enr is not None:
         order = np.argsort(enr["pvalue"])[:10]
@@ -285,6 +300,8 @@ def write_report(cfg: dict, result, out: Path) -> Path:
             ["category", "genes", "score", "p", "FDR q"],
             [(enr["categories"][i], int(enr["sizes"][i]), _fmt(float(enr["scores"][i])),
               _fmt(float(enr["pvalue"][i])), _fmt(float(enr["pvalue_fdr"][i]))) for i in order]))
+        if str(enr.get("dropped_message", "")):
+            sections.append(f"<p class=\"note\">{html.escape(str(enr['dropped_message']))}</p>")
     maps = steps.get("maps")
     if maps is not None:
         sections.append("<h2>Annotation maps</h2>" + _table(
@@ -452,7 +469,7 @@ def methods_paragraph(cfg: dict, result) -> str:
         parts.append(
             f"Gene-category enrichment used ensemble nulls (Fulcher et al., 2021), here the same "
             f"{null_short(nl['method'])}: category score = mean gene score, categories of "
-            f"{enr['min_size']}-{enr['max_size']} genes, p from the same statistic on the null maps, false "
-            "discovery rate across categories.")
+            + (f"at least {enr['min_size']}" if enr["max_size"] is None else f"{enr['min_size']}-{enr['max_size']}")
+            + " genes, p from the same statistic on the null maps, false discovery rate across categories.")
     parts.append(f"Computation ran on the {cfg['compute'].get('backend')} backend in float64.")
     return " ".join(parts)
