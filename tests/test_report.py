@@ -253,4 +253,6 @@ def test_null_figure_wording(tmp_path):
     assert "random permutations of regions" in caption and "spatial" not in caption and "spin" not in caption
     methods = re.search(r"<h2>Methods</h2><p>(.*?)</p>", html, re.S).group(1)
     assert "spin" not in methods.lower()
+    # the demo's target is a paired contrast: its null comes from sign flips, not permutations of scans
+    assert "max |t| over regions from 200 sign flips" in caption and "permutations of scans" not in caption
     check_report_figures(html)

@@ -219,9 +219,10 @@ def write_report(cfg: dict, result, out: Path) -> Path:
     panels = []
     if target and target in contrasts:
         c = contrasts[target]
+        ctype = next((k["type"] for k in cfg.get("contrasts", []) if k["name"] == target), "")
         panels.append((np.asarray(c["null_max"], dtype=float), float(np.nanmax(np.abs(c["statistic"]))),
                        f"{target}: max |t| over regions", "max |t| over regions",
-                       f"{int(c['n_perm'])} permutations of scans"))
+                       f"{int(c['n_perm'])} {_resampling_kind(ctype)}"))
     if genes is not None and "pls_null_var_explained" in genes:
         nv = np.asarray(genes["pls_null_var_explained"], dtype=float).reshape(-1, np.asarray(
             genes["pls_var_explained"]).size)[:, 0]
@@ -397,6 +398,15 @@ def _maps_figure(plt, mode, geometry, xy, maps, *, cmap, vmin, vmax, label):
     return fig
 
 
+def _resampling_kind(contrast_type: str) -> str:
+    """How a contrast's null was drawn, in words (figure legends and the methods)."""
+    if contrast_type == "paired":
+        return "sign flips"
+    if contrast_type in ("two_sample", "group_by_time"):
+        return "permutations of group labels"
+    return "permutations"
+
+
 def methods_paragraph(cfg: dict, result) -> str:
     """A methods paragraph describing exactly what ran, citing ``(Author et al., YEAR)``
     (the report's reference list is built from these citations)."""
@@ -423,7 +433,7 @@ def methods_paragraph(cfg: dict, result) -> str:
         if desc.endswith(")") and " (" in desc:  # "post vs pre in patient (paired sign-flip t, n = 24)"
             head, test = desc[:-1].split(" (", 1)
             desc = f"{head}: {test}"
-        kind = "sign flips" if c["type"] == "paired" else "permutations"
+        kind = _resampling_kind(c["type"])
         cov = (f", adjusting for {', '.join(c['covariates'])}" if c.get("covariates") else "")
         fl = ("; covariates were handled by Freedman-Lane permutation of the residuals of the reduced model "
               "(Freedman & Lane, 1983; Winkler et al., 2014)" if c.get("covariates") else "")
