@@ -5,7 +5,6 @@ never by position; region and gene selection.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import InputError, ShapeError
+from ..io.surfaces import region_key
 from ..io.tables import LabelledTable, read_expression_hdf5, read_labelled_table
 from ..validation import as_array, check_choice, check_positive_int, frame_values
 
@@ -65,40 +65,6 @@ class Expression:
         """The genes at ``index`` (int array or bool mask)."""
         index = np.asarray(index)
         return replace(self, values=self.values[:, index], genes=self.genes[index])
-
-
-_HEMI_PATTERNS = (
-    (re.compile(r"^(?:ctx[-_.])?(lh|rh|l|r|left|right)[-_.](.+)$", re.I), 1, 2),
-    (re.compile(r"^(.+?)[-_.](lh|rh|l|r|left|right)$", re.I), 2, 1),
-)
-
-
-def region_key(label, hemisphere=None) -> str:
-    """Canonical key of a region label, for matching labels across sources.
-
-    Hemisphere prefixes and suffixes ``L_``/``R_``, ``lh_``/``rh_``,
-    ``lh.``/``rh.``, ``ctx-lh-``, ``Left-``/``Right-``, ``_L``/``_R`` become
-    ``l:``/``r:``; the name is lower-cased with spaces, dashes and dots
-    removed. ``hemisphere`` ("L"/"R"/"lh"/"rh"), when given, names the
-    hemisphere of a bare label. Labels without a hemisphere keep none
-    (e.g. ``brainstem``).
-
-    >>> region_key("L_bankssts") == region_key("ctx-lh-bankssts") == region_key("bankssts", "L")
-    True
-    """
-    text = str(label).strip()
-    hemi = None
-    for pattern, h, n in _HEMI_PATTERNS:
-        m = pattern.match(text)
-        if m:
-            hemi, text = m.group(h), m.group(n)
-            break
-    if hemi is None and hemisphere is not None and str(hemisphere).strip().upper() not in ("", "B", "NAN", "NONE"):
-        hemi = str(hemisphere)
-    name = re.sub(r"[\s\-_.]+", "", text).lower()
-    if hemi is None:
-        return name
-    return f"{hemi.strip()[0].lower()}:{name}"
 
 
 def _hemisphere_of(label) -> str:

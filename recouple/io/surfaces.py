@@ -210,7 +210,8 @@ def region_key(label, hemisphere=None) -> str:
     ``lh.``/``rh.``, ``ctx-lh-``, ``Left-``/``Right-``, ``_L``/``_R``) become
     ``l:``/``r:``; the rest is lower-cased with spaces, dashes, dots and
     underscores removed. ``hemisphere`` ("L"/"R"/"lh"/"rh") names the
-    hemisphere of a bare name. Same rule as :func:`recouple.genes.region_key`.
+    hemisphere of a bare name. The one matching rule of the package (stores,
+    parcellations, expression tables, nulls); also :func:`recouple.genes.region_key`.
 
     >>> region_key("L_bankssts") == region_key("ctx-lh-bankssts") == region_key("bankssts", "L")
     True

@@ -420,6 +420,18 @@ def moran_weights(distance) -> np.ndarray:
     return 1.0 / D
 
 
+def _map_and_matrix(x, matrix, name):
+    """The map ``x`` (N,), finite and not constant, and its (N, N) ``matrix`` (weights or distances)."""
+    xv = as_array("x", x, ndim=1)
+    check_finite("x", xv)
+    if np.ptp(xv) == 0:
+        raise InputError("x must vary; it is constant. Pass a brain map.")
+    m = as_array(name, matrix)
+    if m.shape != (xv.size, xv.size):
+        raise ShapeError(f"{name} must be (N, N) with N = {xv.size}; got {m.shape}. Use the regions of x.")
+    return xv, m
+
+
 def moran(x, weights, *, n_perm=1000, seed=0, procedure="singleton", tol=1e-6, joint=False, backend=None,
           memory_limit=None):
     """Moran spectral randomisation surrogates ``(n_perm, N)`` (Wagner & Dray 2015; BrainSpace).
@@ -452,13 +464,7 @@ def moran(x, weights, *, n_perm=1000, seed=0, procedure="singleton", tol=1e-6, j
     """
     check_choice("procedure", procedure, ("singleton", "pair"))
     n_perm = check_positive_int("n_perm", n_perm)
-    xv = as_array("x", x, ndim=1)
-    check_finite("x", xv)
-    if np.ptp(xv) == 0:
-        raise InputError("x must vary; it is constant. Pass a brain map.")
-    W = as_array("weights", weights)
-    if W.shape != (xv.size, xv.size):
-        raise ShapeError(f"weights must be (N, N) with N = {xv.size}; got {W.shape}. Use the regions of x.")
+    xv, W = _map_and_matrix(x, weights, "weights")
     # coefficients, the maps and their temporaries per surrogate; the
     # centred weights and eigenvectors once
     require_memory(f"moran: the ({n_perm:,}, {xv.size:,}) surrogates", n_perm, 8.0 * 4 * xv.size,
@@ -554,13 +560,7 @@ def burt2018_surrogates(x, distance, *, n_perm=1000, seed=0, rho=None, d0=None, 
     """
     check_choice("normalize", normalize, ("row", "neuromaps"))
     n_perm = check_positive_int("n_perm", n_perm)
-    xv = as_array("x", x, ndim=1)
-    check_finite("x", xv)
-    if np.ptp(xv) == 0:
-        raise InputError("x must vary; it is constant. Pass a brain map.")
-    D = as_array("distance", distance)
-    if D.shape != (xv.size, xv.size):
-        raise ShapeError(f"distance must be (N, N) with N = {xv.size}; got {D.shape}. Use the regions of x.")
+    xv, D = _map_and_matrix(x, distance, "distance")
     # normals, solutions, two rank arrays and the output per surrogate; the
     # SAR weights and their LU once
     require_memory(f"burt2018_surrogates: the ({n_perm:,}, {xv.size:,}) surrogates", n_perm, 8.0 * 6 * xv.size,
