@@ -28,7 +28,7 @@ def test_chunked_equals_unchunked(store, width, scheduler):
     path, coup, x = store
     c = np.array([0.0, 1.0, 0.0])
     ref = rc.permutation.glm(coup.coupling, x, c, n_perm=300, seed=3)
-    res = cohort_permutation(path, coup.analysis, x, c, n_perm=300, seed=3, chunk_elements=width,
+    res = cohort_permutation(path, coup.analysis, x, c, n_perm=300, seed=3, chunk_size=width,
                              scheduler=scheduler, name=f"perm_{width}_{scheduler}")
     np.testing.assert_allclose(res.statistic, np.ravel(ref.statistic), atol=1e-10)
     np.testing.assert_array_equal(res.pvalue, np.ravel(ref.pvalue))
@@ -40,8 +40,8 @@ def test_chunked_equals_unchunked(store, width, scheduler):
 def test_resume_skips_finished_chunks(store):
     path, coup, x = store
     c = np.array([0.0, 1.0, 0.0])
-    a = cohort_permutation(path, coup.analysis, x, c, n_perm=100, seed=1, chunk_elements=4, name="perm_resume")
-    b = cohort_permutation(path, coup.analysis, x, c, n_perm=100, seed=1, chunk_elements=4, name="perm_resume")
+    a = cohort_permutation(path, coup.analysis, x, c, n_perm=100, seed=1, chunk_size=4, name="perm_resume")
+    b = cohort_permutation(path, coup.analysis, x, c, n_perm=100, seed=1, chunk_size=4, name="perm_resume")
     assert a.n_computed == 8 and b.n_computed == 0 and b.n_skipped == 8
     np.testing.assert_array_equal(a.pvalue_fwer, b.pvalue_fwer)
 
@@ -54,3 +54,14 @@ def test_bad_input(store):
         cohort_permutation(path, coup.analysis, x[:-1], [0, 1, 0])
     with pytest.raises(ShapeError, match="contrast must have 3"):
         cohort_permutation(path, coup.analysis, x, [0, 1])
+
+
+def test_chunk_elements_is_a_deprecated_spelling_of_chunk_size(store):
+    path, coup, x = store
+    c = np.array([0.0, 1.0, 0.0])
+    with pytest.warns(DeprecationWarning, match="chunk_size"):
+        a = cohort_permutation(path, coup.analysis, x, c, n_perm=50, seed=1, chunk_elements=4, name="perm_old")
+    b = cohort_permutation(path, coup.analysis, x, c, n_perm=50, seed=1, chunk_size=4, name="perm_new")
+    np.testing.assert_array_equal(a.pvalue, b.pvalue)
+    with pytest.raises(InputError, match="chunk_size only"):
+        cohort_permutation(path, coup.analysis, x, c, n_perm=50, chunk_size=4, chunk_elements=4, name="perm_x")

@@ -19,8 +19,9 @@ def add_parser(sub):
     p.add_argument("--design", required=True,
                    help="FSL design.mat, a .tsv/.csv scans table used with --formula, or 'store' for the "
                    "store's own scans table")
-    p.add_argument("--chunk-elements", type=int, default=None,
-                   help="with a store: elements per Dask chunk (default: about two chunks per worker)")
+    p.add_argument("--chunk-size", "--chunk-elements", dest="chunk_size", type=int, default=None,
+                   help="with a store: elements per Dask chunk (default: about two chunks per worker); "
+                   "--chunk-elements is the old spelling")
     p.add_argument("--scheduler", default=None,
                    help="with a store: Dask scheduler ('threads', 'processes', 'sync' or tcp://host:8786)")
     p.add_argument("--result", default=None,
@@ -279,7 +280,7 @@ def run(args) -> int:
                 # Stored results: the workflow picks the route (element chunks through Dask when it can).
                 result_name = _load_store(args.data, args.result, values=False)[3]
                 res = store_glm(args.data, result_name, matrix, c, test=args.test, alternative=args.alternative,
-                                resampling=resampling_c, chunk_elements=args.chunk_elements, scheduler=args.scheduler,
+                                resampling=resampling_c, chunk_size=args.chunk_size, scheduler=args.scheduler,
                                 progress=None, subject_blocks=False)
             else:
                 res = perm.glm(y, matrix, c, test=args.test, alternative=args.alternative, resampling=resampling_c,

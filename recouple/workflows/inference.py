@@ -26,6 +26,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -165,8 +166,8 @@ def _chunk_task(chunk, *, source, design, contrast, resampling, width, n_element
 
 
 def cohort_permutation(store_path, result, design, contrast, *, dataset="coupling", n_perm=5000, seed=0,
-                       alternative="two-sided", chunk_elements=None, scheduler=None, client=None, overwrite=False,
-                       backend=None, progress=False, name=None) -> CohortPermutation:
+                       alternative="two-sided", chunk_size=None, scheduler=None, client=None, overwrite=False,
+                       backend=None, progress=False, name=None, chunk_elements=None) -> CohortPermutation:
     """Permutation GLM (Freedman-Lane; sign flips for one-sample designs) of a
     stored ``(scans, elements)`` result, chunked over elements with Dask.
 
@@ -183,8 +184,12 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
         Dataset inside the result group (default ``"coupling"``).
     n_perm, seed, alternative
         As in :func:`recouple.permutation.glm`.
+    chunk_size : int, optional
+        Elements per chunk (default: about two chunks per worker); the one
+        chunk parameter name of the package (as in
+        :func:`recouple.workflows.coupling.cohort_coupling`).
     chunk_elements : int, optional
-        Elements per chunk (default: about two chunks per worker).
+        Deprecated spelling of ``chunk_size`` (one release).
     scheduler, client
         Dask scheduler name or address, or a ``distributed.Client``.
     overwrite : bool
@@ -217,6 +222,7 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
     drawn = P.glm_resamples(x, c, resampling=P.Resampling(n_perm=n_perm, seed=seed))
     signs, perms, k = drawn.signs, drawn.permutations, drawn.n_perm
     chunk_resampling = drawn.as_resampling(P.Resampling(backend=backend, progress=False))
+    chunk_elements = _chunk_size(chunk_size, chunk_elements)
     if chunk_elements is None:
         workers = worker_count(scheduler, client)
         chunk_elements = max(1, -(-n_elements // (2 * max(workers, 1))))
@@ -249,9 +255,20 @@ def cohort_permutation(store_path, result, design, contrast, *, dataset="couplin
                                               "provenance": json.loads(json.dumps(info.provenance, default=str))})
 
 
+def _chunk_size(chunk_size, chunk_elements):
+    """``chunk_size``, or the deprecated ``chunk_elements`` with a warning."""
+    if chunk_elements is None:
+        return chunk_size
+    if chunk_size is not None:
+        raise InputError("pass chunk_size only; chunk_elements is its deprecated spelling.")
+    warnings.warn("chunk_elements is deprecated; pass chunk_size (the package's one chunk parameter name).",
+                  DeprecationWarning, stacklevel=3)
+    return chunk_elements
+
+
 def store_glm(store_path, result, design, contrast, *, test="t", alternative="two-sided", resampling=None,
-              dataset="coupling", chunk_elements=None, scheduler=None, client=None, overwrite=False, progress=None,
-              subject_blocks=True):
+              dataset="coupling", chunk_size=None, scheduler=None, client=None, overwrite=False, progress=None,
+              subject_blocks=True, chunk_elements=None):
     """Permutation GLM of a stored ``(scans, elements)`` result, by the route the test allows.
 
     One t contrast with freely drawn resamples (``Resampling`` with
@@ -263,8 +280,8 @@ def store_glm(store_path, result, design, contrast, *, test="t", alternative="tw
 
     Parameters
     ----------
-    store_path, result, dataset, chunk_elements, scheduler, client, overwrite
-        As in :func:`cohort_permutation`.
+    store_path, result, dataset, chunk_size, scheduler, client, overwrite
+        As in :func:`cohort_permutation` (``chunk_elements``: deprecated spelling of ``chunk_size``).
     design : (n_scans, p) array
     contrast : (p,) t contrast, or (r, p) rows (t contrasts, or one F with ``test="F"``)
     test : {"t", "F"}
@@ -281,6 +298,7 @@ def store_glm(store_path, result, design, contrast, *, test="t", alternative="tw
     -------
     :class:`CohortPermutation` (chunked) or :class:`recouple.permutation.PermutationResult`.
     """
+    chunk_size = _chunk_size(chunk_size, chunk_elements)
     r = resampling if resampling is not None else P.Resampling()
     c = np.asarray(contrast, dtype=np.float64)
     exchange = {"blocks": "given" if r.exchangeability_blocks is not None else None,
@@ -294,20 +312,20 @@ def store_glm(store_path, result, design, contrast, *, test="t", alternative="tw
                 r = r.replace(exchangeability_blocks=eb["blocks"], whole_blocks=eb["whole_blocks"])
                 exchange = eb["params"]
     res = _store_glm(store_path, result, design, c, r, test=test, alternative=alternative, dataset=dataset,
-                     chunk_elements=chunk_elements, scheduler=scheduler, client=client, overwrite=overwrite,
+                     chunk_size=chunk_size, scheduler=scheduler, client=client, overwrite=overwrite,
                      progress=progress)
     res.params["exchangeability"] = exchange
     return res
 
 
-def _store_glm(store_path, result, design, c, r, *, test, alternative, dataset, chunk_elements, scheduler, client,
+def _store_glm(store_path, result, design, c, r, *, test, alternative, dataset, chunk_size, scheduler, client,
                overwrite, progress):
     chunkable = (test == "t" and (c.ndim == 1 or c.shape[0] == 1) and r.kind == "auto"
                  and r.exchangeability_blocks is None and r.permutations is None and r.signs is None
                  and not r.keep_null and not r.tail_approximation)
     if chunkable:
         return cohort_permutation(store_path, result, design, c.ravel(), dataset=dataset, n_perm=r.n_perm,
-                                  seed=r.seed, alternative=alternative, chunk_elements=chunk_elements,
+                                  seed=r.seed, alternative=alternative, chunk_size=chunk_size,
                                   scheduler=scheduler, client=client, overwrite=overwrite, backend=r.backend,
                                   progress=progress)
     with open_store(str(store_path)) as st:
