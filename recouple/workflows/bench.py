@@ -240,7 +240,7 @@ VOXEL_MODES = ("dense", "sampled", "auto")
 
 
 def _voxel_fc_setup(quick):
-    v, t, c, entries = (5000, 100, 250, 2**18) if quick else (50000, 300, 1000, 2**21)
+    v, t, c, entries = (4000, 100, 200, 2**17) if quick else (50000, 300, 1000, 2**21)
     chunks = {}
     z = None
     for density in VOXEL_DENSITIES:
