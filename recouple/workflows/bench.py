@@ -1,15 +1,25 @@
 """``recouple bench``: time a representative set of operations on every usable
 backend and against the peer doing the same job, in one run.
 
-Each operation reports wall time (best of ``repeats``), throughput, the
-speed-up over the NumPy baseline, the speed-up over the peer (when the peer
-is installed; peers are timed on fewer items and scaled linearly, which is
-stated in the ``peer_note``), and for matrix-bound kernels the achieved
-fraction of this machine's measured float64 matrix-multiply rate.
+Each operation reports wall time (best of ``repeats``, after one warm-up call
+whose time is kept as ``first_call_s``: on JAX it holds the compilation),
+throughput, the speed-up over the NumPy baseline (``speedup_vs_numpy``; on
+every row of an operation that runs on both, ``jax_vs_numpy`` = NumPy time /
+JAX time), the speed-up over the peer (when the peer is installed; peers are
+timed on fewer items and scaled linearly, which is stated in the
+``peer_note``), and for the matrix-bound kernels the GEMM fraction: their
+essential float64 flops / time / this machine's float64 matrix-multiply rate
+measured in the same run.
+
+``voxel_fc`` sweeps the voxel FC paths (:func:`recouple.engine.voxel.throughput`):
+dense, sampled and auto at structural densities 0.1%, 1%, 10% and 100%.
+:func:`format_table` renders a run as text, :func:`format_markdown` as the
+README's speed section (:func:`replace_readme_block` puts it there).
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import platform
 import shutil
@@ -26,7 +36,9 @@ from scipy import ndimage
 from .. import coupling, genes, graph, nulls, permutation
 from .. import store as cohort_store
 from ..engine.backend import available_backends, get_backend
+from ..engine import voxel as voxel_engine
 from ..engine.perf import measure_gemm_gflops
+from ..exceptions import InputError
 from ..genes import load_expression
 from ..host.jit import describe as describe_host_loops
 from ..kernels.coupling import communication_predictors
@@ -50,6 +62,9 @@ class Operation:
     extra: Callable[[dict, str], dict] | None = None  # after timing: details for the row (e.g. per-step times)
     teardown: Callable[[dict], None] | None = None
     warmup: bool = True
+    # instead of timing ``run``: (data, backend, repeats) -> one dict per variant with
+    # variant, size, time_s, first_call_s, items, unit, flops (or None), extra
+    measure: Callable[[dict, str, int], list] | None = None
 
 
 @dataclass
@@ -66,6 +81,10 @@ class BenchRow:
     peer_note: str | None = None
     gemm_fraction: float | None = None
     extra: dict = field(default_factory=dict)
+    variant: str | None = None  # e.g. "dense, density 1%" for voxel_fc
+    peer_time_s: float | None = None  # the peer's (scaled) time for the same items
+    first_call_s: float | None = None  # the warm-up call (JAX: includes compilation)
+    jax_vs_numpy: float | None = None  # NumPy time / JAX time of this operation (variant)
 
 
 def _best(fn, repeats):
@@ -208,6 +227,62 @@ def _vertex_spin_setup(quick):
     phi = np.pi * (1 + 5**0.5) * i
     p = 100 * np.column_stack([np.sqrt(1 - z * z) * np.cos(phi), np.sqrt(1 - z * z) * np.sin(phi), z])
     return {"coords": np.vstack([p, p * [-1, 1, 1]]), "hemi": np.repeat([0, 1], v), "n_perm": k}
+
+
+# Voxel FC paths: one chunk of structural rows at each density, V voxels of T
+# time points (the standardised series shared by every density), through
+# recouple.engine.voxel.throughput -- what a store run calls per chunk. A chunk
+# holds at most ``_VOXEL_ENTRIES`` structural entries (C rows at low densities,
+# fewer at high ones); voxels/s is per row, so the densities compare.
+
+VOXEL_DENSITIES = (0.001, 0.01, 0.1, 1.0)
+VOXEL_MODES = ("dense", "sampled", "auto")
+
+
+def _voxel_fc_setup(quick):
+    v, t, c, entries = (4000, 100, 200, 2**17) if quick else (50000, 300, 1000, 2**21)
+    chunks = {}
+    z = None
+    for density in VOXEL_DENSITIES:
+        k = max(1, min(v, round(density * v)))
+        zd, vals, cols, valid, rows = voxel_engine.synthetic_chunk(v, t, max(1, min(c, entries // k)), density,
+                                                                   seed=0)
+        z = zd if z is None else z  # the same seed draws the same series for every density
+        chunks[density] = (vals, cols, valid, rows)
+    return {"z": z, "chunks": chunks}
+
+
+def _pct(density):
+    return f"{100 * density:g}%"
+
+
+def _voxel_fc_measure(d, backend, repeats):
+    z = d["z"]
+    v, t = z.shape
+    out = []
+    for density in VOXEL_DENSITIES:
+        vals, cols, valid, rows = d["chunks"][density]
+        c, k = cols.shape
+        times = {}
+        for mode in VOXEL_MODES:
+            t0 = time.perf_counter()
+            res = voxel_engine.throughput(density, mode, backend=backend, repeats=repeats,
+                                          data=(z, vals, cols, valid, rows))
+            total = time.perf_counter() - t0
+            times[mode] = res["seconds"]
+            extra = {"density": density, "fc_mode": mode, "path": res["mode"], "nnz_per_row": k, "chunk": c,
+                     "n_voxels": v, "n_timepoints": t}
+            if mode != "dense":
+                extra["vs_dense"] = times["dense"] / res["seconds"]
+            out.append({
+                "variant": f"{mode}, density {_pct(density)}",
+                "size": f"{c} voxels of V = {v}, T = {t}, {k} non-zeros a row (density {_pct(density)})",
+                "time_s": res["seconds"], "first_call_s": max(total - repeats * res["seconds"], res["seconds"]),
+                "items": c, "unit": "voxels/s",
+                # the dense path's essential work: whole FC rows by one GEMM
+                "flops": 2.0 * c * v * t if res["mode"] == "dense" else None,
+                "extra": extra})
+    return out
 
 
 def _communication_setup(quick):
@@ -375,6 +450,14 @@ def _pls_run(d, backend):
                      backend=backend)
 
 
+def _pls_flops(d):
+    # the Gram form of the bootstrap (kernels.genes): A = X Xᵀ (N² G), per resample
+    # and component two N x N products (the dual fit and the scatter), the
+    # per-gene quadratic form (N² G per component); one component here
+    n, g = d["x"].shape
+    return 2.0 * n * n * g * 2 + 4.0 * n * n * d["n_boot"]
+
+
 def _pls_peer(d):
     # The per-resample refit loop of pyls / imaging-transcriptomics, written out
     # (pyls itself is not installable from PyPI).
@@ -511,6 +594,10 @@ OPERATIONS: list[Operation] = [
               lambda d: f"{d['c']} voxels of V = {d['z'].shape[0]}, T = {d['z'].shape[1]}",
               lambda d: (d["c"], "voxels/s"),
               flops=lambda d: 2.0 * d["c"] * d["z"].shape[0] * d["z"].shape[1]),
+    Operation("voxel_fc", _voxel_fc_setup, None,
+              lambda d: f"V = {d['z'].shape[0]}, T = {d['z'].shape[1]}, densities "
+                        + ", ".join(_pct(x) for x in VOXEL_DENSITIES),
+              lambda d: (1, "voxels/s"), backends=("numpy", "jax", "cupy"), measure=_voxel_fc_measure),
     Operation("communication_model", _communication_setup, _communication_run,
               lambda d: f"{d['fc'].shape[0]} subjects x {d['fc'].shape[1]} regions, 3 predictors given",
               lambda d: (d["fc"].shape[0], "subjects/s"), peer=_communication_peer),
@@ -542,7 +629,7 @@ OPERATIONS: list[Operation] = [
               lambda d: (d["n_perm"], "permutations/s"), backends=("numpy", "jax")),
     Operation("pls_bootstrap", _pls_setup, _pls_run,
               lambda d: f"{d['x'].shape[0]} regions x {d['x'].shape[1]} genes, {d['n_boot']} resamples",
-              lambda d: (d["n_boot"], "resamples/s"), peer=_pls_peer),
+              lambda d: (d["n_boot"], "resamples/s"), flops=_pls_flops, peer=_pls_peer),
     Operation("enrichment", _enrich_setup, _enrich_run,
               lambda d: f"{d['nulls'].shape[0]} nulls x {len(d['expr'].genes)} genes x {len(d['sets'])} categories",
               lambda d: (d["nulls"].shape[0], "nulls/s")),
@@ -552,35 +639,77 @@ OPERATIONS: list[Operation] = [
 ]
 
 
-def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None, log=None) -> dict:
-    """Run the benchmark table; returns a JSON-ready dict with machine info and rows."""
+def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None, log=None, command=None) -> dict:
+    """Run the benchmark table; returns a JSON-ready dict with machine info and rows.
+
+    ``command`` is the command line that produced the run, kept for the
+    report's header.
+    """
     usable = {n: ok for n, (ok, _) in available_backends().items()}
     names = [b for b in (backends or [n for n, ok in usable.items() if ok]) if usable.get(b)]
     repeats = repeats or (1 if quick else 3)
-    gemm = {b: measure_gemm_gflops(get_backend(b), n=512 if quick else 2048) for b in names}
+    gemm_n = 512 if quick else 2048
+    # measured before and after the operations, the best of both kept: on a
+    # shared machine one measurement can land in a busy moment
+    gemm_runs = [{b: measure_gemm_gflops(get_backend(b), n=gemm_n, repeats=5) for b in names}]
     rows: list[BenchRow] = []
     ops = [op for op in OPERATIONS if operations is None or op.name in operations]
+    started = datetime.datetime.now().astimezone()
     for op in ops:
         data = op.setup(quick)
         try:
-            rows += _run_operation(op, data, names, repeats, gemm, log)
+            rows += _run_operation(op, data, names, repeats, gemm_runs[0], log)
         finally:
             if op.teardown:
                 op.teardown(data)
+    gemm_runs.append({b: measure_gemm_gflops(get_backend(b), n=gemm_n, repeats=5) for b in names})
+    gemm = {b: max(r[b] for r in gemm_runs) for b in names}
+    for row in rows:  # the fractions against the best rate
+        if row.gemm_fraction is not None:
+            row.gemm_fraction *= gemm_runs[0][row.backend] / gemm[row.backend]
     return {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                    "devices": {b: get_backend(b).device for b in names}, "host_loops": describe_host_loops()},
+        "machine": machine_info(names),
         "gemm_gflops": gemm,
+        "gemm_gflops_runs": gemm_runs,
+        "gemm_size": gemm_n,
         "quick": quick,
+        "repeats": repeats,
+        "date": started.isoformat(timespec="seconds"),
+        "wall_s": (datetime.datetime.now().astimezone() - started).total_seconds(),
+        "command": command,
         "operations": [op.name for op in ops],
         "backends": names,
         "rows": [asdict(r) for r in rows],
     }
 
 
+def machine_info(backends=()) -> dict:
+    """Python, cores, CPU model, NumPy's BLAS and each backend's device."""
+    return {"python": platform.python_version(), "cpus": os.cpu_count(), "cpu_model": _cpu_model(),
+            "platform": platform.platform(), "numpy": np.__version__, "blas": _blas_name(),
+            "devices": {b: get_backend(b).device for b in backends}, "host_loops": describe_host_loops()}
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas_name() -> str:
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # older NumPy: no dict form of the build configuration
+        return "unknown BLAS"
+
+
 def _run_operation(op, data, names, repeats, gemm, log) -> list:
-    rows: list[BenchRow] = []
-    items, unit = op.items(data)
     peer = None
     try:
         peer = op.peer(data) if op.peer else None
@@ -588,33 +717,50 @@ def _run_operation(op, data, names, repeats, gemm, log) -> list:
         peer = None
         if log:
             log(f"  peer for {op.name} failed: {exc.__class__.__name__}: {exc}")
-    base = None
+    rows: list[BenchRow] = []
     for b in names:
         if b not in op.backends:
             continue
-        op.run(data, b)  # warm up: imports, jit compilation, caches
-        t = _best(lambda: op.run(data, b), repeats)
-        if b == "numpy":
-            base = t
-        row = BenchRow(operation=op.name, size=op.size(data), backend=b, time_s=t, throughput=items / t,
-                       unit=unit)
-        if peer is not None:
-            row.speedup_vs_peer = peer[0] / t
-            row.peer_note = peer[1]
-            row.peer = peer[1].split(",")[0]
-        if op.flops is not None:
-            row.gemm_fraction = op.flops(data) / t / (gemm[b] * 1e9)
-        if op.extra is not None:
-            row.extra = op.extra(data, b)
-        rows.append(row)
-        if log:
-            log(f"  {op.name:<26} {b:<6} {t:9.3f} s")
-            for line in _extra_lines(row.extra):
-                log("    " + line)
+        for m in (op.measure(data, b, repeats) if op.measure else [_time_run(op, data, b, repeats)]):
+            row = BenchRow(operation=op.name, size=m["size"], backend=b, time_s=m["time_s"],
+                           throughput=m["items"] / m["time_s"], unit=m["unit"], variant=m.get("variant"),
+                           first_call_s=m.get("first_call_s"), extra=m.get("extra") or {})
+            if peer is not None:
+                row.peer_time_s = peer[0]
+                row.speedup_vs_peer = peer[0] / row.time_s
+                row.peer_note = peer[1]
+                row.peer = peer[1].split(",")[0]
+            if m.get("flops") is not None:
+                row.gemm_fraction = m["flops"] / row.time_s / (gemm[b] * 1e9)
+            if op.extra is not None:
+                row.extra = op.extra(data, b)
+            rows.append(row)
+            if log:
+                label = f"{op.name} [{row.variant}]" if row.variant else op.name
+                log(f"  {label:<40} {b:<6} {row.time_s:9.3f} s")
+                for line in _extra_lines(row.extra):
+                    log("    " + line)
+    base = {r.variant: r.time_s for r in rows if r.backend == "numpy"}
+    jax = {r.variant: r.time_s for r in rows if r.backend == "jax"}
     for row in rows:
-        if base is not None:
-            row.speedup_vs_numpy = base / row.time_s
+        if row.variant in base:
+            row.speedup_vs_numpy = base[row.variant] / row.time_s
+        if row.variant in base and row.variant in jax:
+            row.jax_vs_numpy = base[row.variant] / jax[row.variant]
     return rows
+
+
+def _time_run(op, data, backend, repeats) -> dict:
+    """One operation on one backend: a warm-up call (imports, compilation, caches), then best of ``repeats``."""
+    first = None
+    if op.warmup:
+        t0 = time.perf_counter()
+        op.run(data, backend)
+        first = time.perf_counter() - t0
+    t = _best(lambda: op.run(data, backend), repeats)
+    items, unit = op.items(data)
+    return {"size": op.size(data), "time_s": t, "first_call_s": first, "items": items, "unit": unit,
+            "flops": op.flops(data) if op.flops is not None else None}
 
 
 def _extra_lines(extra: dict) -> list:
@@ -630,23 +776,65 @@ def _extra_lines(extra: dict) -> list:
     return lines
 
 
-def format_table(result: dict) -> str:
-    """The benchmark rows as a fixed-width text table."""
-    head = ["operation", "size", "backend", "time (s)", "throughput", "vs numpy", "vs peer", "GEMM frac"]
-    lines = []
+def _fmt(x, spec, suffix=""):
+    return "-" if x is None else f"{x:{spec}}{suffix}"
+
+
+def _pct_or_dash(x):
+    return "-" if x is None else f"{100 * x:.0f}%"
+
+
+def _table_rows(result):
+    return [r for r in result["rows"] if r["operation"] != "voxel_fc"]
+
+
+def _voxel_rows(result):
+    """One entry per backend and density: the dense, sampled and auto rows of ``voxel_fc``."""
+    out = {}
     for r in result["rows"]:
-        lines.append([
-            r["operation"], r["size"], r["backend"], f"{r['time_s']:.3f}",
-            f"{r['throughput']:.4g} {r['unit']}",
-            f"{r['speedup_vs_numpy']:.2f}x" if r["speedup_vs_numpy"] else "-",
-            f"{r['speedup_vs_peer']:.1f}x" if r["speedup_vs_peer"] else "-",
-            f"{100 * r['gemm_fraction']:.0f}%" if r["gemm_fraction"] is not None else "-",
-        ])
+        if r["operation"] == "voxel_fc":
+            e = r["extra"]
+            out.setdefault((r["backend"], e["density"]), {})[e["fc_mode"]] = r
+    return out
+
+
+def _text_table(head, lines):
     widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h) for i, h in enumerate(head)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)), "  ".join("-" * w for w in widths)]
-    for r, l in zip(result["rows"], lines):
-        out.append("  ".join(c.ljust(w) for c, w in zip(l, widths)))
+    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip(), "  ".join("-" * w for w in widths)]
+    return out, widths
+
+
+def format_table(result: dict) -> str:
+    """The benchmark rows as fixed-width text tables: one row per operation and
+    backend, then the voxel FC paths per density, then the footer."""
+    head = ["operation", "size", "backend", "time (s)", "throughput", "vs numpy", "vs peer", "GEMM frac",
+            "jax/numpy", "1st call (s)"]
+    rows = _table_rows(result)
+    lines = [[r["operation"], r["size"], r["backend"], f"{r['time_s']:.3f}", f"{r['throughput']:.4g} {r['unit']}",
+              _fmt(r["speedup_vs_numpy"], ".2f", "x"), _fmt(r["speedup_vs_peer"], ".1f", "x"),
+              _pct_or_dash(r["gemm_fraction"]), _fmt(r.get("jax_vs_numpy"), ".2f", "x"),
+              _fmt(r.get("first_call_s"), ".3f")] for r in rows]
+    out, widths = _text_table(head, lines)
+    for r, l in zip(rows, lines):
+        out.append("  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip())
         out += ["    " + line for line in _extra_lines(r.get("extra") or {})]
+    vox = _voxel_rows(result)
+    if vox:
+        vhead = ["voxel FC", "backend", "nnz/row", "rows", "dense vox/s", "dense GEMM", "sampled vox/s",
+                 "sampled/dense", "auto vox/s", "auto path", "jax/numpy d/s/a"]
+        vlines = []
+        for (b, density), m in vox.items():
+            vlines.append([f"density {_pct(density)}", b, str(m["dense"]["extra"]["nnz_per_row"]),
+                           str(m["dense"]["extra"]["chunk"]), f"{m['dense']['throughput']:.4g}",
+                           _pct_or_dash(m["dense"]["gemm_fraction"]), f"{m['sampled']['throughput']:.4g}",
+                           _fmt(m["sampled"]["extra"]["vs_dense"], ".2f", "x"), f"{m['auto']['throughput']:.4g}",
+                           m["auto"]["extra"]["path"],
+                           "/".join(_fmt(m[k].get("jax_vs_numpy"), ".2f") for k in VOXEL_MODES)])
+        vout, vw = _text_table(vhead, vlines)
+        out += [""] + vout + ["  ".join(c.ljust(w) for c, w in zip(l, vw)).rstrip() for l in vlines]
+        e0 = next(iter(vox.values()))["dense"]["extra"]
+        out.append(f"voxel FC: V = {e0['n_voxels']}, T = {e0['n_timepoints']}; sampled/dense = dense time / "
+                   "sampled time; jax/numpy d/s/a: NumPy time / JAX time of the dense, sampled, auto paths")
     gem = ", ".join(f"{b} {g:.1f}" for b, g in result["gemm_gflops"].items())
     out.append(f"measured float64 GEMM GFLOP/s: {gem}")
     if result["machine"].get("host_loops"):
@@ -655,3 +843,101 @@ def format_table(result: dict) -> str:
     if peers:
         out.append("peers: " + "; ".join(peers))
     return "\n".join(out)
+
+
+def report_header(result: dict) -> str:
+    """One line: the command, the date, the machine (cores, CPU, BLAS, measured GEMM rate) and the sizes."""
+    m = result["machine"]
+    gem = ", ".join(f"{b} {g:.0f}" for b, g in result["gemm_gflops"].items())
+    devices = ", ".join(f"{b} on {d}" for b, d in m.get("devices", {}).items())
+    sizes = "small sizes (`--quick`)" if result.get("quick") else "default sizes"
+    cmd = result.get("command") or "recouple bench"
+    return (f"Generated by `{cmd}` on {result.get('date', '?')[:10]}: {m['cpus']} cores ({m.get('cpu_model', '?')}), "
+            f"{m.get('blas', '?')} (NumPy {m.get('numpy', '?')}), float64 GEMM {gem} GFLOP/s "
+            f"({result.get('gemm_size', '?')}^2); Python {m['python']}; {devices}; {sizes}, best of "
+            f"{result.get('repeats', '?')}; whole run {result.get('wall_s', float('nan')):.0f} s.")
+
+
+def _md_table(head, lines):
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return out + ["| " + " | ".join(c.replace("|", "/") for c in l) + " |" for l in lines]
+
+
+def format_markdown(result: dict) -> str:
+    """The run as the README's speed section: a header line naming the
+    command, date and machine; one row per operation (NumPy time, peer time,
+    ratio, GEMM fraction, the other backends' times and ratios to NumPy); the
+    voxel FC paths per density; the study's steps against their bare kernels;
+    the peers."""
+    others = [b for b in result["backends"] if b != "numpy"]
+    by_op: dict = {}
+    for r in _table_rows(result):
+        by_op.setdefault(r["operation"], {})[r["backend"]] = r
+    head = ["operation", "size", "NumPy (s)", "peer (s)", "vs peer", "GEMM fraction"]
+    for b in others:
+        head += [f"{b} (s)", f"{b} vs NumPy", f"{b} 1st call (s)"]
+    lines = []
+    for op, per in by_op.items():
+        ref = per.get("numpy") or next(iter(per.values()))
+        gf = " / ".join(f"{_pct_or_dash(per[b]['gemm_fraction'])} {b}" for b in per
+                        if per[b]["gemm_fraction"] is not None) or "-"
+        line = [op, ref["size"], _fmt(per["numpy"]["time_s"] if "numpy" in per else None, ".3g"),
+                _fmt(ref.get("peer_time_s"), ".3g"), _fmt(ref.get("speedup_vs_peer"), ".1f", "x"), gf]
+        for b in others:
+            r = per.get(b)
+            line += ["-", "-", "-"] if r is None else [
+                f"{r['time_s']:.3g}", _fmt(r.get("speedup_vs_numpy"), ".2f", "x"), _fmt(r.get("first_call_s"), ".3g")]
+        lines.append(line)
+    out = [report_header(result), ""] + _md_table(head, lines)
+    out += ["", "NumPy (s): recouple on the NumPy backend, best of the repeats after a warm-up call; "
+                "vs peer: peer time / recouple time; GEMM fraction: essential float64 flops / time / the "
+                "GEMM rate above; <backend> vs NumPy: NumPy time / that backend's time (>1: faster than NumPy); "
+                "1st call: the warm-up call (on JAX it includes compilation)."]
+    vox = _voxel_rows(result)
+    if vox:
+        vhead = ["density", "backend", "non-zeros a row", "dense voxels/s", "dense GEMM fraction",
+                 "sampled voxels/s", "sampled/dense", "auto voxels/s (path)", "vs NumPy dense / sampled / auto"]
+        vlines = []
+        for (b, density), m in vox.items():
+            vlines.append([_pct(density), b, str(m["dense"]["extra"]["nnz_per_row"]),
+                           f"{m['dense']['throughput']:.4g}", _pct_or_dash(m["dense"]["gemm_fraction"]),
+                           f"{m['sampled']['throughput']:.4g}", _fmt(m["sampled"]["extra"]["vs_dense"], ".2f", "x"),
+                           f"{m['auto']['throughput']:.4g} ({m['auto']['extra']['path']})",
+                           " / ".join(_fmt(m[k].get("speedup_vs_numpy"), ".2f", "x") for k in VOXEL_MODES)])
+        e0 = next(iter(vox.values()))["dense"]["extra"]
+        out += ["", f"Voxel FC paths (`voxel_fc`, V = {e0['n_voxels']}, T = {e0['n_timepoints']}; one chunk a "
+                    "density, at most "
+                    f"{max(m['dense']['extra']['chunk'] for m in vox.values())} rows; sampled/dense: dense time / "
+                    "sampled time):", ""] + _md_table(vhead, vlines)
+    for r in _table_rows(result):
+        extra = r.get("extra") or {}
+        if "steps_s" in extra:
+            bare, ratio = extra["bare_s"], extra["step_over_bare"]
+            slines = [[k, f"{t:.3g}", _fmt(bare.get(k), ".3g"), _fmt(ratio.get(k), ".2f")]
+                      for k, t in extra["steps_s"].items()]
+            slines += [[k, "-", f"{v:.3g}", "-"] for k, v in bare.items() if ":" in k]
+            out += ["", f"Study steps (`{r['operation']}`, {r['backend']}, {r['size']}; total {extra['study_s']:.3g} s; "
+                        "bare kernel: the same public function on the same arrays in memory):", ""]
+            out += _md_table(["step", "step (s)", "bare kernel (s)", "step/bare"], slines)
+    peers = sorted({r["peer_note"] for r in result["rows"] if r["peer_note"]})
+    if peers:
+        out += ["", "Peers (timed on fewer items, scaled linearly): " + "; ".join(peers) + "."]
+    return "\n".join(out) + "\n"
+
+
+README_START = "<!-- recouple bench --markdown: start -->"
+README_END = "<!-- recouple bench --markdown: end -->"
+
+
+def replace_readme_block(path, markdown: str) -> None:
+    """Replace the text between the ``README_START`` and ``README_END`` marker lines of ``path``."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"--readme must name a readable file; reading {str(path)!r} failed: {exc}.") from exc
+    i, j = text.find(README_START), text.find(README_END)
+    if i < 0 or j < i:
+        raise InputError(f"--readme {str(path)!r} must hold the lines {README_START!r} and then {README_END!r} "
+                         "around the speed table; add them where the table goes.")
+    path.write_text(text[: i + len(README_START)] + "\n" + markdown + text[j:])
