@@ -17,7 +17,6 @@ is written atomically under a unique temporary name.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ from .. import nulls as NL
 from .. import permutation as P
 from .. import store
 from ..engine.backend import get_backend
+from ..engine.provenance import build_provenance, write_provenance_file
 from ..genes.enrichment import dropped_message
 from ..io.files import atomic_open, atomic_write
 from ..io.store import checksum
@@ -241,22 +241,17 @@ def _execute(cfg: dict, out: Path, plan, *, progress, overwrite, log) -> StudyRe
     if assoc["_present"] and cp["level"] == "region" and cfg["contrasts"]:
         result.steps.update(_spatial_steps(cfg, plan, steps, base_key, contrasts, labels, be, out, log))
 
-    prov = {
-        "recouple_version": __version__,
-        "study": cfg["study"]["name"],
-        "config": {k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
-                   for k, v in cfg.items()},
-        "backend": be.name,
-        "device": be.device,
-        "dtype": "float64",
-        "inputs": inputs,
-        "coupling_provenance": coup.provenance,
-        "input_files": steps.files(),
-        "steps_computed": result.computed,
-        "steps_skipped": result.skipped,
-        "wall_time_s": round(time.perf_counter() - t_start, 3),
-    }
-    atomic_write(result.provenance, json.dumps(prov, indent=2, default=str) + "\n")
+    config = {k: ({kk: vv for kk, vv in v.items() if not kk.startswith("_")} if isinstance(v, dict) else v)
+              for k, v in cfg.items()}
+    prov = build_provenance(
+        analysis="study", params={"study": cfg["study"]["name"]}, backend=be,
+        seed=cfg.get("permutation", {}).get("seed"), inputs=inputs,
+        scheduler=comp.get("scheduler") or "threads",
+        extra={"study": cfg["study"]["name"], "config": config, "coupling_provenance": coup.provenance,
+               "input_files": steps.files(), "steps_computed": result.computed, "steps_skipped": result.skipped,
+               "wall_time_s": round(time.perf_counter() - t_start, 3)},
+    )
+    write_provenance_file(out, prov)  # <output>/provenance.json, by the one provenance writer
     t0 = time.perf_counter()
     write_report(cfg, result, out)
     result.timings["report"] = time.perf_counter() - t0
