@@ -234,6 +234,7 @@ def resident_step(kernel: Callable, backend=None, *, static: dict | None = None)
         def bound(*args):
             return kernel(*args, **static)
 
+        bound.__name__ = bound.__qualname__ = getattr(kernel, "__name__", "kernel")  # names it in compile logs
         cached = jax.jit(bound)
         be._jit_cache[key] = cached
     return cached
