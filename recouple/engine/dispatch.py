@@ -4,6 +4,8 @@ memory stays within the planner's budget."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -154,3 +156,112 @@ def call_batched(
     if isinstance(first, tuple):
         return tuple(np.concatenate([p[i] for p in pieces], axis=0) for i in range(len(first)))
     return np.concatenate(pieces, axis=0)
+
+
+# ----------------------------------------------------------------------------- device-resident loops
+#
+# A resample loop that stays on the device moves its data once per analysis
+# (``device_put``), pads every batch to one shape (``pad_leading``) so that one
+# compiled step serves every batch, runs each iteration inside
+# ``resident_body`` and brings results back explicitly (``device_get``).
+
+_LOOP_GUARD: contextvars.ContextVar[str | None] = contextvars.ContextVar("recouple_loop_transfer_guard",
+                                                                         default=None)
+
+
+def device_put(x, backend=None):
+    """Explicit host-to-device copy of ``x`` (an array, or a list/tuple of arrays).
+
+    On JAX this is :func:`jax.device_put` (an explicit transfer, allowed by
+    ``jax.transfer_guard("disallow")``); elsewhere ``Backend.to_device``
+    (NumPy: the array itself). ``None`` entries pass through.
+    """
+    be = get_backend(backend)
+    if isinstance(x, (list, tuple)):
+        if be.name == "jax":
+            import jax  # optional dependency: only reached on the JAX backend
+
+            put = iter(jax.device_put([np.asarray(a) for a in x if a is not None]))
+            return type(x)(None if a is None else next(put) for a in x)
+        return type(x)(None if a is None else be.to_device(a) for a in x)
+    if x is None:
+        return None
+    if be.name == "jax":
+        import jax  # optional dependency: only reached on the JAX backend
+
+        return jax.device_put(np.asarray(x))
+    return be.to_device(x)
+
+
+def device_get(tree, backend=None):
+    """Explicit device-to-host copy of an array or a dict/list/tuple of arrays (NumPy arrays come back)."""
+    be = get_backend(backend)
+    if be.name == "jax":
+        import jax  # optional dependency: only reached on the JAX backend
+
+        return jax.tree_util.tree_map(np.asarray, jax.device_get(tree))
+    return _tree_to_host(tree)
+
+
+def pad_leading(a, size: int, fill):
+    """Host array ``a`` extended along axis 0 to ``size`` rows of ``fill``
+    (a scalar, or a row to repeat); ``a`` itself when it already has ``size``."""
+    a = np.asarray(a)
+    extra = int(size) - a.shape[0]
+    if extra <= 0:
+        return a
+    pad = np.broadcast_to(np.asarray(fill, dtype=a.dtype), (extra,) + a.shape[1:])
+    return np.concatenate([a, pad], axis=0)
+
+
+def resident_step(kernel: Callable, backend=None, *, static: dict | None = None) -> Callable:
+    """``kernel`` compiled once for a device-resident loop, configuration ``static`` bound.
+
+    On JAX: ``jax.jit`` with the static configuration closed over (cached per
+    kernel and configuration on the backend, like :meth:`Backend.compile`).
+    Every argument must be a device array (a Python scalar would be an
+    implicit transfer). Elsewhere: ``kernel`` with ``static`` bound.
+    """
+    be = get_backend(backend)
+    static = dict(static or {})
+    if be.name != "jax":
+        return lambda *args: kernel(*args, **static)
+    key = ("resident", kernel, tuple(sorted(static.items())))
+    cached = be._jit_cache.get(key)
+    if cached is None:
+        import jax  # optional dependency: only reached on the JAX backend
+
+        def bound(*args):
+            return kernel(*args, **static)
+
+        bound.__name__ = bound.__qualname__ = getattr(kernel, "__name__", "kernel")  # names it in compile logs
+        cached = jax.jit(bound)
+        be._jit_cache[key] = cached
+    return cached
+
+
+@contextlib.contextmanager
+def guard_resident_loops(level: str = "disallow"):
+    """Run the iterations of every device-resident loop under ``jax.transfer_guard(level)``.
+
+    With ``"disallow"`` an implicit host<->device copy inside a loop
+    iteration raises; the loops' explicit ``device_put``/``device_get`` stay
+    allowed. A check that a loop really stays on the device (tests,
+    debugging); no effect on other backends.
+    """
+    token = _LOOP_GUARD.set(level)
+    try:
+        yield
+    finally:
+        _LOOP_GUARD.reset(token)
+
+
+def resident_body(backend=None):
+    """Context for one iteration of a device-resident loop: ``jax.transfer_guard``
+    at the level of :func:`guard_resident_loops` on JAX when set, else nothing."""
+    level = _LOOP_GUARD.get()
+    if level is None or get_backend(backend).name != "jax":
+        return contextlib.nullcontext()
+    import jax  # optional dependency: only reached on the JAX backend
+
+    return jax.transfer_guard(level)

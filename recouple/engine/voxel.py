@@ -27,10 +27,11 @@ import numpy as np
 from ..host import voxel as host_voxel
 from ..kernels import voxel as kv
 from .backend import get_backend
-from .dispatch import call_kernel, host_map, host_thread_count
+from .dispatch import (call_kernel, device_get, device_put, host_map, host_thread_count, pad_leading, resident_body,
+                       resident_step)
 from .planner import FC_MODES, plan_fc_mode
 
-__all__ = ["FC_MODES", "chunk_coupling", "fc_rates", "synthetic_chunk", "throughput"]
+__all__ = ["FC_MODES", "chunk_coupling", "fc_rates", "scan_coupling", "synthetic_chunk", "throughput"]
 
 _RATES: dict = {}
 _RATES_LOCK = threading.Lock()
@@ -151,6 +152,82 @@ def chunk_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, *, meth
         static.update(fc_mode=mode, block_rows=kv.sampled_block_rows(sc_indices.shape[1], t))
         r, n = call_kernel(kv.voxel_to_voxel_coupling, z_rows, z_all, sc_values, sc_indices, sc_valid, rows,
                            backend=be, static=static)
+    return r, n, mode
+
+
+def scan_coupling(z, sc_values, sc_indices, sc_valid, *, rows_per_chunk=1000, method="spearman",
+                  edges="both_nonzero", min_edges=3, fc_mode="auto", backend=None):
+    """Voxel-to-voxel coupling of every voxel of one scan, chunk by chunk.
+
+    Parameters
+    ----------
+    z : (V, T) array
+        Standardised series of every voxel (:func:`recouple.kernels.voxel.standardize_timeseries`).
+    sc_values, sc_indices, sc_valid : (V, K) arrays
+        Every voxel's structural CSR row padded to width K (as
+        :func:`chunk_coupling`).
+    rows_per_chunk : int
+        Voxel rows per chunk; the last chunk is padded to this size.
+    method, edges, min_edges
+        As :func:`chunk_coupling`.
+    fc_mode : {"auto", "dense", "sampled"}
+        One way for the whole scan; ``"auto"`` chooses from the scan's
+        density (:func:`recouple.engine.planner.plan_fc_mode`).
+    backend : str, optional
+
+    Returns
+    -------
+    coupling : (V,) float64 array
+    n_edges : (V,) int array
+    mode : {"dense", "sampled"}
+
+    Notes
+    -----
+    On NumPy every chunk runs through :func:`chunk_coupling` in the chosen
+    mode. On an accelerator the loop stays on the device: the series move
+    once, every chunk's structural rows (padded to ``rows_per_chunk`` rows
+    of no valid entry, and, sampled, cut once to the scan's longest row) are
+    copied explicitly, and one compiled step
+    (:func:`recouple.kernels.voxel.chunk_coupling_step`) serves all chunks.
+    """
+    be = get_backend(backend)
+    z = np.asarray(z, dtype=np.float64)
+    v, t = z.shape
+    c = max(1, min(int(rows_per_chunk), v))
+    if fc_mode == "auto":
+        dense_rate, sampled_rate = fc_rates(be, t)
+        mode = plan_fc_mode("auto", nnz=int(np.count_nonzero(sc_valid)), n_rows=v, n_voxels=v, n_timepoints=t,
+                            dense_rate=dense_rate, sampled_rate=sampled_rate)
+    else:
+        mode = plan_fc_mode(fc_mode, nnz=0, n_rows=v, n_voxels=v, n_timepoints=t, dense_rate=1.0, sampled_rate=1.0)
+    starts = range(0, v, c)
+    if be.name == "numpy":
+        pieces = []
+        for a in starts:
+            rows = np.arange(a, min(a + c, v))
+            r, n, _ = chunk_coupling(z[rows], z, sc_values[rows], sc_indices[rows], sc_valid[rows], rows,
+                                     method=method, edges=edges, min_edges=min_edges, fc_mode=mode, backend=be)
+            pieces.append((np.asarray(r, dtype=np.float64), np.asarray(n)))
+        return np.concatenate([p[0] for p in pieces]), np.concatenate([p[1] for p in pieces]), mode
+    if mode == "sampled":
+        sc_values, sc_indices, sc_valid = _trim_width(sc_values, sc_indices, sc_valid)
+    width = sc_indices.shape[1]
+    step = resident_step(kv.chunk_coupling_step, be, static={
+        "method": method, "edges": edges, "min_edges": min_edges, "fc_mode": mode,
+        "block_rows": kv.sampled_block_rows(width, t) if mode == "sampled" else None})
+    z_dev = device_put(z, be)
+    out = []
+    for a in starts:
+        b = min(a + c, v)
+        chunk = device_put([pad_leading(np.asarray(sc_values[a:b], dtype=np.float64), c, 0.0),
+                            pad_leading(np.asarray(sc_indices[a:b], dtype=np.int64), c, 0),
+                            pad_leading(np.asarray(sc_valid[a:b], dtype=bool), c, False),
+                            pad_leading(np.arange(a, b), c, 0)], be)
+        with resident_body(be):
+            out.append((b - a, step(z_dev, *chunk)))
+    host = device_get([res for _, res in out], be)
+    r = np.concatenate([np.asarray(res[0], dtype=np.float64)[:size] for (size, _), res in zip(out, host)])
+    n = np.concatenate([np.asarray(res[1])[:size] for (size, _), res in zip(out, host)])
     return r, n, mode
 
 

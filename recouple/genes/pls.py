@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import norm
 
-from ..engine.dispatch import call_kernel
+from ..engine.backend import get_backend
+from ..engine.dispatch import call_kernel, device_get, device_put, pad_leading, resident_body, resident_step
 from ..engine.progress import ProgressBar
 from ..engine.random import bootstrap_indices
 from ..exceptions import InputError, ShapeError
@@ -245,6 +246,11 @@ def _pls_null(A, null, n_components, batch_size, backend):
     null = (null - null.mean(axis=2, keepdims=True)) / null.std(axis=2, ddof=1, keepdims=True)
     step = batch_size or 4096
     Yn = np.ascontiguousarray(np.transpose(null, (1, 2, 0)))  # (K, N, M)
+    if get_backend(backend).name != "numpy":
+        if rows.size:
+            out[rows] = _pls_null_resident(A, null[0] if m == 1 else Yn, rows, m, n_components,
+                                           min(step, rows.size), backend)
+        return out
     for s in range(0, rows.size, step):
         sel = rows[s:s + step]
         if m == 1:
@@ -256,6 +262,50 @@ def _pls_null(A, null, n_components, batch_size, backend):
     return out
 
 
+def _pls_null_resident(A, null, rows, m, n_components, step, backend):
+    """:func:`_pls_null` kept on the device: ``A`` moved once, every batch of
+    null maps padded to ``step`` (repeating its first row; padded results are
+    dropped) and copied explicitly; one compiled program."""
+    kernel = _kg.pls1_null_varexp if m == 1 else _kg.simpls_dual
+    run = resident_step(kernel, backend, static={"n_components": n_components})
+    A_dev = device_put(A, backend)
+    pieces = []
+    for s in range(0, rows.size, step):
+        sel = rows[s:s + step]
+        batch = device_put(pad_leading(null[sel], step, null[sel[0]]), backend)
+        with resident_body(backend):
+            res = run(A_dev, batch)
+        pieces.append((sel.size, res if m == 1 else res["varexp_y"]))
+    values = device_get([p for _, p in pieces], backend)
+    out = np.concatenate([v[:size] for (size, _), v in zip(pieces, values)], axis=0)
+    return out if m == 1 else np.cumsum(out, axis=-1)
+
+
+def _bootstrap_se_resident(X, A, Ycols, counts, ref_proj, n_components, step, backend, progress):
+    """:func:`_bootstrap_se` kept on the device: expression, Gram matrix,
+    maps and reference moved once; each batch of resample counts padded to
+    ``step`` (padding: every region once, weight 0) and copied explicitly;
+    moments combined on the device. Two compiled programs (the batch step,
+    the final per-gene quadratic form)."""
+    nb, n = counts.shape
+    fold = resident_step(_kg.pls_bootstrap_accumulate, backend, static={"n_components": n_components})
+    quad = resident_step(_kg.gene_quadratic_form, backend)
+    X_dev, A_dev, Y_dev, ref_dev, total, mean, scatter = device_put(
+        [X, A, Ycols, ref_proj, np.zeros(()), np.zeros((n, n_components)), np.zeros((n_components, n, n))], backend)
+    for s in range(0, nb, step):
+        c = counts[s:s + step]
+        use = pad_leading(np.ones(c.shape[0]), step, 0.0)
+        batch, use = device_put([pad_leading(c, step, 1.0), use], backend)
+        with resident_body(backend):
+            total, mean, scatter = fold(A_dev, Y_dev, batch, use, ref_dev, total, mean, scatter)
+        if progress is not None:
+            progress(min(s + step, nb), nb)
+    with resident_body(backend):
+        m2 = quad(X_dev, scatter)
+    m2 = device_get(m2, backend)
+    return np.sqrt(np.maximum(m2, 0.0) / (nb - 1))
+
+
 def _bootstrap_se(X, A, Ycols, boot, reference, n_components, batch_size, backend, progress):
     """Bootstrap SE of the weights (ddof=1). Resamples run in batches in the
     region representation; batch moments combine with Chan's formula."""
@@ -264,6 +314,8 @@ def _bootstrap_se(X, A, Ycols, boot, reference, n_components, batch_size, backen
     np.add.at(counts, (np.repeat(np.arange(nb), n), boot.ravel()), 1.0)
     ref_proj = X @ (reference - reference.mean(axis=0))
     step = batch_size or 1000
+    if get_backend(backend).name != "numpy":
+        return _bootstrap_se_resident(X, A, Ycols, counts, ref_proj, n_components, min(step, nb), backend, progress)
     total, mean, scatter = 0, np.zeros((n, n_components)), np.zeros((n_components, n, n))
     for s in range(0, nb, step):
         c = counts[s:s + step]

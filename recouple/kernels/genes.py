@@ -19,6 +19,7 @@ __all__ = [
     "simpls_dual",
     "simpls",
     "pls_bootstrap_moments",
+    "pls_bootstrap_accumulate",
     "gene_quadratic_form",
     "pls1_null_varexp",
     "category_profiles",
@@ -226,6 +227,47 @@ def pls_bootstrap_moments(A, Y, counts, reference_projection, *, n_components=1)
     mean = xp.mean(W, axis=1)
     d = xp.permute_dims(W - mean[:, None, :], (2, 0, 1))  # (C, N, B)
     return mean, d @ xp.matrix_transpose(d)
+
+
+def pls_bootstrap_accumulate(A, Y, counts, use, reference_projection, total, mean, scatter, *, n_components=1):
+    """Fold a batch of bootstrap resamples into running moments (a device-resident loop's step).
+
+    Parameters
+    ----------
+    A, Y, counts, reference_projection
+        As :func:`pls_bootstrap_moments`.
+    use : (B,) array
+        1 for a resample of the batch, 0 for padding (rows that keep the
+        batch at one shape; they count toward nothing).
+    total : () array
+        Resamples folded in so far.
+    mean : (N, C) array
+        Their mean dual weights.
+    scatter : (C, N, N) array
+        Their summed outer products of deviations.
+
+    Returns
+    -------
+    total, mean, scatter
+        Updated by Chan's formula with the batch's moments.
+    """
+    xp = namespace(A, Y, counts, reference_projection)
+    nb = counts.shape[0]
+    Yb = xp.broadcast_to(Y[None, :, :], (nb,) + tuple(Y.shape))
+    W = simpls_dual(A, Yb, counts, n_components=n_components)["weights_dual"]  # (N, B, C)
+    sign = _sign(xp, xp.sum(W * reference_projection[:, None, :], axis=0))  # (B, C)
+    u = xp.astype(use, W.dtype)[None, :, None]
+    W = W * sign[None, :, :]
+    nb_b = xp.sum(use)
+    b_mean = xp.sum(W * u, axis=1) / nb_b
+    d = xp.permute_dims((W - b_mean[:, None, :]) * u, (2, 0, 1))  # (C, N, B)
+    b_scatter = d @ xp.matrix_transpose(d)
+    delta = b_mean - mean
+    tot = total + nb_b
+    dc = xp.matrix_transpose(delta)  # (C, N)
+    mean = mean + delta * (nb_b / tot)
+    scatter = scatter + b_scatter + dc[:, :, None] * dc[:, None, :] * (total * nb_b / tot)
+    return tot, mean, scatter
 
 
 def gene_quadratic_form(X, S):

@@ -20,6 +20,8 @@ __all__ = [
     "gather_nulls",
     "standardize_rows",
     "association_block",
+    "association_observed",
+    "association_step",
     "exceedance_counts",
 ]
 
@@ -153,6 +155,46 @@ def association_block(
     if store:
         out["null"] = xp.clip(r, -1.0, 1.0)
     return out
+
+
+def association_observed(x, target, *, method="pearson", mode="gemm", min_count=3):
+    """Observed correlations ``(M, G)`` of source maps ``x (M, N)`` with ``target (G, N)``
+    (prepared as for :func:`association_block`), by the same arithmetic as a block of one null."""
+    xp = namespace(x, target)
+    r0 = xp.zeros((x.shape[0], target.shape[0]), dtype=float_dtype(xp, x))
+    res = association_block(x[:, None, :], target, r0, method=method, mode=mode, standardized=False,
+                            alternative="two-sided", store=True, min_count=min_count)
+    return res["null"][:, 0, :]
+
+
+def association_step(nulls, source, target, r_obs, count, n_valid, *, gather=True, method="pearson", mode="gemm",
+                     standardized=False, alternative="two-sided", store=False, min_count=3):
+    """One block of a device-resident association loop: :func:`association_block`
+    of a block of nulls, its counts added to the running ``count``/``n_valid``.
+
+    Parameters
+    ----------
+    nulls : (K, N) int array or (M, K, N) array
+        ``gather=True``: index nulls of ``source`` (:func:`gather_nulls`; rows
+        of -1 are padding and count nowhere); ``gather=False``: null maps
+        (rows of NaN are padding).
+    source : (M, N) array or None
+        Maps the index nulls gather from (``gather=True``).
+    target, r_obs : as :func:`association_block`
+    count, n_valid : (M, G) arrays
+        Running sums; the block's are added.
+
+    Returns
+    -------
+    dict with the summed ``count``, ``n_valid``, the block's ``null_max``
+    (M, K) (``-inf`` for padding) and ``null`` (M, K, G) when ``store``.
+    """
+    xnull = gather_nulls(source, nulls) if gather else nulls
+    res = association_block(xnull, target, r_obs, method=method, mode=mode, standardized=standardized,
+                            alternative=alternative, store=store, min_count=min_count)
+    res["count"] = count + res["count"]
+    res["n_valid"] = n_valid + res["n_valid"]
+    return res
 
 
 def rotate_points(coords, rotations):

@@ -29,7 +29,7 @@ from ..validation import check_choice
 from ._xp import as_float, namespace, take_along
 from .stats import pearson_rows, spearman_rows, zscore
 
-__all__ = ["coupling_from_fc", "fc_rows", "profile_coupling", "sampled_block_rows", "sampled_fc",
+__all__ = ["chunk_coupling_step", "coupling_from_fc", "fc_rows", "profile_coupling", "sampled_block_rows", "sampled_fc",
            "standardize_timeseries", "target_fc", "voxel_to_voxel_coupling"]
 
 METHODS = ("spearman", "pearson")
@@ -183,6 +183,18 @@ def voxel_to_voxel_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows
         fc_g = take_along(xp, fc_rows(z_rows, z_all), sc_indices, axis=-1)
     return coupling_from_fc(fc_g, sc_values, sc_indices, sc_valid, rows, method=method, edges=edges,
                             min_edges=min_edges)
+
+
+def chunk_coupling_step(z_all, sc_values, sc_indices, sc_valid, rows, *, method="spearman", edges="both_nonzero",
+                        min_edges=3, fc_mode="dense", block_rows=None):
+    """:func:`voxel_to_voxel_coupling` of a chunk named by its ``rows``; the
+    chunk's series are gathered from ``z_all`` (a device-resident loop's step:
+    only the chunk's structural rows and row indices change between chunks).
+    Padding rows (``sc_valid`` all False) give NaN coupling and 0 edges."""
+    xp = namespace(z_all, sc_values)
+    z_rows = xp.take(z_all, rows, axis=0)
+    return voxel_to_voxel_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, method=method, edges=edges,
+                                   min_edges=min_edges, fc_mode=fc_mode, block_rows=block_rows)
 
 
 def target_fc(z_voxels, z_targets):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..engine.backend import get_backend, to_host
+from ..engine.dispatch import device_get, device_put, pad_leading, resident_body, resident_step
 from ..engine.planner import parse_memory
 from ..engine.progress import progress as _progress_bar
 from ..exceptions import InputError, ShapeError
@@ -282,47 +283,16 @@ def compare_maps(
         to_host(_k.standardize_rows(Y[g0 : g0 + gb], method=method)) if mode == "gemm" else Y[g0 : g0 + gb]
         for g0 in g_starts
     ]
-    r_obs = np.empty((m, g))
-    for g0, tgt in zip(g_starts, targets):
-        res = kern(be.to_device(x2[:, None, :]), be.to_device(tgt), be.to_device(np.zeros((m, tgt.shape[0]))),
-                   method=method, mode=mode, standardized=False, alternative=alternative, store=True,
-                   min_count=min_count)
-        r_obs[:, g0 : g0 + tgt.shape[0]] = to_host(res["null"])[:, 0, :]
-
-    count = np.zeros((m, g))
-    n_valid = np.zeros((m, g))
-    null_max = np.full((m, k_total), -np.inf)
-    null_store = np.full((k_total, m, g_all), np.nan) if store_null else None
     cols = np.flatnonzero(keep)
     # For the tail approximation keep, per pair, the largest null scores: the
     # fit only looks above the 75th percentile of the null (tail.gpd_pvalue).
     n_tail = min(k_total, int(np.ceil(0.25 * k_total)) + 2)
-    tail = np.full((m, n_tail, g), -np.inf) if tail_approximation else None
     store_block = bool(store_null or tail_approximation)
-
-    blocks = [(k0, g0, gi) for gi, g0 in enumerate(g_starts) for k0 in range(0, k_total, kb)]
-    src_dev = be.to_device(src) if kind == "index" else None
-    current = (None, None)
-    for k0, g0, gi in _progress(blocks, progress):
-        if current[0] != gi:
-            current = (gi, be.to_device(targets[gi]))
-        ks = slice(k0, min(k0 + kb, k_total))
-        gs = slice(g0, g0 + targets[gi].shape[0])
-        if kind == "index":
-            xnull = gather(src_dev, be.to_device(nul[ks]))
-        else:
-            xnull = be.to_device(nul[:, ks])
-        res = kern(xnull, current[1], be.to_device(r_obs[:, gs]), method=method, mode=mode,
-                   standardized=standardized, alternative=alternative, store=store_block, min_count=min_count)
-        count[:, gs] += to_host(res["count"])
-        n_valid[:, gs] += to_host(res["n_valid"])
-        null_max[:, ks] = np.maximum(null_max[:, ks], to_host(res["null_max"]))
-        if store_null:
-            null_store[ks, :, cols[gs]] = np.transpose(to_host(res["null"]), (1, 0, 2))
-        if tail_approximation:
-            sc = np.asarray(_kp.tail_score(to_host(res["null"]), alternative))
-            both = np.concatenate([tail[:, :, gs], np.where(np.isnan(sc), -np.inf, sc)], axis=1)
-            tail[:, :, gs] = np.partition(both, both.shape[1] - n_tail, axis=1)[:, -n_tail:]
+    loop = _resident_loop if be.name != "numpy" else _host_loop
+    r_obs, count, n_valid, null_max, null_store, tail = loop(
+        be, kern, gather, x2, src, nul, kind, targets, g_starts, g, g_all, cols, m, k_total, kb, method=method,
+        mode=mode, standardized=standardized, alternative=alternative, min_count=min_count, store_null=store_null,
+        tail_approximation=tail_approximation, n_tail=n_tail, store_block=store_block, progress=progress)
 
     p_kept = _kp.pvalue_from_counts(count, n_valid, r_obs)
     stat_obs = _kp.tail_score(r_obs, alternative)
@@ -351,6 +321,114 @@ def compare_maps(
     return Association(r=r_obs, pvalue=p, pvalue_fdr=q, pvalue_fwer=p_fwer, null_max=nm, n_perm=int(k_total),
                        method=method, alternative=alternative, null=null_store,
                        tail_approximation=bool(tail_approximation), pvalue_permutation=p_perm)
+
+
+def _host_loop(be, kern, gather, x2, src, nul, kind, targets, g_starts, g, g_all, cols, m, k_total, kb, *, method,
+               mode, standardized, alternative, min_count, store_null, tail_approximation, n_tail, store_block,
+               progress):
+    """The block loop with host accumulators (NumPy backend)."""
+    r_obs = np.empty((m, g))
+    for g0, tgt in zip(g_starts, targets):
+        res = kern(be.to_device(x2[:, None, :]), be.to_device(tgt), be.to_device(np.zeros((m, tgt.shape[0]))),
+                   method=method, mode=mode, standardized=False, alternative=alternative, store=True,
+                   min_count=min_count)
+        r_obs[:, g0 : g0 + tgt.shape[0]] = to_host(res["null"])[:, 0, :]
+
+    count = np.zeros((m, g))
+    n_valid = np.zeros((m, g))
+    null_max = np.full((m, k_total), -np.inf)
+    null_store = np.full((k_total, m, g_all), np.nan) if store_null else None
+    tail = np.full((m, n_tail, g), -np.inf) if tail_approximation else None
+
+    blocks = [(k0, g0, gi) for gi, g0 in enumerate(g_starts) for k0 in range(0, k_total, kb)]
+    src_dev = be.to_device(src) if kind == "index" else None
+    current = (None, None)
+    for k0, g0, gi in _progress(blocks, progress):
+        if current[0] != gi:
+            current = (gi, be.to_device(targets[gi]))
+        ks = slice(k0, min(k0 + kb, k_total))
+        gs = slice(g0, g0 + targets[gi].shape[0])
+        if kind == "index":
+            xnull = gather(src_dev, be.to_device(nul[ks]))
+        else:
+            xnull = be.to_device(nul[:, ks])
+        res = kern(xnull, current[1], be.to_device(r_obs[:, gs]), method=method, mode=mode,
+                   standardized=standardized, alternative=alternative, store=store_block, min_count=min_count)
+        count[:, gs] += to_host(res["count"])
+        n_valid[:, gs] += to_host(res["n_valid"])
+        null_max[:, ks] = np.maximum(null_max[:, ks], to_host(res["null_max"]))
+        if store_null:
+            null_store[ks, :, cols[gs]] = np.transpose(to_host(res["null"]), (1, 0, 2))
+        if tail_approximation:
+            sc = np.asarray(_kp.tail_score(to_host(res["null"]), alternative))
+            both = np.concatenate([tail[:, :, gs], np.where(np.isnan(sc), -np.inf, sc)], axis=1)
+            tail[:, :, gs] = np.partition(both, both.shape[1] - n_tail, axis=1)[:, -n_tail:]
+    return r_obs, count, n_valid, null_max, null_store, tail
+
+
+def _resident_loop(be, kern, gather, x2, src, nul, kind, targets, g_starts, g, g_all, cols, m, k_total, kb, *,
+                   method, mode, standardized, alternative, min_count, store_null, tail_approximation, n_tail,
+                   store_block, progress):
+    """The block loop on an accelerator backend, kept on the device.
+
+    The source maps and every target block go to the device once; each
+    block of nulls is padded to ``kb`` (index rows of -1, map rows of NaN:
+    padding is undefined, so it counts toward no count, ``n_valid`` or
+    maximum) and copied explicitly; target blocks are padded to one width by
+    repeating their first row (a duplicate column changes no maximum; its
+    counts are dropped). Counts accumulate on the device in the compiled
+    step, so the analysis compiles two programs: the observed correlations
+    and the block step. Same arithmetic as :func:`_host_loop`.
+    """
+    kb = max(1, min(kb, k_total))
+    gw = max([t.shape[0] for t in targets], default=1)
+    static = {"method": method, "mode": mode, "min_count": min_count}
+    observed = resident_step(_k.association_observed, be, static=static)
+    step = resident_step(_k.association_step, be, static=dict(static, gather=kind == "index",
+                                                             standardized=standardized, alternative=alternative,
+                                                             store=store_block))
+    moved = device_put([x2, src if kind == "index" else None, *[pad_leading(t, gw, t[0]) for t in targets]], be)
+    x_dev, src_dev, tgt_dev = moved[0], moved[1], moved[2:]
+    zeros = device_put([np.zeros((m, gw)) for _ in range(2 * len(targets))], be)
+    with resident_body(be):
+        r_dev = [observed(x_dev, t) for t in tgt_dev]
+    r_pad = device_get(r_dev, be)
+    r_obs = np.concatenate([r[:, : t.shape[0]] for r, t in zip(r_pad, targets)], axis=1) if targets else \
+        np.empty((m, 0))
+    count, n_valid = np.zeros((m, g)), np.zeros((m, g))
+    null_max = np.full((m, k_total), -np.inf)
+    null_store = np.full((k_total, m, g_all), np.nan) if store_null else None
+    tail = np.full((m, n_tail, g), -np.inf) if tail_approximation else None
+
+    blocks = [(k0, g0, gi) for gi, g0 in enumerate(g_starts) for k0 in range(0, k_total, kb)]
+    acc = {gi: (zeros[2 * gi], zeros[2 * gi + 1]) for gi in range(len(targets))}
+    maxima = []
+    for k0, g0, gi in _progress(blocks, progress):
+        ks = slice(k0, min(k0 + kb, k_total))
+        gs = slice(g0, g0 + targets[gi].shape[0])
+        if kind == "index":
+            block = device_put(pad_leading(nul[ks], kb, -1), be)
+        else:
+            block = device_put(np.swapaxes(pad_leading(np.swapaxes(nul[:, ks], 0, 1), kb, np.nan), 0, 1), be)
+        with resident_body(be):
+            res = step(block, src_dev, tgt_dev[gi], r_dev[gi], *acc[gi])
+        acc[gi] = (res["count"], res["n_valid"])
+        maxima.append((ks, res["null_max"]))
+        if store_block:
+            null = device_get(res["null"], be)[:, : ks.stop - ks.start, : gs.stop - gs.start]
+            if store_null:
+                null_store[ks, :, cols[gs]] = np.transpose(null, (1, 0, 2))
+            if tail_approximation:
+                sc = np.asarray(_kp.tail_score(null, alternative))
+                both = np.concatenate([tail[:, :, gs], np.where(np.isnan(sc), -np.inf, sc)], axis=1)
+                tail[:, :, gs] = np.partition(both, both.shape[1] - n_tail, axis=1)[:, -n_tail:]
+    sums = device_get([acc[gi] for gi in range(len(targets))], be)
+    for (c, v), g0, t in zip(sums, g_starts, targets):
+        count[:, g0 : g0 + t.shape[0]] = c[:, : t.shape[0]]
+        n_valid[:, g0 : g0 + t.shape[0]] = v[:, : t.shape[0]]
+    for (ks, _), mx in zip(maxima, device_get([mx for _, mx in maxima], be)):
+        null_max[:, ks] = np.maximum(null_max[:, ks], mx[:, : ks.stop - ks.start])
+    return r_obs, count, n_valid, null_max, null_store, tail
 
 
 def tail_pvalues(score, tail, n_valid, pvalue, *, threshold_p=0.10):
