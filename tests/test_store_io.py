@@ -68,6 +68,35 @@ def test_iter_rows_gives_the_stored_rows(store):
     assert list(iter_rows(handles, 3, 3)) == []
 
 
+def test_iter_rows_reads_every_layout(store, monkeypatch):
+    """Rows read as raw bytes (one-row chunks in either byte order, contiguous) and rows read through
+    HDF5 (compressed, several rows per chunk, rows never written) hold the same values as ``handle[i]``."""
+    rng = np.random.default_rng(1)
+    data = rng.standard_normal((5, 4, 3))
+    with h5py.File(store, "r+", locking=False) as f:
+        f.create_dataset("x/rowchunk", data=data, chunks=(1, 4, 3))
+        f.create_dataset("x/contiguous", data=data)
+        f.create_dataset("x/gzip", data=data, chunks=(1, 4, 3), compression="gzip")
+        f.create_dataset("x/blocks", data=data, chunks=(2, 4, 3))
+        f.create_dataset("x/bigendian", data=data.astype(">f8"), chunks=(1, 4, 3))
+        f.create_dataset("x/ints", data=(data * 100).astype(np.int16), chunks=(1, 4, 3))
+        part = f.create_dataset("x/partial", shape=data.shape, dtype="f8", chunks=(1, 4, 3), fillvalue=np.nan)
+        part[1] = data[1]
+        part[3] = data[3]
+    names = ["rowchunk", "contiguous", "gzip", "blocks", "bigendian", "ints", "partial"]
+    with rc.store.open(store) as st:
+        handles = tuple(st.handle(f"x/{n}") for n in names)
+    hdf5_reads = []
+    read_direct = h5py.Dataset.read_direct
+    monkeypatch.setattr(h5py.Dataset, "read_direct",
+                        lambda self, *a, **k: (hdf5_reads.append(self.name), read_direct(self, *a, **k))[1])
+    for i, rows in iter_rows(handles, 0, 5):
+        for h, row in zip(handles, rows):
+            assert row.dtype == h.dtype and row.tobytes() == h[i].tobytes(), (h.name, i)
+    assert set(hdf5_reads) == {"/x/gzip", "/x/blocks", "/x/partial"}
+    assert hdf5_reads.count("/x/partial") == 3  # the rows never written: their fill value
+
+
 def test_iter_rows_refuses_handles_of_two_stores(store, tmp_path, cohort):
     other = tmp_path / "other.h5"
     rc.store.from_simulated(cohort, other).close()
