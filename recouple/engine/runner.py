@@ -38,11 +38,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import dask
+import dask.local
+import dask.multiprocessing
+import dask.threaded
 import numpy as np
 
 from ..exceptions import InputError, StoreError
 from ..io.files import check_room, fault_point
-from ..io.store import _open_h5
+from ..io.store import _open_h5, dataset_checksums
 from .planner import parse_memory
 from .progress import ProgressBar
 from .provenance import build_provenance, params_key
@@ -50,6 +53,10 @@ from .provenance import build_provenance, params_key
 __all__ = ["OutputSpec", "RunInfo", "run_chunks", "resolve_scheduler", "plan_chunk_size", "worker_count"]
 
 LOCAL_SCHEDULERS = ("threads", "sync", "synchronous", "processes")
+
+#: Dask's local schedulers as functions: ``dask.compute(scheduler=<name>)`` first imports ``distributed``
+#: (about a second) to look for a client; a local run needs none.
+_LOCAL_GET = {"threads": dask.threaded.get, "sync": dask.local.get_sync, "processes": dask.multiprocessing.get}
 
 
 @dataclass(frozen=True)
@@ -309,8 +316,11 @@ def run_chunks(
     params : dict
         Parameters that define the result; a stored result with other
         parameters is never resumed or silently replaced.
-    inputs : dict, optional
-        ``{dataset: checksum}``; a resume refuses inputs that changed.
+    inputs : dict or list of str, optional
+        ``{dataset: checksum}``, or the names of the datasets read, whose
+        checksums are then taken under the store's writer lock (cached ones
+        from the store, see :func:`recouple.io.store.checksum`; computed ones
+        are cached for the next run); a resume refuses inputs that changed.
     overwrite : bool
         Discard a stored result and recompute every chunk.
     scheduler, client
@@ -323,14 +333,17 @@ def run_chunks(
         raise InputError(f"chunks must list at least one chunk for {analysis}; got none.")
     kind, cl, owned = resolve_scheduler(scheduler, client)
     sched_name = kind if kind != "distributed" else f"distributed:{getattr(cl, 'scheduler', None) and cl.scheduler.address}"
-    inputs = dict(inputs or {})
-    prov = build_provenance(analysis=analysis, params=params, backend=backend, seed=seed,
-                            chunking={**(chunking or {}), "n_chunks": len(chunks)}, inputs=inputs,
-                            scheduler=sched_name)
+    input_names = None if inputs is None or isinstance(inputs, dict) else [str(n) for n in inputs]
+    inputs = dict(inputs or {}) if input_names is None else {}
     try:
         with _writer_lock(path):
             f = _open_h5(path, "r+")
             try:
+                if input_names is not None:
+                    inputs = dataset_checksums(f, input_names, remember=True)
+                prov = build_provenance(analysis=analysis, params=params, backend=backend, seed=seed,
+                                        chunking={**(chunking or {}), "n_chunks": len(chunks)}, inputs=inputs,
+                                        scheduler=sched_name)
                 all_chunks, done = _prepare_group(f, analysis, outputs, chunks, params, inputs, prov, overwrite)
                 pending = [k for k in range(len(all_chunks)) if not done[k]]
                 n_skipped = len(all_chunks) - len(pending)
@@ -347,7 +360,7 @@ def run_chunks(
                             tasks = [dask.delayed(task, pure=False)(all_chunks[k],
                                                                     dask_key_name=f"{analysis}-{token}-{k}")
                                      for k in ks]
-                            results = dask.compute(*tasks, scheduler=kind, **_compute_options(kind))
+                            results = dask.compute(*tasks, scheduler=_LOCAL_GET[kind], **_compute_options(kind))
                             for k, arrays in zip(ks, results):
                                 _write_chunk(f, analysis, k, all_chunks[k], arrays)
                                 bar.update()

@@ -8,7 +8,8 @@ The layout (schema version 1) is documented in ``docs/STORE.md``::
     /regions/label    (N,) str;  /regions/hemisphere (N,) str;  /regions/centroids (N, 3) mm
                       (N = 0 in a voxel-only store: no sc/fc/ts)
     /regions/surface/{lh,rh}/{vertex_region (V,) int64, sphere (V, 3) float64}   optional
-    /sc, /fc          (S, N, N) float, chunked one scan per chunk
+    /sc, /fc          (S, N, N) float, chunked one scan per chunk; attrs ``recouple_writes``,
+                      ``recouple_sha256`` (the cached checksum, see :func:`checksum`)
     /ts               (S, N, T) parcel time series
     /voxel/mask       (X, Y, Z) uint8, attr ``affine`` (4, 4); V = number of non-zero voxels
     /voxel/bold       (S, V, T) voxel time series, voxels in C order of the mask
@@ -60,6 +61,8 @@ __all__ = [
     "open",
     "validate",
     "checksum",
+    "dataset_checksums",
+    "iter_rows",
 ]
 
 
@@ -195,6 +198,79 @@ class LazyDataset:
 
     def __len__(self):
         return self.shape[0]
+
+
+def _row_offsets(f, ds):
+    """``offset(i)``: where row ``i`` of ``ds`` lies in the file as raw bytes that can be read as they are
+    (``None`` for a row HDF5 has not allocated), or None when rows cannot be read that way (filters,
+    external or virtual storage, chunks other than one row, a user block, another file driver)."""
+    if ds.dtype.kind not in "iuf" or ds.ndim < 1 or f.userblock_size or f.driver != "sec2":
+        return None
+    dcpl = ds.id.get_create_plist()
+    if dcpl.get_nfilters() or dcpl.get_external_count() or not ds.id.get_type().equal(h5py.h5t.py_create(ds.dtype)):
+        return None  # stored bytes that HDF5 would decode or convert
+    row_bytes = int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize
+    layout = dcpl.get_layout()
+    if layout == h5py.h5d.CONTIGUOUS:
+        base = ds.id.get_offset()
+        return None if base is None else (lambda i: base + i * row_bytes)
+    if layout != h5py.h5d.CHUNKED or ds.chunks != (1,) + tuple(ds.shape[1:]) or not hasattr(
+            ds.id, "get_chunk_info_by_coord"):
+        return None
+    origin = (0,) * (ds.ndim - 1)
+
+    def offset(i):
+        info = ds.id.get_chunk_info_by_coord((i,) + origin)
+        if info.byte_offset is None or info.filter_mask or info.size != row_bytes:
+            return None
+        return info.byte_offset
+
+    return offset
+
+
+def _pread_into(fd, buf, offset) -> bool:
+    view = memoryview(buf.reshape(-1).view(np.uint8))
+    while len(view):
+        n = os.preadv(fd, [view], offset)
+        if n <= 0:
+            return False
+        view, offset = view[n:], offset + n
+    return True
+
+
+def iter_rows(handles, start: int, stop: int):
+    """Rows ``start..stop`` of several :class:`LazyDataset` of one store, one
+    row of each at a time: ``(i, (row_of_first, row_of_second, ...))``.
+
+    The store is opened once for the whole range (instead of once per
+    indexing) and every row is read into one buffer per dataset that is
+    reused for the next row, so a consumer must be done with a row (or copy
+    it) before asking for the next one. The values are those of
+    ``handle[i]``: a row stored as one unfiltered HDF5 chunk (the layout of
+    ``sc``, ``fc`` and ``ts``) or in a contiguous dataset is read from the file
+    as raw bytes by a plain ``pread`` (no HDF5 call, and the interpreter lock
+    is released meanwhile, so other threads compute); any other row is read
+    through HDF5.
+    """
+    handles = tuple(handles)
+    if len({h.path for h in handles}) != 1:
+        raise InputError(f"handles must name datasets of one store; got {sorted({h.path for h in handles})}.")
+    if start >= stop:
+        return
+    with _open_h5(handles[0].path, "r", check=False) as f, contextlib.ExitStack() as stack:
+        dsets = [f[h.name] for h in handles]
+        bufs = [np.empty(ds.shape[1:], dtype=ds.dtype) for ds in dsets]
+        offsets = [_row_offsets(f, ds) for ds in dsets]
+        fd = None
+        if any(o is not None for o in offsets):
+            fd = os.open(handles[0].path, os.O_RDONLY)
+            stack.callback(os.close, fd)
+        for i in range(start, stop):
+            for ds, buf, offset in zip(dsets, bufs, offsets):
+                at = offset(i) if offset is not None else None
+                if at is None or not _pread_into(fd, buf, at):
+                    ds.read_direct(buf, np.s_[i])
+            yield i, tuple(bufs)
 
 
 # ----------------------------------------------------------------------------- scans table
@@ -554,6 +630,8 @@ class CohortStore:
                     f"{name} rows must have shape {ds.shape[1:]} and one row per selected scan ({idx.size}); "
                     f"got {arr.shape}."
                 )
+            _begin_write(ds)  # the cached checksum no longer holds; the next checksum() recomputes it
+            self.file.flush()
             for k, i in enumerate(idx):
                 ds[int(i)] = arr[k]
         else:
@@ -572,15 +650,30 @@ class CohortStore:
             per_scan = name in STACKS or name == "voxel/bold"
             if per_scan:
                 ds = self._create_stack(name, arr.shape, arr.dtype)
+                writes = _begin_write(ds)
                 for i in range(arr.shape[0]):
                     ds[i] = arr[i]
             else:
                 ds = self.file.create_dataset(name, data=arr, track_times=False)
+                writes = _begin_write(ds)
+            # the checksum of what was just written, from memory: runs read it instead of hashing the data
+            _remember_digest(ds, writes, _array_sha256(arr, ds.dtype))
         if attrs:
             for k, v in attrs.items():
                 ds.attrs[k] = v if not isinstance(v, (dict, list)) else json.dumps(v)
         self.file.flush()
         return ds.name
+
+    def refresh_checksums(self, names=None) -> dict:
+        """Recompute and cache the checksums of input datasets (all numeric
+        datasets outside ``results/`` when ``names`` is None), e.g. after the
+        store was edited outside recouple; returns ``{name: sha256}``."""
+        self._require_writable()
+        if names is None:
+            names = [n for n in self.datasets() if _cacheable(n, self.file[n])]
+        out = dataset_checksums(self.file, names, cached=False, remember=True)
+        self.file.flush()
+        return out
 
     def _create_stack(self, name, shape, dtype):
         chunks = (1,) + tuple(shape[1:])
@@ -907,6 +1000,7 @@ def validate(path, *, deep: bool = False) -> ValidationReport:
                     for i in range(s):
                         if not np.isfinite(f[key][i]).all():
                             raise StoreError(f"/{key} of scan {cols['scan_id'][i]!r} holds NaN or inf values.")
+            _check_cached_checksums(f, path)
         if "voxel" in f:
             vg = f["voxel"]
             if "mask" not in vg or "affine" not in vg["mask"].attrs:
@@ -951,6 +1045,19 @@ def validate(path, *, deep: bool = False) -> ValidationReport:
     return ValidationReport(str(path), s, n, tuple(names), tuple(incomplete))
 
 
+def _check_cached_checksums(f, path) -> None:
+    """Every cached checksum still matches its dataset's data (deep validation)."""
+    names = []
+    f.visititems(lambda n, o: names.append(n) if _cacheable(n, o) and _cached_digest(o) is not None else None)
+    for name in names:
+        if _compute_digest(f[name]) != _cached_digest(f[name]):
+            raise StoreError(
+                f"store {str(path)!r}: /{name} no longer matches the checksum recouple recorded when writing it "
+                "(it was changed outside recouple). Record the current data with rc.store.open(path, 'r+')"
+                ".refresh_checksums(), or write the dataset again with store.write_array(..., overwrite=True)."
+            )
+
+
 def _value_bytes(ds, sel) -> bytes:
     """The bytes of a selection's values: for variable-length strings their
     UTF-8 text (each prefixed by its length), not the object pointers."""
@@ -964,30 +1071,128 @@ def _value_bytes(ds, sel) -> bytes:
     return np.ascontiguousarray(ds[sel]).tobytes()
 
 
-def checksum(path, names) -> dict:
-    """SHA-256 of the raw bytes of each named dataset (read scan by scan)."""
+#: Attributes with which recouple's writers keep a dataset's checksum: ``recouple_writes`` counts the
+#: writes to the dataset (raised before each one) and ``recouple_sha256`` holds ``"<writes>:<sha256>"``,
+#: the checksum of the content as it was after write number ``<writes>``.
+WRITES_ATTR = "recouple_writes"
+DIGEST_ATTR = "recouple_sha256"
+_READ_BLOCK = 64 << 20  # bytes per read while hashing
+
+
+def _begin_write(ds) -> int:
+    """Raise ``ds``'s write counter (dropping its cached checksum) before its data change; return the count."""
+    writes = int(ds.attrs.get(WRITES_ATTR, 0)) + 1
+    ds.attrs[WRITES_ATTR] = writes
+    if DIGEST_ATTR in ds.attrs:
+        del ds.attrs[DIGEST_ATTR]
+    return writes
+
+
+def _remember_digest(ds, writes: int, digest: str) -> None:
+    ds.attrs[DIGEST_ATTR] = f"{int(writes)}:{digest}"
+
+
+def _cached_digest(ds) -> str | None:
+    """The checksum cached with ``ds`` when it still describes the content (its write count matches)."""
+    raw = ds.attrs.get(DIGEST_ATTR)
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    if not isinstance(raw, str):
+        return None
+    count, _, digest = raw.partition(":")
+    writes = ds.attrs.get(WRITES_ATTR)
+    if writes is None or count != str(int(writes)) or len(digest) != 64:
+        return None
+    return digest
+
+
+def _cacheable(name, ds) -> bool:
+    """Numeric input datasets written through the store's writers; results are written chunk by chunk by the
+    runner, which keeps no counter, so their checksum is always computed."""
+    return (isinstance(ds, h5py.Dataset) and not name.strip("/").startswith("results/")
+            and ds.dtype.kind in "biuf" and h5py.check_string_dtype(ds.dtype) is None)
+
+
+def _array_sha256(arr, dtype) -> str:
+    """The checksum :func:`checksum` computes for a dataset of ``dtype`` holding ``arr``."""
+    dtype = np.dtype(dtype)
+    a = np.ascontiguousarray(np.asarray(arr), dtype=dtype)
+    h = hashlib.sha256(str(("", a.shape, dtype.str)).encode())
+    if a.size:
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def _hash_dataset(h, sub, ds) -> None:
+    h.update(str((sub, ds.shape, ds.dtype.str)).encode())
+    if not ds.ndim or ds.shape[0] == 0:
+        h.update(_value_bytes(ds, ()))
+        return
+    if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind == "O":
+        row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+        step = max(1, _READ_BLOCK // row_bytes)
+        for i in range(0, ds.shape[0], step):
+            h.update(_value_bytes(ds, slice(i, i + step)))
+        return
+    # numbers: read block by block into one reused buffer and hash it in place (no fresh memory, no copy)
+    row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
+    step = max(1, min(ds.shape[0], _READ_BLOCK // row_bytes))
+    buf = np.empty((step,) + tuple(ds.shape[1:]), dtype=ds.dtype)
+    for i in range(0, ds.shape[0], step):
+        n = min(step, ds.shape[0] - i)
+        ds.read_direct(buf, np.s_[i:i + n], np.s_[0:n])
+        if buf.size:
+            h.update(buf[:n].reshape(-1).view(np.uint8))
+
+
+def _compute_digest(obj) -> str:
+    h = hashlib.sha256()
+    items = []
+    if isinstance(obj, h5py.Group):
+        obj.visititems(lambda n, o: items.append((n, o)) if isinstance(o, h5py.Dataset) else None)
+    else:
+        items = [("", obj)]
+    for sub, ds in items:
+        _hash_dataset(h, sub, ds)
+    return h.hexdigest()
+
+
+def dataset_checksums(f, names, *, cached: bool = True, remember: bool = False) -> dict:
+    """:func:`checksum` on an open store ``f``; ``remember`` (``f`` open for
+    writing) caches each input dataset's checksum computed here, so the next
+    run reads it instead of hashing the data."""
     out = {}
-    with _open_h5(path, "r") as f:
-        for name in names:
-            if name not in f:
-                continue
-            h = hashlib.sha256()
-            items = []
-            if isinstance(f[name], h5py.Group):
-                f[name].visititems(lambda n, o: items.append((n, o)) if isinstance(o, h5py.Dataset) else None)
-            else:
-                items = [("", f[name])]
-            for sub, ds in items:
-                h.update(str((sub, ds.shape, ds.dtype.str)).encode())
-                if ds.ndim and ds.shape[0] > 0:
-                    row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
-                    step = max(1, (64 << 20) // row_bytes)  # ~64 MB per read
-                    for i in range(0, ds.shape[0], step):
-                        h.update(_value_bytes(ds, slice(i, i + step)))
-                else:
-                    h.update(_value_bytes(ds, ()))
-            out[name] = h.hexdigest()
+    for name in names:
+        if name not in f:
+            continue
+        obj = f[name]
+        use_cache = _cacheable(name, obj)
+        digest = _cached_digest(obj) if (use_cache and cached) else None
+        if digest is None:
+            writes = int(obj.attrs.get(WRITES_ATTR, 0)) if use_cache else 0
+            digest = _compute_digest(obj)
+            if use_cache and remember:
+                if WRITES_ATTR not in obj.attrs:
+                    obj.attrs[WRITES_ATTR] = writes
+                _remember_digest(obj, writes, digest)
+        out[name] = digest
     return out
+
+
+def checksum(path, names, *, cached: bool = True) -> dict:
+    """SHA-256 of the raw bytes of each named dataset or group (read block by block).
+
+    A dataset written by the store's writers (:meth:`CohortStore.write_array`,
+    ``recouple ingest``) carries its checksum, computed from the array written
+    and kept with a counter of the writes to the dataset: while the counter
+    still matches, the cached value is returned without reading the data (the
+    same value the data hash to). ``cached=False`` hashes the data anyway. A
+    dataset changed outside recouple (raw h5py writes raise no counter) is
+    found by ``validate(path, deep=True)``; :meth:`CohortStore.refresh_checksums`
+    recomputes its checksum.
+    """
+    with _open_h5(path, "r") as f:
+        return dataset_checksums(f, names, cached=cached)
 
 
 # ----------------------------------------------------------------------------- deprecated names

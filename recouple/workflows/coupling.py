@@ -31,7 +31,7 @@ from ..engine.runner import (
 )
 from ..engine.voxel import chunk_coupling
 from ..exceptions import StoreError
-from ..io.store import _open_h5, checksum
+from ..io.store import _open_h5, iter_rows
 from ..kernels.coupling import EDGE_SETS
 from ..kernels.voxel import (
     profile_coupling,
@@ -101,17 +101,17 @@ def coupling_result_name(*, method: str, edges: str, level: str = "region", kind
 
 def _region_task(chunk, *, sc, fc, method, edges, min_edges, symmetrize, allow_negative, backend):
     ((a, b),) = chunk
-    sc_block = sc[a:b]
-    fc_block = fc[a:b]
     coupling = np.empty((b - a, sc.shape[-1]))
     n_edges = np.empty((b - a, sc.shape[-1]), dtype=np.int64)
     # one kernel call per scan: every call has the same shape, so a scan's
-    # result does not depend on which chunk it falls in
-    for i in range(b - a):
-        res = nodal(sc_block[i], fc_block[i], method=method, edges=edges, min_edges=min_edges,
+    # result does not depend on which chunk it falls in. The store is opened
+    # once per chunk and read a scan at a time (one HDF5 chunk each) into
+    # reused buffers: no chunk-sized block is ever allocated.
+    for i, (sc_i, fc_i) in iter_rows((sc, fc), a, b):
+        res = nodal(sc_i, fc_i, method=method, edges=edges, min_edges=min_edges,
                     symmetrize=symmetrize, allow_negative=allow_negative, backend=backend)
-        coupling[i] = res.coupling
-        n_edges[i] = res.n_edges
+        coupling[i - a] = res.coupling
+        n_edges[i - a] = res.n_edges
     return {"coupling": coupling, "n_edges": n_edges}
 
 
@@ -304,7 +304,7 @@ def cohort_coupling(
                                   chunk_size=chunk_size, memory_limit=memory_limit, workers=workers,
                                   voxel_kind=vkind, fc_mode=fc_mode)
         info = run_chunks(path, analysis, task=run["task"], chunks=run["chunks"], outputs=run["outputs"],
-                          params=run["params"], inputs=checksum(path, run["inputs"]), backend=be,
+                          params=run["params"], inputs=run["inputs"], backend=be,
                           chunking=run["chunking"], overwrite=overwrite, scheduler=scheduler, client=client,
                           progress=progress, desc=f"coupling ({level})")
     finally:
