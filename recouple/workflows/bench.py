@@ -417,8 +417,13 @@ def _fl_run(d, backend):
 
 
 def _fl_flops(d):
+    # Per permutation the t statistic needs the permuted residuals projected on every non-constant
+    # column of the full design: the effect (numerator) and each nuisance column (the residual sum
+    # of squares of the full model). The intercept's projection is identically zero (the residuals
+    # of a model with an intercept sum to zero under any permutation), so it costs nothing.
     n, v = d["y"].shape
-    return 2.0 * 2 * d["n_perm"] * n * v
+    rows = d["design"].shape[1] - 1
+    return 2.0 * rows * d["n_perm"] * n * v
 
 
 def _tfce_setup(quick):
