@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import recouple as rc
-import recouple.io.store as io_store
+import recouple.io.checksums as io_checksums
 from recouple.exceptions import InputError, StoreError
 from recouple.io.store import DIGEST_ATTR, WRITES_ATTR, checksum, iter_rows
 from recouple.workflows.coupling import cohort_coupling
@@ -51,7 +51,7 @@ def _no_hashing(monkeypatch):
     def fail(obj):
         raise AssertionError(f"{obj.name} was hashed although its checksum is cached")
 
-    monkeypatch.setattr(io_store, "_compute_digest", fail)
+    monkeypatch.setattr(io_checksums, "_compute_digest", fail)
 
 
 def test_iter_rows_gives_the_stored_rows(store):

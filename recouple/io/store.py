@@ -28,7 +28,6 @@ opens, validates and resumes.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import warnings
@@ -43,15 +42,25 @@ import pandas as pd
 from .. import __version__
 from ..exceptions import InputError, ShapeError, StoreError
 from ..validation import safe_name
+from .checksums import (  # noqa: F401  (WRITES_ATTR, DIGEST_ATTR, dataset_checksums: public through io.store)
+    DIGEST_ATTR,
+    WRITES_ATTR,
+    _array_sha256,
+    _begin_write,
+    _cacheable,
+    _check_cached_checksums,
+    _remember_digest,
+    dataset_checksums,
+)
 from .files import check_room
+from .rows import read_rows
+from .scans import _STR, REQUIRED_COLUMNS, _read_table, _write_table, normalise_scans  # noqa: F401  (public through io.store)
 from .surfaces import RegionGeometry
 
 FORMAT = "recouple-cohort"
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
-REQUIRED_COLUMNS = ("scan_id", "subject", "session", "group")
 STACKS = ("sc", "fc", "ts")
-_STR = h5py.string_dtype("utf-8")
 
 __all__ = [
     "CohortStore",
@@ -200,44 +209,6 @@ class LazyDataset:
         return self.shape[0]
 
 
-def _row_offsets(f, ds):
-    """``offset(i)``: where row ``i`` of ``ds`` lies in the file as raw bytes that can be read as they are
-    (``None`` for a row HDF5 has not allocated), or None when rows cannot be read that way (filters,
-    external or virtual storage, chunks other than one row, a user block, another file driver)."""
-    if ds.dtype.kind not in "iuf" or ds.ndim < 1 or f.userblock_size or f.driver != "sec2":
-        return None
-    dcpl = ds.id.get_create_plist()
-    if dcpl.get_nfilters() or dcpl.get_external_count() or not ds.id.get_type().equal(h5py.h5t.py_create(ds.dtype)):
-        return None  # stored bytes that HDF5 would decode or convert
-    row_bytes = int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize
-    layout = dcpl.get_layout()
-    if layout == h5py.h5d.CONTIGUOUS:
-        base = ds.id.get_offset()
-        return None if base is None else (lambda i: base + i * row_bytes)
-    if layout != h5py.h5d.CHUNKED or ds.chunks != (1,) + tuple(ds.shape[1:]) or not hasattr(
-            ds.id, "get_chunk_info_by_coord"):
-        return None
-    origin = (0,) * (ds.ndim - 1)
-
-    def offset(i):
-        info = ds.id.get_chunk_info_by_coord((i,) + origin)
-        if info.byte_offset is None or info.filter_mask or info.size != row_bytes:
-            return None
-        return info.byte_offset
-
-    return offset
-
-
-def _pread_into(fd, buf, offset) -> bool:
-    view = memoryview(buf.reshape(-1).view(np.uint8))
-    while len(view):
-        n = os.preadv(fd, [view], offset)
-        if n <= 0:
-            return False
-        view, offset = view[n:], offset + n
-    return True
-
-
 def iter_rows(handles, start: int, stop: int):
     """Rows ``start..stop`` of several :class:`LazyDataset` of one store, one
     row of each at a time: ``(i, (row_of_first, row_of_second, ...))``.
@@ -257,92 +228,8 @@ def iter_rows(handles, start: int, stop: int):
         raise InputError(f"handles must name datasets of one store; got {sorted({h.path for h in handles})}.")
     if start >= stop:
         return
-    with _open_h5(handles[0].path, "r", check=False) as f, contextlib.ExitStack() as stack:
-        dsets = [f[h.name] for h in handles]
-        bufs = [np.empty(ds.shape[1:], dtype=ds.dtype) for ds in dsets]
-        offsets = [_row_offsets(f, ds) for ds in dsets]
-        fd = None
-        if any(o is not None for o in offsets):
-            fd = os.open(handles[0].path, os.O_RDONLY)
-            stack.callback(os.close, fd)
-        for i in range(start, stop):
-            for ds, buf, offset in zip(dsets, bufs, offsets):
-                at = offset(i) if offset is not None else None
-                if at is None or not _pread_into(fd, buf, at):
-                    ds.read_direct(buf, np.s_[i])
-            yield i, tuple(bufs)
-
-
-# ----------------------------------------------------------------------------- scans table
-
-
-def _columns_from(scans) -> dict:
-    if isinstance(scans, pd.DataFrame):
-        return {str(c): scans[c].to_numpy() for c in scans.columns}
-    if isinstance(scans, dict):
-        return {str(k): np.asarray(v) for k, v in scans.items()}
-    raise InputError(
-        f"scans must be a pandas DataFrame or a dict of columns; got {type(scans).__name__}. "
-        "Pass e.g. scans={'scan_id': [...], 'subject': [...], 'session': [...], 'group': [...]}."
-    )
-
-
-def normalise_scans(scans) -> dict:
-    """Check a scans table and return ordered host columns (strings as str arrays)."""
-    cols = _columns_from(scans)
-    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
-    if missing:
-        raise InputError(
-            f"scans must have the columns {', '.join(REQUIRED_COLUMNS)}; missing {', '.join(missing)} "
-            f"(got {', '.join(cols)}). Add them (session and group may be constant, e.g. 'ses-1', 'all')."
-        )
-    lengths = {k: len(v) for k, v in cols.items()}
-    if len(set(lengths.values())) != 1:
-        raise ShapeError(f"scans columns must all have the same length; got {lengths}. Fix the table.")
-    out = {}
-    for key, values in cols.items():
-        arr = np.asarray(values)
-        if arr.dtype == object or arr.dtype.kind in "USO":
-            arr = np.array(["" if v is None else str(v) for v in arr.tolist()], dtype=str)
-        elif arr.dtype.kind not in "biuf":
-            raise InputError(
-                f"scans column {key!r} must hold numbers or strings; got dtype {arr.dtype}. Convert it first."
-            )
-        out[key] = arr
-    ids = out["scan_id"]
-    if ids.size == 0:
-        raise InputError("scans must hold at least one scan; got an empty table. Add rows.")
-    uniq, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        dup = uniq[counts > 1][:5].tolist()
-        raise InputError(
-            f"scan_id must be unique; got duplicates {dup}. Give every scan its own id "
-            "(e.g. '<subject>_<session>')."
-        )
-    for sid in ids.tolist():  # scan ids become file names (exports): one safe-name rule
-        safe_name(sid, "scan_id")
-    return out
-
-
-def _write_table(group, columns: dict):
-    for key, arr in columns.items():
-        if arr.dtype.kind == "U":
-            group.create_dataset(key, data=arr.astype(object), dtype=_STR)
-        else:
-            group.create_dataset(key, data=arr)
-    group.attrs["columns"] = json.dumps(list(columns))
-
-
-def _read_table(group) -> dict:
-    names = json.loads(group.attrs["columns"]) if "columns" in group.attrs else sorted(group)
-    out = {}
-    for key in names:
-        ds = group[key]
-        if h5py.check_string_dtype(ds.dtype) is not None:
-            out[key] = ds.asstr()[()].astype(str)
-        else:
-            out[key] = ds[()]
-    return out
+    with _open_h5(handles[0].path, "r", check=False) as f:
+        yield from read_rows(f, handles[0].path, [h.name for h in handles], start, stop)
 
 
 # ----------------------------------------------------------------------------- the store
@@ -1043,140 +930,6 @@ def validate(path, *, deep: bool = False) -> ValidationReport:
                     raise StoreError(f"/results/{key} lacks its provenance attribute.")
                 names.append(f"results/{key}")
     return ValidationReport(str(path), s, n, tuple(names), tuple(incomplete))
-
-
-def _check_cached_checksums(f, path) -> None:
-    """Every cached checksum still matches its dataset's data (deep validation)."""
-    names = []
-    f.visititems(lambda n, o: names.append(n) if _cacheable(n, o) and _cached_digest(o) is not None else None)
-    for name in names:
-        if _compute_digest(f[name]) != _cached_digest(f[name]):
-            raise StoreError(
-                f"store {str(path)!r}: /{name} no longer matches the checksum recouple recorded when writing it "
-                "(it was changed outside recouple). Record the current data with rc.store.open(path, 'r+')"
-                ".refresh_checksums(), or write the dataset again with store.write_array(..., overwrite=True)."
-            )
-
-
-def _value_bytes(ds, sel) -> bytes:
-    """The bytes of a selection's values: for variable-length strings their
-    UTF-8 text (each prefixed by its length), not the object pointers."""
-    if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind == "O":
-        values = ds.asstr()[sel] if h5py.check_string_dtype(ds.dtype) is not None else ds[sel]
-        parts = []
-        for v in np.asarray(values, dtype=object).ravel().tolist():
-            b = v.encode("utf-8") if isinstance(v, str) else repr(v).encode()
-            parts.append(len(b).to_bytes(8, "little") + b)
-        return b"".join(parts)
-    return np.ascontiguousarray(ds[sel]).tobytes()
-
-
-#: Attributes with which recouple's writers keep a dataset's checksum: ``recouple_writes`` counts the
-#: writes to the dataset (raised before each one) and ``recouple_sha256`` holds ``"<writes>:<sha256>"``,
-#: the checksum of the content as it was after write number ``<writes>``.
-WRITES_ATTR = "recouple_writes"
-DIGEST_ATTR = "recouple_sha256"
-_READ_BLOCK = 64 << 20  # bytes per read while hashing
-
-
-def _begin_write(ds) -> int:
-    """Raise ``ds``'s write counter (dropping its cached checksum) before its data change; return the count."""
-    writes = int(ds.attrs.get(WRITES_ATTR, 0)) + 1
-    ds.attrs[WRITES_ATTR] = writes
-    if DIGEST_ATTR in ds.attrs:
-        del ds.attrs[DIGEST_ATTR]
-    return writes
-
-
-def _remember_digest(ds, writes: int, digest: str) -> None:
-    ds.attrs[DIGEST_ATTR] = f"{int(writes)}:{digest}"
-
-
-def _cached_digest(ds) -> str | None:
-    """The checksum cached with ``ds`` when it still describes the content (its write count matches)."""
-    raw = ds.attrs.get(DIGEST_ATTR)
-    if isinstance(raw, bytes):
-        raw = raw.decode("ascii", "replace")
-    if not isinstance(raw, str):
-        return None
-    count, _, digest = raw.partition(":")
-    writes = ds.attrs.get(WRITES_ATTR)
-    if writes is None or count != str(int(writes)) or len(digest) != 64:
-        return None
-    return digest
-
-
-def _cacheable(name, ds) -> bool:
-    """Numeric input datasets written through the store's writers; results are written chunk by chunk by the
-    runner, which keeps no counter, so their checksum is always computed."""
-    return (isinstance(ds, h5py.Dataset) and not name.strip("/").startswith("results/")
-            and ds.dtype.kind in "biuf" and h5py.check_string_dtype(ds.dtype) is None)
-
-
-def _array_sha256(arr, dtype) -> str:
-    """The checksum :func:`checksum` computes for a dataset of ``dtype`` holding ``arr``."""
-    dtype = np.dtype(dtype)
-    a = np.ascontiguousarray(np.asarray(arr), dtype=dtype)
-    h = hashlib.sha256(str(("", a.shape, dtype.str)).encode())
-    if a.size:
-        h.update(a.reshape(-1).view(np.uint8))
-    return h.hexdigest()
-
-
-def _hash_dataset(h, sub, ds) -> None:
-    h.update(str((sub, ds.shape, ds.dtype.str)).encode())
-    if not ds.ndim or ds.shape[0] == 0:
-        h.update(_value_bytes(ds, ()))
-        return
-    if h5py.check_string_dtype(ds.dtype) is not None or ds.dtype.kind == "O":
-        row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
-        step = max(1, _READ_BLOCK // row_bytes)
-        for i in range(0, ds.shape[0], step):
-            h.update(_value_bytes(ds, slice(i, i + step)))
-        return
-    # numbers: read block by block into one reused buffer and hash it in place (no fresh memory, no copy)
-    row_bytes = max(1, int(np.prod(ds.shape[1:], dtype=np.int64)) * ds.dtype.itemsize)
-    step = max(1, min(ds.shape[0], _READ_BLOCK // row_bytes))
-    buf = np.empty((step,) + tuple(ds.shape[1:]), dtype=ds.dtype)
-    for i in range(0, ds.shape[0], step):
-        n = min(step, ds.shape[0] - i)
-        ds.read_direct(buf, np.s_[i:i + n], np.s_[0:n])
-        if buf.size:
-            h.update(buf[:n].reshape(-1).view(np.uint8))
-
-
-def _compute_digest(obj) -> str:
-    h = hashlib.sha256()
-    items = []
-    if isinstance(obj, h5py.Group):
-        obj.visititems(lambda n, o: items.append((n, o)) if isinstance(o, h5py.Dataset) else None)
-    else:
-        items = [("", obj)]
-    for sub, ds in items:
-        _hash_dataset(h, sub, ds)
-    return h.hexdigest()
-
-
-def dataset_checksums(f, names, *, cached: bool = True, remember: bool = False) -> dict:
-    """:func:`checksum` on an open store ``f``; ``remember`` (``f`` open for
-    writing) caches each input dataset's checksum computed here, so the next
-    run reads it instead of hashing the data."""
-    out = {}
-    for name in names:
-        if name not in f:
-            continue
-        obj = f[name]
-        use_cache = _cacheable(name, obj)
-        digest = _cached_digest(obj) if (use_cache and cached) else None
-        if digest is None:
-            writes = int(obj.attrs.get(WRITES_ATTR, 0)) if use_cache else 0
-            digest = _compute_digest(obj)
-            if use_cache and remember:
-                if WRITES_ATTR not in obj.attrs:
-                    obj.attrs[WRITES_ATTR] = writes
-                _remember_digest(obj, writes, digest)
-        out[name] = digest
-    return out
 
 
 def checksum(path, names, *, cached: bool = True) -> dict:
