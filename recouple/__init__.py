@@ -8,6 +8,10 @@ and imaging transcriptomics as batched linear algebra on NumPy, JAX and CuPy.
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 
 from .engine.backend import available_backends, get_backend, set_backend, use_backend
 from .exceptions import BackendUnavailable, InputError, RecoupleError
@@ -48,3 +52,29 @@ def __getattr__(name):
     if name == "run_study":
         return importlib.import_module(".study", __name__).run_study
     raise AttributeError(f"module 'recouple' has no attribute {name!r}")
+
+
+# Modules that moved to another room keep their old import path for one release. The
+# package itself (which knows every room) maps the old name to the new module, so no
+# lower room has to import an upper one to stay compatible.
+_MOVED_MODULES = {"recouple.engine.analyses": "recouple.workflows.coupling"}
+
+
+class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in _MOVED_MODULES:
+            return importlib.util.spec_from_loader(fullname, self)
+        return None
+
+    def create_module(self, spec):
+        new = _MOVED_MODULES[spec.name]
+        warnings.warn(f"{spec.name} moved to {new}; the old location will be removed in the next release "
+                      f"(e.g. recouple.workflows.coupling.cohort_coupling).", DeprecationWarning, stacklevel=2)
+        return importlib.import_module(new)
+
+    def exec_module(self, module):
+        pass
+
+
+if not any(isinstance(f, _MovedModuleFinder) for f in sys.meta_path):
+    sys.meta_path.append(_MovedModuleFinder())

@@ -31,10 +31,7 @@ KERNEL_FORBIDDEN = ("jax", "cupy", "cupyx", "numba", "scipy.ndimage", "os", "das
 
 # Known exceptions, each being removed by work in progress elsewhere in the
 # tree; delete an entry when its fix merges.
-KNOWN_UPWARD = {
-    # deprecated alias of recouple.workflows.coupling (one release)
-    ("engine.analyses", "recouple.workflows"),
-}
+KNOWN_UPWARD: set = set()
 KNOWN_KERNEL_LIBS: set = set()
 
 
