@@ -11,6 +11,7 @@ import importlib
 import importlib.abc
 import importlib.util
 import sys
+import types
 import warnings
 
 from .engine.backend import available_backends, get_backend, set_backend, use_backend
@@ -67,10 +68,19 @@ class _MovedModuleFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return None
 
     def create_module(self, spec):
+        # a stand-in module: every name read from it warns and comes from the new module
         new = _MOVED_MODULES[spec.name]
-        warnings.warn(f"{spec.name} moved to {new}; the old location will be removed in the next release "
-                      f"(e.g. recouple.workflows.coupling.cohort_coupling).", DeprecationWarning, stacklevel=2)
-        return importlib.import_module(new)
+        alias = types.ModuleType(spec.name, f"Deprecated location of {new}.")
+
+        def __getattr__(name):
+            if name.startswith("__"):
+                raise AttributeError(name)
+            warnings.warn(f"{spec.name}.{name} moved to {new}.{name}; the old location will be removed in the "
+                          "next release.", DeprecationWarning, stacklevel=2)
+            return getattr(importlib.import_module(new), name)
+
+        alias.__getattr__ = __getattr__
+        return alias
 
     def exec_module(self, module):
         pass

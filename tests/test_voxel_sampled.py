@@ -19,7 +19,7 @@ from scipy import stats
 
 import recouple as rc
 from recouple.engine import voxel as ev
-from recouple.engine.analyses import cohort_coupling
+from recouple.workflows.coupling import cohort_coupling
 from recouple.engine.planner import plan_fc_mode
 from recouple.exceptions import InputError
 from recouple.host import voxel as hv
