@@ -4,6 +4,7 @@ compilation per analysis, padding that never counts)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 
 import numpy as np
@@ -213,6 +214,70 @@ def test_plan_device_batch_keeps_cpu_products_in_cache():
     assert bs == max(8, int(streaming.CPU_DEVICE_PRODUCT_BYTES // per_product))
     assert streaming.plan_device_batch(5000, 1.0, per_product, backend="jax", batch_size=77) == 77
     assert streaming.plan_device_batch(5, 1.0, 1.0, backend="jax") == 5
+
+
+def test_plan_device_tiles():
+    pytest.importorskip("jax")
+    bs, tile = streaming.plan_device_tiles(10_000, 79_800, 1, 1.0, backend="jax")
+    assert bs == streaming.CPU_DEVICE_TILED_BATCH
+    assert tile & (tile - 1) == 0 and tile >= 128  # a power of two
+    assert 8 * bs * tile <= streaming.CPU_DEVICE_TILE_BYTES < 2 * 8 * bs * tile
+    # more rows per resample: a narrower tile; few elements: one tile of all of them
+    assert streaming.plan_device_tiles(10_000, 79_800, 4, 1.0, backend="jax")[1] == tile // 4
+    assert streaming.plan_device_tiles(10_000, 50, 4, 1.0, backend="jax")[1] == 50
+    assert streaming.plan_device_tiles(30, 79_800, 1, 1.0, backend="jax", batch_size=7)[0] == 7
+    assert streaming.plan_device_tiles(5, 79_800, 1, 1.0, backend="jax")[0] == 5
+
+
+@pytest.mark.parametrize("v, tile", [(10, 4), (12, 4), (3, 8), (7, 1)])
+def test_tile_columns_round_trip(v, tile):
+    x = np.arange(2 * 3 * v, dtype=float).reshape(2, 3, v)
+    t = streaming.tile_columns(x, tile)
+    n_tiles = -(-v // tile)
+    assert t.shape == (n_tiles, 2, 3, tile)
+    np.testing.assert_array_equal(streaming.untile_columns(t, v), x)
+    # the last tile is filled with copies of the last column (no new values for a maximum)
+    np.testing.assert_array_equal(t[-1][..., (v - 1) % tile:], np.repeat(x[..., -1:], tile - (v - 1) % tile, -1))
+
+
+def test_map_leading_numpy_and_jax_agree():
+    pytest.importorskip("jax")
+    xs = (np.arange(12.0).reshape(3, 4), np.ones((3, 2)))
+    fn = lambda p: (p[0].sum() + p[1][0], p[0] * 2.0)
+    a = rc.get_backend("numpy").map_leading(fn, xs)
+    be = rc.get_backend("jax")
+    b = be.map_leading(fn, tuple(put(x, "jax") for x in xs))
+    for u, w in zip(a, b):
+        np.testing.assert_array_equal(u, np.asarray(w))
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(map(str, c.values())))
+def test_element_tiles_of_the_jax_loop_equal_numpy(rng, case, monkeypatch, compilations):
+    """The JAX step reduces its product one element tile at a time; tiles
+    that do not divide V (the last one filled with the last column) give
+    NumPy's counts, maxima and p-values for every alternative."""
+    monkeypatch.setattr(streaming, "CPU_DEVICE_TILE_BYTES", 8 * 8 * 16 * 8)  # 8 resamples x 16 rows x 128
+    n, v = 19, 301
+    y = rng.normal(size=(n, v)) + 0.25
+    y[:, 5] = -4.0 - rng.random(n)  # an element far in the lower tail, so "less" maxima come from one tile
+    if case["mode"] == "signflip" and case["q"] == 0:
+        run = lambda r: rc.permutation.one_sample(y, alternative=case["alternative"], resampling=r)
+    else:
+        rank, q = case["rank"], case["q"]
+        m = np.column_stack([rng.normal(size=(n, rank)), np.ones(n), rng.normal(size=(n, max(q - 1, 0)))])
+        c = np.zeros((rank, m.shape[1]))
+        c[np.arange(rank), np.arange(rank)] = 1.0
+        test = "F" if rank > 1 else "t"
+        kind = "signflip" if case["mode"] == "signflip" else "permute"
+        run = lambda r: rc.permutation.glm(y, m, c if rank > 1 else c[0], test=test,
+                                           alternative=case["alternative"] if rank == 1 else "two-sided",
+                                           resampling=dataclasses.replace(r, kind=kind))
+    ref = run(Resampling(n_perm=37, seed=6))
+    res = run(Resampling(n_perm=37, seed=6, backend="jax", batch_size=8))
+    assert len(compilations) <= 2
+    np.testing.assert_array_equal(res.pvalue, ref.pvalue)
+    np.testing.assert_array_equal(res.pvalue_fwer, ref.pvalue_fwer)
+    np.testing.assert_allclose(res.null_max, ref.null_max, rtol=1e-12)
 
 
 def test_null_basis_drops_the_constant_for_permutations_only(rng):

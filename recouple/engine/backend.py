@@ -80,6 +80,25 @@ class Backend:
             self._jit_cache[key] = cached
         return cached
 
+    def map_leading(self, fn: Callable, xs):
+        """``fn`` over the leading axis of every array in the tuple ``xs``,
+        results stacked along a new leading axis (a tuple of arrays when
+        ``fn`` returns a tuple).
+
+        Inside a compiled JAX function this is ``jax.lax.map``: one traced
+        body, run sequentially, so each slice's temporaries are freed before
+        the next (the way a kernel tiles its work without unrolling).
+        Elsewhere a Python loop.
+        """
+        if self.name == "jax":
+            import jax  # optional dependency: imported only when the JAX backend is used
+
+            return jax.lax.map(fn, xs)
+        outs = [fn(tuple(x[i] for x in xs)) for i in range(xs[0].shape[0])]
+        if isinstance(outs[0], tuple):
+            return tuple(self.xp.stack([o[j] for o in outs]) for j in range(len(outs[0])))
+        return self.xp.stack(outs)
+
     def to_device(self, x, dtype=None):
         """Copy host data ``x`` to this backend (float64 by default for floats)."""
         arr = np.asarray(x)

@@ -190,6 +190,50 @@ def null_batch(data, basis, resample, *, rank, mode="permute"):
     return monotone_from_products(_project(xp, rows, data), rank)
 
 
+def batch_rows(basis, resample, *, mode="permute"):
+    """Rows of the stacked basis under every resample of a batch, resample
+    major: ``(B (r + q), n)`` (rows ``i (r + q) .. (i + 1)(r + q) - 1`` are
+    resample ``i``'s)."""
+    xp = namespace(basis, resample)
+    rows = resampled_rows(basis, resample, mode=mode)
+    k, r, n = rows.shape
+    return xp.reshape(rows, (k * r, n))
+
+
+def reduce_tile(rows, data, valid, observed_score, counts, *, rank, alternative="two-sided"):
+    """One batch of resamples on the elements of ``data``, reduced.
+
+    Parameters
+    ----------
+    rows : (B (r + q), n) array
+        :func:`batch_rows` of the batch.
+    data : (n, T) array
+        The scaled residuals of ``T`` elements (all of them, or one tile).
+    valid : (B,) bool array
+        Which resamples are real; padding never counts and its maxima are ``-inf``.
+    observed_score : (T,) array
+        Tie threshold of the observed score of those elements.
+    counts : (T,) array
+        Running exceedance counts of those elements.
+    rank : int
+    alternative : {"two-sided", "greater", "less"}
+
+    Returns
+    -------
+    counts : (T,) updated counts
+    max_score : (B,) largest score per resample over these elements
+    """
+    xp = namespace(rows, data)
+    b = valid.shape[0]
+    prod = xp.reshape(xp.matmul(rows, data), (b, rows.shape[0] // b, data.shape[1]))
+    g = monotone_from_products(prod, rank)
+    score = tail_score(g, alternative=alternative, rank=rank)
+    hit = (score >= observed_score[None, :]) & valid[:, None]
+    counts = counts + xp.sum(xp.astype(hit, counts.dtype), axis=0)
+    low = xp.asarray(-float("inf"), dtype=g.dtype)
+    return counts, xp.where(valid, xp.max(score, axis=1), low)
+
+
 def streamed_batch(data, basis, resample, valid, observed_score, counts, *, rank, mode="permute",
                    alternative="two-sided"):
     """One batch of the device-resident resample loop (fixed shapes, padded).
@@ -219,15 +263,14 @@ def streamed_batch(data, basis, resample, valid, observed_score, counts, *, rank
     -------
     counts : (V,) updated counts
     max_score : (B,) largest score per resample (``-inf`` for padding)
+
+    Notes
+    -----
+    :func:`batch_rows` then :func:`reduce_tile` on all elements at once; a
+    loop that tiles the elements calls the two itself.
     """
-    xp = namespace(data, basis, resample)
-    rows = resampled_rows(basis, resample, mode=mode)
-    g = monotone_from_products(_project(xp, rows, data), rank)
-    score = tail_score(g, alternative=alternative, rank=rank)
-    hit = (score >= observed_score[None, :]) & valid[:, None]
-    counts = counts + xp.sum(xp.astype(hit, counts.dtype), axis=0)
-    low = xp.asarray(-float("inf"), dtype=g.dtype)
-    return counts, xp.where(valid, xp.max(score, axis=1), low)
+    return reduce_tile(batch_rows(basis, resample, mode=mode), data, valid, observed_score, counts, rank=rank,
+                       alternative=alternative)
 
 
 # --------------------------------------------------------------------------- fused NumPy path

@@ -15,9 +15,11 @@ from ..engine.backend import device_get, device_put, get_backend
 from ..engine.streaming import (
     device_loop_guard,
     host_workers,
-    plan_device_batch,
+    plan_device_tiles,
     stream_on_device,
     stream_resamples,
+    tile_columns,
+    untile_columns,
 )
 from ..kernels import glm as _glm
 
@@ -98,22 +100,34 @@ def stream_scores(scaled, part, resample, score_cmp, *, mode, alternative, resam
 
             return stream_resamples(block, k, batch_size=bs, counts={"counts": v}, maxima=("max_score",),
                                     desc=desc, progress=resampling.progress)
-    bs = plan_device_batch(k, 8.0 * (v * (basis.shape[0] + 4) + n * (basis.shape[0] + 1)),
-                           8.0 * basis.shape[0] * v, backend=be, batch_size=resampling.batch_size,
-                           memory_limit=resampling.memory_limit)
-    args = (device_put(scaled, be), device_put(basis, be))
-    rest = device_put(score_cmp, be)
-    return stream_on_device(
-        _device_step, resample, batch_size=bs, backend=be, args=args + (rest,),
-        counts=device_put(np.zeros(v), be), pad_row=identity_row(mode, n),
-        static={"rank": part.rank, "mode": mode, "alternative": alternative}, desc=desc,
+    bs, tile = plan_device_tiles(k, v, basis.shape[0],
+                                 8.0 * (v * (basis.shape[0] + 4) + n * (basis.shape[0] + 1)), backend=be,
+                                 batch_size=resampling.batch_size, memory_limit=resampling.memory_limit)
+    args = (device_put(tile_columns(scaled, tile), be), device_put(basis, be),
+            device_put(tile_columns(score_cmp, tile), be))
+    out = stream_on_device(
+        _device_step, resample, batch_size=bs, backend=be, args=args,
+        counts=device_put(np.zeros((args[0].shape[0], tile)), be), pad_row=identity_row(mode, n),
+        static={"rank": part.rank, "mode": mode, "alternative": alternative, "backend": be.name}, desc=desc,
         progress=resampling.progress,
     )
+    out.counts["counts"] = untile_columns(out.counts["counts"], v)
+    return out
 
 
-def _device_step(data, basis, observed_score, batch, valid, counts, *, rank, mode, alternative):
-    return _glm.streamed_batch(data, basis, batch, valid, observed_score, counts, rank=rank, mode=mode,
-                               alternative=alternative)
+def _device_step(data_tiles, basis, observed_tiles, batch, valid, count_tiles, *, rank, mode, alternative, backend):
+    """One block of resamples, reduced one element tile at a time
+    (``Backend.map_leading``: on JAX one traced body, so each tile's product
+    is reduced while it is in cache)."""
+    be = get_backend(backend)
+    rows = _glm.batch_rows(basis, batch, mode=mode)
+
+    def tile(parts):
+        data, observed, counts = parts
+        return _glm.reduce_tile(rows, data, valid, observed, counts, rank=rank, alternative=alternative)
+
+    count_tiles, maxima = be.map_leading(tile, (data_tiles, observed_tiles, count_tiles))
+    return count_tiles, be.xp.max(maxima, axis=0)
 
 
 def null_batches(scaled, part, resample, *, mode, backend, batch_size):
