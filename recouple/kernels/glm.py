@@ -338,7 +338,7 @@ def reduce_block_numpy(data, basis, resample, observed_score, *, rank, mode="per
     sub = max(1, min(int(sub_batch), k))
     tiles = [(s, min(s + tile, v)) for s in range(0, v, tile)]
     workers = max(1, min(int(workers), len(tiles)))
-    counts = np.empty(v, dtype=data.dtype)
+    counts = np.empty(v, dtype=np.float64)  # whole numbers: exact at any precision of the data
     count_dtype = np.uint16 if sub < 2**16 else np.int64
 
     def group(members):

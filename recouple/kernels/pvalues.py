@@ -25,6 +25,16 @@ The rule
    nilearn), so the smallest attainable p-value is ``1 / (K + 1)``.
    ``plus_one=False`` gives ``count / K``. NaN observed -> NaN p-value;
    NaN null draws are not counted.
+   **float32 nulls.** When the null statistics are computed in float32
+   (``precision="float32"``, an explicit option), their rounding error is far
+   above 1e-10, so the tolerance widens to the rounding bound of the
+   products they come from (:func:`tie_rtol`): about ``2 n u``
+   (``u = 2**-24``) for dot products of ``n`` terms of unit-norm vectors
+   (twice Higham's ``gamma_n``, with the inputs' own rounding), at least
+   :data:`TIE_RTOL`. A null draw that is
+   truly as extreme as the observed one is then still counted, so float32
+   p-values are never below float64's; draws within the band are counted
+   too (conservative by at most those draws).
 4. **FWER.** The family-wise p-value of an element is the same rule applied
    to the null distribution of the maximum score over elements
    (:func:`fwer_pvalue`; Westfall & Young 1993, Nichols & Holmes 2002).
@@ -44,6 +54,28 @@ ALTERNATIVES = ("two-sided", "greater", "less")
 
 #: The tie tolerance of every permutation p-value (relative to max(|score|, 1)).
 TIE_RTOL = 1e-10
+
+#: Unit roundoff of IEEE float32 (2**-24).
+FLOAT32_UNIT_ROUNDOFF = 2.0**-24
+
+PRECISIONS = ("float64", "float32")
+
+
+def tie_rtol(precision="float64", n_terms=1):
+    """Tie tolerance for null statistics computed at ``precision``.
+
+    ``"float64"``: :data:`TIE_RTOL`. ``"float32"``: the rounding bound of a
+    float32 dot product of ``n_terms`` terms of unit-norm vectors, inputs
+    rounded to float32 too: ``(n_terms + 2) u / (1 - (n_terms + 2) u)`` with
+    ``u = 2**-24``, doubled for the normalisation that follows, and never
+    below :data:`TIE_RTOL` (e.g. 1.2e-5 for 100 terms, 1.2e-4 for 1,000).
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be 'float64' or 'float32'; got {precision!r}")
+    if precision == "float64":
+        return TIE_RTOL
+    nu = (max(int(n_terms), 1) + 2) * FLOAT32_UNIT_ROUNDOFF
+    return max(TIE_RTOL, 2.0 * nu / (1.0 - nu))
 
 
 def check_alternative(alternative):
@@ -83,10 +115,11 @@ def tail_score_inplace(buffer, alternative, *, two_sided=True):
     return buffer
 
 
-def tie_threshold(score, *, xp=None):
+def tie_threshold(score, *, xp=None, rtol=TIE_RTOL):
     """The smallest null score that counts as a tie with ``score``.
 
-    ``score - TIE_RTOL * max(|score|, 1)``; non-finite scores are returned
+    ``score - rtol * max(|score|, 1)`` (``rtol``: :data:`TIE_RTOL`, or
+    :func:`tie_rtol` for float32 nulls); non-finite scores are returned
     unchanged (an infinite observed score is only matched by infinity, NaN
     matches nothing).
     """
@@ -95,7 +128,7 @@ def tie_threshold(score, *, xp=None):
     finite = xp.isfinite(score)
     safe = xp.where(finite, score, xp.zeros_like(score))
     one = xp.ones_like(safe)
-    return xp.where(finite, safe - TIE_RTOL * xp.maximum(xp.abs(safe), one), score)
+    return xp.where(finite, safe - rtol * xp.maximum(xp.abs(safe), one), score)
 
 
 def _count_true(xp, hit, axis, dt):
@@ -184,7 +217,7 @@ def permutation_pvalue(observed, null, *, alternative="two-sided", axis=0, plus_
     return pvalue_from_counts(count, n_valid, observed, plus_one=plus_one, xp=xp)
 
 
-def fwer_pvalue(score, null_max, *, plus_one=True):
+def fwer_pvalue(score, null_max, *, plus_one=True, rtol=TIE_RTOL):
     """Family-wise p-values of observed ``score`` s against per-resample maxima.
 
     Parameters
@@ -194,6 +227,9 @@ def fwer_pvalue(score, null_max, *, plus_one=True):
     null_max : (K,) array
         The maximum score over elements in each resample; NaN draws are
         ignored.
+    plus_one : bool
+    rtol : float
+        Tie tolerance (:func:`tie_rtol`).
 
     Returns
     -------
@@ -208,7 +244,7 @@ def fwer_pvalue(score, null_max, *, plus_one=True):
     null = xp.sort(null_max[~xp.isnan(null_max)])
     k = null.shape[0]
     flat = xp.reshape(score, (-1,))
-    thr = tie_threshold(flat, xp=xp)
+    thr = tie_threshold(flat, xp=xp, rtol=rtol)
     count = k - xp.searchsorted(null, xp.where(xp.isnan(thr), xp.asarray(float("inf"), dtype=dt), thr), side="left")
     count = xp.reshape(xp.astype(count, dt), score.shape)
     k_arr = xp.full(score.shape, float(k), dtype=dt)

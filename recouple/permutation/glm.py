@@ -118,7 +118,11 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
     g_obs = np.where(degenerate, np.nan, g_obs)
     score_obs = np.asarray(_kp.tail_score(g_obs, tail))
     # NaN scores never count as exceeded; +inf keeps them out of the counts.
-    score_cmp = np.where(np.isnan(score_obs), np.inf, _kp.tie_threshold(np.asarray(score_obs, dtype=np.float64)))
+    # float32 nulls: the products in float32, ties widened to their rounding bound (the one rule in pvalues).
+    rtol = _kp.tie_rtol(resampling.precision, n)
+    null_data = scaled.astype(np.float32) if resampling.precision == "float32" else scaled
+    score_cmp = np.where(np.isnan(score_obs), np.inf,
+                         _kp.tie_threshold(np.asarray(score_obs, dtype=np.float64), rtol=rtol))
     matrix = drawn.matrix
     resample = matrix if mode == "signflip" else np.argsort(matrix, axis=1)
     k_total = matrix.shape[0]
@@ -139,13 +143,13 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
         maxima += ["cluster_max_extent", "cluster_max_mass"]
 
     if not need_maps:
-        acc = stream_scores(scaled, part, resample, score_cmp, mode=mode, alternative=alternative,
+        acc = stream_scores(null_data, part, resample, score_cmp, mode=mode, alternative=alternative,
                             resampling=resampling, desc=desc)
     else:
-        null_batch = null_batches(scaled, part, resample, mode=mode, backend=backend, batch_size=bs)
+        null_batch = null_batches(null_data, part, resample, mode=mode, backend=backend, batch_size=bs)
 
         def block(start, stop):
-            g = null_batch(start, stop)
+            g = np.asarray(null_batch(start, stop), dtype=np.float64)
             score = np.asarray(_glm.tail_score(g, alternative=alternative, rank=rank))
             found = {"counts": np.count_nonzero(score >= score_cmp[None, :], axis=0).astype(np.float64),
                      "max_score": score.max(axis=1)}
@@ -167,7 +171,8 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
                                progress=resampling.progress)
     max_score = acc.maxima["max_score"]
     pvalue = _kp.pvalue_from_counts(acc.counts["counts"], np.full(v, float(k_total)), score_obs)
-    pvalue_fwer = _kp.fwer_pvalue(np.where(np.isnan(score_obs), np.inf, score_obs), max_score)
+    max_score = np.asarray(max_score, dtype=np.float64)
+    pvalue_fwer = _kp.fwer_pvalue(np.where(np.isnan(score_obs), np.inf, score_obs), max_score, rtol=rtol)
     pvalue_fwer = np.where(np.isnan(score_obs), np.nan, pvalue_fwer)
     null_max = np.asarray(_glm.statistic_from_monotone(max_score, df=part.df, rank=rank))
     if rank == 1 and alternative == "two-sided":
@@ -261,6 +266,7 @@ def _run(y, design, contrasts, *, drawn, alternative, resampling, spatial, fwer_
         tfce=fits[0].get("tfce") if single else None,
         clusters=fits[0].get("clusters") if single else None,
         params={**params, "resampling": kind, "seed": None if precomputed else resampling.seed,
+                "precision": resampling.precision, "tie_rtol": _kp.tie_rtol(resampling.precision, n),
                 "tfce_by_contrast": None if single else [f.get("tfce") for f in fits],
                 "clusters_by_contrast": None if single else [f.get("clusters") for f in fits]},
     )

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..exceptions import InputError
+from ..kernels.pvalues import PRECISIONS
 from ..validation import check_choice
 
-__all__ = ["Resampling", "Spatial", "fill_doc"]
+__all__ = ["Resampling", "Spatial", "check_precision", "fill_doc"]
 
 RESAMPLING_KINDS = ("auto", "permute", "signflip")
 
@@ -69,6 +70,16 @@ class Resampling:
         (:func:`recouple.permutation.gpd_pvalue`), useful with few resamples.
     tail_threshold_p : float
         Only FWER p-values below this use the tail fit (default 0.10).
+    precision : {"float64", "float32"}
+        Arithmetic of the null's matrix products (default ``"float64"``).
+        ``"float32"`` halves their memory and is several times faster on
+        GPUs with slow float64; the observed statistic stays float64, and
+        null draws within the float32 rounding bound of the observed score
+        count as ties (:func:`recouple.kernels.pvalues.tie_rtol`, about
+        ``1.2e-5 x max(|g|, 1)`` for 100 scans), so p-values are never
+        smaller than float64's and differ only by draws in that band. Not
+        with TFCE, clusters or ``fwer_across_contrasts`` (their statistics
+        are not covered by that bound): those need ``"float64"``.
 
     Examples
     --------
@@ -92,9 +103,11 @@ class Resampling:
     keep_null: bool = False
     tail_approximation: bool = False
     tail_threshold_p: float = 0.10
+    precision: str = "float64"
 
     def __post_init__(self):
         check_choice("kind", self.kind, RESAMPLING_KINDS)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.permutations is not None and self.signs is not None:
             raise InputError("pass at most one of permutations= and signs=; got both. Pass only the one you need.")
         if self.batch_size is not None and (isinstance(self.batch_size, bool) or int(self.batch_size) < 1):
@@ -154,7 +167,7 @@ class Spatial:
         return bool(self.tfce) or self.cluster_threshold is not None
 
 
-_RESAMPLING_FIELDS = {f.name for f in dataclasses.fields(Resampling)} - {"kind", "tail_threshold_p"}
+_RESAMPLING_FIELDS = {f.name for f in dataclasses.fields(Resampling)} - {"kind", "tail_threshold_p", "precision"}
 _SPATIAL_FIELDS = {f.name for f in dataclasses.fields(Spatial)}
 
 
@@ -209,6 +222,31 @@ def resolve_options(function, resampling, spatial, legacy, *, default_resampling
     return res, sp
 
 
+def check_precision(function, resampling, spatial, *, fwer_across_contrasts=False):
+    """Refuse, before any compute, what ``precision="float32"`` does not cover.
+
+    The float32 tie band (:func:`recouple.kernels.pvalues.tie_rtol`) bounds
+    the rounding of the null's ``g``; TFCE, cluster and NBS statistics, and
+    maxima compared across contrasts in t units, are further functions of
+    it that the band does not bound.
+    """
+    if resampling.precision == "float64":
+        return
+    what = []
+    if function == "nbs":
+        what.append("NBS")
+    if spatial.tfce:
+        what.append("TFCE (Spatial(tfce=True))")
+    if spatial.cluster_threshold is not None:
+        what.append("cluster statistics (Spatial(cluster_threshold=...))")
+    if fwer_across_contrasts:
+        what.append("fwer_across_contrasts=True")
+    if what:
+        raise InputError(
+            f"{function}: Resampling(precision={resampling.precision!r}) covers element-wise and max-statistic "
+            f"p-values only; got {' and '.join(what)}. Use precision='float64' (the default) for these.")
+
+
 def accepts_legacy_options(*, default_resampling=None, allowed=None):
     """Decorator: fold the deprecated keywords of a test into ``resampling=``/``spatial=``.
 
@@ -226,6 +264,7 @@ def accepts_legacy_options(*, default_resampling=None, allowed=None):
             legacy = kwargs
             res, sp = resolve_options(fn.__name__, resampling, spatial, legacy,
                                       default_resampling=default_resampling, allowed=allowed)
+            check_precision(fn.__name__, res, sp, fwer_across_contrasts=bool(own.get("fwer_across_contrasts")))
             if has_spatial:
                 return fn(*args, resampling=res, spatial=sp, **own)
             if sp.active or sp != Spatial():
@@ -243,7 +282,7 @@ DOCS = {
         How the null is drawn and run: ``n_perm``, ``seed``, precomputed
         ``permutations``/``signs``, ``exchangeability_blocks``,
         ``whole_blocks``, ``batch_size``, ``memory_limit``, ``backend``,
-        ``progress``, ``keep_null``, ``tail_approximation`` (see
+        ``progress``, ``keep_null``, ``tail_approximation``, ``precision`` (see
         :class:`recouple.permutation.Resampling`; default ``Resampling()``,
         10,000 resamples, seed 0).""",
     "spatial": """spatial : Spatial, optional

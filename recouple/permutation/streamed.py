@@ -89,7 +89,7 @@ def stream_scores(scaled, part, resample, score_cmp, *, mode, alternative, resam
     """
     n, v = scaled.shape
     k = resample.shape[0]
-    basis = null_basis(part, mode)
+    basis = null_basis(part, mode).astype(scaled.dtype, copy=False)  # float32 nulls: both factors float32
     be = get_backend(resampling.backend)
     if be.name == "numpy":
         bs = resampling.batch_size if resampling.batch_size is not None else min(k, HOST_BLOCK)
@@ -139,7 +139,7 @@ def null_batches(scaled, part, resample, *, mode, backend, batch_size):
     runs under :func:`~recouple.engine.streaming.device_loop_guard`).
     """
     be = get_backend(backend)
-    basis = null_basis(part, mode)
+    basis = null_basis(part, mode).astype(scaled.dtype, copy=False)
     static = {"rank": part.rank, "mode": mode}
     if be.name == "numpy":
         return lambda start, stop: _glm.null_batch(scaled, basis, resample[start:stop], **static)

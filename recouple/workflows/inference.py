@@ -273,7 +273,7 @@ def store_glm(store_path, result, design, contrast, *, test="t", alternative="tw
 
     One t contrast with freely drawn resamples (``Resampling`` with
     ``kind="auto"``, no exchangeability blocks, no precomputed resamples, no
-    full null or tail fit) runs element-chunked and resumable through
+    full null or tail fit, float64) runs element-chunked and resumable through
     :func:`cohort_permutation`; anything else reads the matrix and runs
     :func:`recouple.permutation.glm` in memory. Both give the same numbers
     for the same seed.
@@ -322,7 +322,7 @@ def _store_glm(store_path, result, design, c, r, *, test, alternative, dataset, 
                overwrite, progress):
     chunkable = (test == "t" and (c.ndim == 1 or c.shape[0] == 1) and r.kind == "auto"
                  and r.exchangeability_blocks is None and r.permutations is None and r.signs is None
-                 and not r.keep_null and not r.tail_approximation)
+                 and not r.keep_null and not r.tail_approximation and r.precision == "float64")
     if chunkable:
         return cohort_permutation(store_path, result, design, c.ravel(), dataset=dataset, n_perm=r.n_perm,
                                   seed=r.seed, alternative=alternative, chunk_size=chunk_size,
