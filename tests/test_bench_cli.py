@@ -178,3 +178,21 @@ def test_bench_quick_study_times_every_step(tmp_path, capsys):
     assert all(math.isfinite(v) and v > 0 for v in extra["step_over_bare"].values())
     assert {"genes:associate", "genes:pls"} <= set(extra["bare_s"])
     assert extra["study_s"] == pytest.approx(sum(steps.values()))
+
+
+def test_bench_quick_float32_option(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--only", "permutation_float32", "--backend", "numpy", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    assert "float32 option" in table and "p-values moved" in table and "(LOWER by" not in table
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["variant"] for r in rows] == ["signflip_paired", "freedman_lane_glm"]
+    for r in rows:
+        e = r["extra"]
+        assert _finite_positive(e["float64_s"]) and _finite_positive(e["gemm32_fraction"])
+        assert e["min_draws_moved"] >= 0 and e["pvalues_moved"] <= e["n_elements"]
+        assert e["tie_rtol"] > 1e-10
+    md = tmp_path / "speed.md"
+    assert main(["bench", "--quick", "--only", "permutation_float32", "--backend", "numpy", "--markdown",
+                 str(md)]) == 0
+    assert "| float32 option |" in md.read_text()

@@ -19,6 +19,8 @@ README's speed section (:func:`replace_readme_block` puts it there).
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime
 import os
 import platform
@@ -377,7 +379,8 @@ def _signflip_setup(quick):
 
 def _signflip_run(d, backend):
     return permutation.paired(d["pre"], d["post"],
-                              resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0, backend=backend))
+                              resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0, backend=backend,
+                                                                precision=_PRECISION["value"]))
 
 
 def _signflip_flops(d):
@@ -413,7 +416,8 @@ def _fl_run(d, backend):
     c = np.zeros(d["design"].shape[1])
     c[1] = 1.0
     return permutation.glm(d["y"], d["design"], c,
-                           resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0, backend=backend))
+                           resampling=permutation.Resampling(n_perm=d["n_perm"], seed=0, backend=backend,
+                                                             precision=_PRECISION["value"]))
 
 
 def _fl_flops(d):
@@ -424,6 +428,62 @@ def _fl_flops(d):
     n, v = d["y"].shape
     rows = d["design"].shape[1] - 1
     return 2.0 * rows * d["n_perm"] * n * v
+
+
+PRECISION_TESTS = ("signflip_paired", "freedman_lane_glm")
+
+
+def _precision_setup(quick):
+    return {"signflip_paired": _signflip_setup(quick), "freedman_lane_glm": _fl_setup(quick)}
+
+
+def _precision_measure(d, backend, repeats):
+    """The float32 option of the permutation tests against float64 on the
+    same data and resamples: time, float32 GEMM fraction, and how many
+    p-values moved (by how many null draws)."""
+    gemm32 = measure_gemm_gflops(get_backend(backend), n=1024, dtype=np.float32, repeats=3)
+    runs = {"signflip_paired": _signflip_run, "freedman_lane_glm": _fl_run}
+    flops = {"signflip_paired": _signflip_flops, "freedman_lane_glm": _fl_flops}
+    sizes = {"signflip_paired": lambda x: f"{x['pre'].shape[0]} pairs x {x['pre'].shape[1]} edges x "
+                                          f"{x['n_perm']} flips",
+             "freedman_lane_glm": lambda x: f"{x['y'].shape[0]} scans x {x['y'].shape[1]} elements x "
+                                            f"{x['n_perm']} permutations, 3 nuisance"}
+    out = []
+    for name in PRECISION_TESTS:
+        data = d[name]
+        timed = {}
+        for precision in ("float64", "float32"):
+            with _precision(precision):
+                t0 = time.perf_counter()
+                res = runs[name](data, backend)
+                first = time.perf_counter() - t0
+                timed[precision] = (_best(lambda: runs[name](data, backend), repeats), first, res)
+        (t64, _, r64), (t32, first32, r32) = timed["float64"], timed["float32"]
+        k = r64.n_perm
+        moved = np.round((r32.pvalue - r64.pvalue) * (k + 1))
+        out.append({
+            "variant": name, "size": sizes[name](data), "time_s": t32, "first_call_s": first32,
+            "items": data["n_perm"], "unit": "permutations/s", "flops": None,
+            "extra": {"float64_s": t64, "float32_over_float64": t64 / t32,
+                      "gemm32_fraction": flops[name](data) / t32 / (gemm32 * 1e9), "gemm32_gflops": gemm32,
+                      "pvalues_moved": int(np.count_nonzero(moved)), "max_draws_moved": int(moved.max()),
+                      "min_draws_moved": int(moved.min()), "n_elements": int(moved.size),
+                      "tie_rtol": r32.params["tie_rtol"]}})
+    return out
+
+
+_PRECISION = {"value": "float64"}
+
+
+@contextlib.contextmanager
+def _precision(value):
+    """The precision the permutation rows run at (float64 unless inside)."""
+    old = _PRECISION["value"]
+    _PRECISION["value"] = value
+    try:
+        yield
+    finally:
+        _PRECISION["value"] = old
 
 
 def _tfce_setup(quick):
@@ -628,6 +688,8 @@ OPERATIONS: list[Operation] = [
               lambda d: f"{d['y'].shape[0]} scans x {d['y'].shape[1]} elements x {d['n_perm']} permutations, "
                         "3 nuisance",
               lambda d: (d["n_perm"], "permutations/s"), flops=_fl_flops),
+    Operation("permutation_float32", _precision_setup, None, lambda d: "", lambda d: (1, "permutations/s"),
+              backends=("numpy", "jax", "cupy"), measure=_precision_measure),
     Operation("tfce", _tfce_setup, _tfce_run,
               lambda d: f"{'x'.join(map(str, d['mask'].shape))} map, {d['data'].shape[0]} subjects, "
                         f"{d['n_perm']} flips",
@@ -790,7 +852,29 @@ def _pct_or_dash(x):
 
 
 def _table_rows(result):
-    return [r for r in result["rows"] if r["operation"] != "voxel_fc"]
+    return [r for r in result["rows"] if r["operation"] not in ("voxel_fc", "permutation_float32")]
+
+
+def _precision_lines(result):
+    """One line per permutation test and backend of ``permutation_float32``."""
+    lines = []
+    for r in result["rows"]:
+        if r["operation"] == "permutation_float32":
+            e = r["extra"]
+            lines.append([r["variant"], r["backend"], f"{e['float64_s']:.3g}", f"{r['time_s']:.3g}",
+                          f"{e['float32_over_float64']:.2f}x", _pct_or_dash(e["gemm32_fraction"]),
+                          f"{e['tie_rtol']:.1e}",
+                          f"{e['pvalues_moved']} of {e['n_elements']}, by at most {e['max_draws_moved']} draws"
+                          + (f" (LOWER by {-e['min_draws_moved']})" if e["min_draws_moved"] < 0 else "")])
+    return lines
+
+
+PRECISION_HEAD = ["float32 option", "backend", "float64 (s)", "float32 (s)", "float64/float32", "float32 GEMM frac",
+                  "tie band", "p-values moved"]
+PRECISION_NOTE = ("float32 option: `Resampling(precision=\"float32\")` on the same data and resamples; float32 GEMM "
+                  "frac: essential flops / time / the measured float32 GEMM rate; tie band: null draws within it "
+                  "of the observed score count as ties; p-values moved: elements whose p is above float64's and "
+                  "by how many null draws (a p-value below float64's would be flagged LOWER).")
 
 
 def _voxel_rows(result):
@@ -819,7 +903,7 @@ def format_table(result: dict) -> str:
               _fmt(r["speedup_vs_numpy"], ".2f", "x"), _fmt(r["speedup_vs_peer"], ".1f", "x"),
               _pct_or_dash(r["gemm_fraction"]), _fmt(r.get("jax_vs_numpy"), ".2f", "x"),
               _fmt(r.get("first_call_s"), ".3f")] for r in rows]
-    out, widths = _text_table(head, lines)
+    out, widths = _text_table(head, lines) if lines else ([], [])
     for r, l in zip(rows, lines):
         out.append("  ".join(c.ljust(w) for c, w in zip(l, widths)).rstrip())
         out += ["    " + line for line in _extra_lines(r.get("extra") or {})]
@@ -840,6 +924,11 @@ def format_table(result: dict) -> str:
         e0 = next(iter(vox.values()))["dense"]["extra"]
         out.append(f"voxel FC: V = {e0['n_voxels']}, T = {e0['n_timepoints']}; sampled/dense = dense time / "
                    "sampled time; jax/numpy d/s/a: NumPy time / JAX time of the dense, sampled, auto paths")
+    plines = _precision_lines(result)
+    if plines:
+        pout, pw = _text_table(PRECISION_HEAD, plines)
+        out += [""] + pout + ["  ".join(c.ljust(w) for c, w in zip(l, pw)).rstrip() for l in plines]
+        out.append(PRECISION_NOTE.replace("`", ""))
     gem = ", ".join(f"{b} {g:.1f}" for b, g in result["gemm_gflops"].items())
     out.append(f"measured float64 GEMM GFLOP/s: {gem}")
     if result["machine"].get("host_loops"):
@@ -914,6 +1003,9 @@ def format_markdown(result: dict) -> str:
                     "density, at most "
                     f"{max(m['dense']['extra']['chunk'] for m in vox.values())} rows; sampled/dense: dense time / "
                     "sampled time):", ""] + _md_table(vhead, vlines)
+    plines = _precision_lines(result)
+    if plines:
+        out += ["", PRECISION_NOTE, ""] + _md_table(PRECISION_HEAD, plines)
     for r in _table_rows(result):
         extra = r.get("extra") or {}
         if "steps_s" in extra:
