@@ -45,6 +45,7 @@ from .workflows.coupling import LEVELS
 from .engine.planner import parse_memory
 from .exceptions import ConfigError, InputError, describe
 from .kernels.coupling import EDGE_SETS, METHODS as COUPLING_METHODS
+from .kernels.pvalues import ALTERNATIVES, PRECISIONS
 from .nulls import SPIN_METHODS
 from .validation import safe_name
 from .workflows.check import StudyPlan, check_study
@@ -64,7 +65,7 @@ SCHEMA: dict[str, dict] = {
                     "pls_bootstrap": 1000, "top_genes": 20, "duplicate_genes": "error"},
     "nulls": {"method": "vasa", "n_perm": 1000, "seed": 0, "file": None},
     "regions": {"parcellation": None, "sphere": None, "names": None, "centroids": None},
-    "permutation": {"n_perm": 5000, "seed": 0, "alpha": 0.05},
+    "permutation": {"n_perm": 5000, "seed": 0, "alpha": 0.05, "precision": "float64"},
     "enrichment": {"gene_sets": None, "min_size": 10, "max_size": 200, "alternative": "two-sided"},
     "compute": {"backend": "numpy", "scheduler": None, "memory_limit": None, "chunk_size": None},
 }
@@ -196,7 +197,6 @@ def validate_config(raw: dict, *, base=".", where="study") -> dict:
 NULL_METHODS = (*SPIN_METHODS, "permutation")
 DUPLICATE_GENES = ("error", "drop", "mean", "first")
 CORRELATION_METHODS = ("pearson", "spearman")
-ALTERNATIVES = ("two-sided", "greater", "less")
 BACKENDS = ("numpy", "jax", "cupy", "auto")
 
 
@@ -324,6 +324,7 @@ def _check_values(section, t, where):
         if isinstance(a, bool) or not isinstance(a, (int, float)) or not 0 < a < 1:
             raise _bad(where, f"{k} alpha", "a number between 0 and 1 (exclusive)", a,
                        "Write e.g. alpha = 0.05 (no quotes).")
+        _choice(where, f"{k} precision", t["precision"], PRECISIONS)
     elif section == "enrichment":
         opt_str("gene_sets", '"gene_sets.gmt"')
         t["min_size"] = _integer(where, f"{k} min_size", t["min_size"], 1, 10)

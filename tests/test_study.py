@@ -88,6 +88,27 @@ def test_rerun_resumes_everything(study):
     np.testing.assert_array_equal(again.steps["genes"]["r"], res.steps["genes"]["r"])
 
 
+def test_float32_precision_is_a_new_step_and_said_in_the_methods(study, tmp_path):
+    """precision = "float32" recomputes the contrasts (it is part of their
+    step key), gives p-values never below the float64 run's, and the
+    report's methods say so."""
+    sim, path, res = study
+    folder = tmp_path / "f32"
+    shutil.copytree(path.parent, folder, ignore=shutil.ignore_patterns("recouple_output*", "output*"))
+    cfg = load_config(folder / path.name)
+    cfg["permutation"]["precision"] = "float32"
+    del cfg["enrichment"]
+    cfg["association"]["pls_bootstrap"] = 20
+    f32 = rc.run_study(write_config(folder / "F32.toml", cfg), log=lambda *_: None)
+    name = "contrast_post_vs_pre_patients"
+    assert name in f32.computed
+    a, b = res.steps["contrasts"]["post_vs_pre_patients"], f32.steps["contrasts"]["post_vs_pre_patients"]
+    np.testing.assert_array_equal(b["statistic"], a["statistic"])
+    assert np.all(b["pvalue"] >= a["pvalue"]) and np.all(b["pvalue_fwer"] >= a["pvalue_fwer"])
+    assert "computed in float32" in f32.report.read_text()
+    assert "computed in float32" not in res.report.read_text()
+
+
 def _base_config(folder):
     sim = rc.simulate.cohort(n_regions=20, n_patients=3, n_controls=2, n_genes=30, seed=1)
     rc.store.from_simulated(sim, folder / "c.h5", overwrite=True).close()

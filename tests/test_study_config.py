@@ -41,6 +41,7 @@ CASES = [
     (_section("permutation", n_perm=200.7), r"\[permutation\] n_perm must be an integer >= 1; got float 200\.7"),
     (_section("permutation", n_perm=0), r"\[permutation\] n_perm must be an integer >= 1; got int 0"),
     (_section("permutation", seed=-1), r"\[permutation\] seed must be an integer >= 0"),
+    (_section("permutation", precision="half"), r"\[permutation\] precision must be one of 'float64', 'float32'"),
     (_section("nulls", n_perm=True), r"\[nulls\] n_perm must be an integer"),
     (_section("nulls", method="spinn"), r"\[nulls\] method must be one of"),
     (_section("coupling", min_edges="three"), r"\[coupling\] min_edges must be an integer >= 2; got str 'three'"),

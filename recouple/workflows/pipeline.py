@@ -89,7 +89,8 @@ _select, _pairs, _covariates = select_rows, pair_rows, covariate_matrix
 
 def _run_contrast(c, scans, coupling, perm_cfg, backend, units=None):
     """One contrast; ``units`` (from :func:`check_study`) carries the subject blocks of scans-level tests."""
-    resampling = P.Resampling(n_perm=int(perm_cfg["n_perm"]), seed=int(perm_cfg["seed"]), backend=backend)
+    resampling = P.Resampling(n_perm=int(perm_cfg["n_perm"]), seed=int(perm_cfg["seed"]), backend=backend,
+                              precision=perm_cfg.get("precision", "float64"))
     if units is not None and units.get("blocks") is not None:
         resampling = resampling.replace(exchangeability_blocks=units["blocks"], whole_blocks=units["whole_blocks"])
     common = {"resampling": resampling}
@@ -221,7 +222,8 @@ def _execute(cfg: dict, out: Path, plan, *, progress, overwrite, log) -> StudyRe
             cov = _covariates(scans, pre, clin.get("covariates"))
             res = P.correlation(dscore, dcoup, covariates=cov, method=clin["method"],
                                 resampling=P.Resampling(n_perm=int(cfg["permutation"]["n_perm"]),
-                                                        seed=int(cfg["permutation"]["seed"]), backend=be.name))
+                                                        seed=int(cfg["permutation"]["seed"]), backend=be.name,
+                                                        precision=cfg["permutation"].get("precision", "float64")))
             return {"r": res.statistic, "pvalue": res.pvalue, "pvalue_fwer": res.pvalue_fwer,
                     "pvalue_fdr": res.pvalue_fdr, "dscore": dscore, "dcoupling": dcoup,
                     "subjects": np.asarray(subjects).astype(str), "null_max": res.null_max}

@@ -443,7 +443,10 @@ def methods_paragraph(cfg: dict, result) -> str:
             f"{'regions' if cp['level'] == 'region' else 'voxels'} was controlled by the maximum statistic "
             f"(Nichols & Holmes, 2002; alpha = {perm['alpha']}) and the false discovery rate by the "
             "Benjamini-Hochberg procedure (Benjamini & Hochberg, 1995)."
-            + (f" Exchangeability: {saved['exchangeability']}." if str(saved.get("exchangeability", "")) else ""))
+            + (f" Exchangeability: {saved['exchangeability']}." if str(saved.get("exchangeability", "")) else "")
+            + (" The null's matrix products were computed in float32; null statistics within the float32 rounding "
+               "bound of the observed one were counted as ties, so these p-values are never below the float64 ones."
+               if perm.get("precision") == "float32" else ""))
     clin = cfg["clinical"]
     if "clinical" in result.steps:
         tested = True
