@@ -186,7 +186,7 @@ def test_bench_quick_float32_option(tmp_path, capsys):
     table = capsys.readouterr().out
     assert "float32 option" in table and "p-values moved" in table and "(LOWER by" not in table
     rows = json.loads(out.read_text())["rows"]
-    assert [r["variant"] for r in rows] == ["signflip_paired", "freedman_lane_glm"]
+    assert [r["variant"] for r in rows] == ["association", "signflip_paired", "freedman_lane_glm"]
     for r in rows:
         e = r["extra"]
         assert _finite_positive(e["float64_s"]) and _finite_positive(e["gemm32_fraction"])

@@ -167,3 +167,77 @@ def test_cli_precision(tmp_path, capsys):
         assert prov["parameters"]["precision"] == precision and prov["dtype"] == precision
         outs[precision] = pd.read_csv(f"{out}_uncp_c1.csv")["value"].to_numpy()
     assert np.all(outs["float32"] >= outs["float64"])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("method", ["pearson", "spearman"])
+def test_compare_maps_float32(backend, method):
+    backend = _backend(backend)
+    rng = np.random.default_rng(3)
+    n, g, k = 120, 800, 499
+    x = rng.standard_normal(n)
+    Y = rng.standard_normal((g, n))
+    Y[:40] += 0.3 * x
+    spec = {"method": "permutation", "n_perm": k, "seed": 1}
+    a = rc.nulls.compare_maps(x, Y, nulls=spec, method=method, backend=backend)
+    b = rc.nulls.compare_maps(x, Y, nulls=spec, method=method, backend=backend, precision="float32")
+    np.testing.assert_array_equal(b.r, a.r)  # the observed r is float64 either way
+    assert np.all(b.pvalue >= a.pvalue) and np.all(b.pvalue_fwer >= a.pvalue_fwer)
+    extra = np.round((b.pvalue - a.pvalue) * (k + 1))
+    assert extra.max() <= 4 and extra.sum() <= 5e-4 * g * k
+    np.testing.assert_allclose(b.null_max, a.null_max, atol=1e-5)
+    assert (a.precision, b.precision) == ("float64", "float32")
+
+
+def test_compare_maps_float32_keeps_exact_ties():
+    """Index nulls equal to the identity reproduce the observed r exactly in
+    float64 (counted as ties); float32 rounding must not drop them."""
+    rng = np.random.default_rng(8)
+    n, g = 90, 300
+    x, Y = rng.standard_normal(n), rng.standard_normal((g, n))
+    nulls = np.vstack([np.tile(np.arange(n), (10, 1)), np.argsort(rng.random((89, n)), axis=1)])
+    a = rc.nulls.compare_maps(x, Y, nulls=nulls)
+    b = rc.nulls.compare_maps(x, Y, nulls=nulls, precision="float32")
+    assert np.all(a.pvalue >= 11 / 100) and np.all(b.pvalue >= a.pvalue)
+
+
+def test_compare_maps_float32_refuses_missing_values():
+    rng = np.random.default_rng(0)
+    x, Y = rng.standard_normal(30), rng.standard_normal((4, 30))
+    Y[1, 3] = np.nan
+    with pytest.raises(rc.InputError, match="precision='float32' needs maps and nulls without missing values"):
+        rc.nulls.compare_maps(x, Y, nulls={"method": "permutation", "n_perm": 20}, precision="float32")
+    with pytest.raises(rc.InputError, match="precision must be one of"):
+        rc.nulls.compare_maps(x, Y, nulls={"method": "permutation", "n_perm": 20}, precision="double")
+
+
+def test_gene_association_float32():
+    sim = rc.simulate.cohort(n_regions=40, n_patients=2, n_controls=1, n_genes=150, seed=2)
+    expr = rc.genes.Expression(values=sim.expression, genes=np.asarray(sim.genes), regions=np.asarray(sim.labels))
+    m = np.random.default_rng(1).standard_normal(40)
+    spec = {"method": "permutation", "n_perm": 199, "seed": 0}
+    a = rc.genes.associate(m, expr, nulls=spec, labels=np.asarray(sim.labels))
+    b = rc.genes.associate(m, expr, nulls=spec, labels=np.asarray(sim.labels), precision="float32")
+    np.testing.assert_array_equal(b.r, a.r)
+    assert np.all(b.pvalue >= a.pvalue) and b.params["precision"] == "float32"
+
+
+def test_cli_associate_precision(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    n = 50
+    labels = [f"r{i}" for i in range(n)]
+    x = rng.standard_normal(n)
+    pd.DataFrame({"label": labels, "x": x}).to_csv(tmp_path / "x.csv", index=False)
+    pd.DataFrame(rng.standard_normal((n, 6)) + 0.5 * x[:, None], index=pd.Index(labels, name="label"),
+                 columns=[f"m{j}" for j in range(6)]).to_csv(tmp_path / "y.csv")
+    tables = {}
+    for precision in ("float64", "float32"):
+        out = tmp_path / f"{precision}.csv"
+        assert main(["associate", "--x", str(tmp_path / "x.csv"), "--y", str(tmp_path / "y.csv"), "--nulls",
+                     "permutation", "--n-perm", "300", "--precision", precision, "--out", str(out)]) == 0
+        text = capsys.readouterr().out
+        assert ("float32 null products" in text) == (precision == "float32")
+        assert json.loads(open(f"{out}.provenance.json").read())["parameters"]["precision"] == precision
+        tables[precision] = pd.read_csv(out).set_index("map").sort_index()
+    np.testing.assert_array_equal(tables["float32"]["r"], tables["float64"]["r"])
+    assert np.all(tables["float32"]["p"] >= tables["float64"]["p"])

@@ -3,7 +3,9 @@ and write a table of r, p, FDR and FWER sorted by effect size."""
 
 from __future__ import annotations
 
+from ..kernels.pvalues import tie_rtol
 from .nulls import add_geometry_arguments, geometry_from_args
+from .options import add_precision_argument, precision_note
 
 NULL_METHODS = ("vasa", "spin", "hungarian", "alexander_bloch", "permutation")
 
@@ -33,6 +35,7 @@ def add_parser(sub):
     p.add_argument("--tail-approximation", action="store_true",
                    help="generalised-Pareto tail p-values for small p (p columns; the plain permutation p goes to "
                    "p_permutation)")
+    add_precision_argument(p, needs="Needs maps and nulls without missing values.")
     p.add_argument("--batch-size", type=int, default=None, help="nulls per block (default: planned)")
     p.add_argument("--out", required=True, metavar="CSV", help="output table (.csv or .tsv)")
     return p
@@ -112,7 +115,8 @@ def run(args) -> int:
         raise InputError(f"--nulls must be an existing .npy/.npz file or one of {', '.join(NULL_METHODS)}; got "
                          f"{args.nulls!r}. Make nulls with `recouple nulls`.")
     res = nulls.compare_maps(x, Y, nulls=nul, method=args.method, alternative=args.alternative, labels=labels,
-                             tail_approximation=args.tail_approximation, batch_size=args.batch_size, progress=True)
+                             tail_approximation=args.tail_approximation, batch_size=args.batch_size, progress=True,
+                             precision=args.precision)
     import pandas as pd
 
     table = pd.DataFrame({"map": names, "r": res.r, "p": res.pvalue, "p_fdr": res.pvalue_fdr,
@@ -124,11 +128,12 @@ def run(args) -> int:
     table.to_csv(out, sep="\t" if out.suffix == ".tsv" else ",", index=False, float_format="%.10g")
     params = {"method": args.method, "alternative": args.alternative, "n_perm": res.n_perm,
               "nulls": args.nulls, "seed": args.seed, "tail_approximation": args.tail_approximation,
+              "precision": args.precision,
               "pvalue": "(1 + #{|r_null| >= |r|}) / (1 + n_perm)"}
     files = {"x": args.x, "y": args.y}
     if Path(args.nulls).is_file():
         files["nulls"] = args.nulls
-    write_provenance_file(out, build_provenance(analysis="associate", params=params, seed=args.seed,
+    write_provenance_file(out, build_provenance(analysis="associate", params=params, seed=args.seed, dtype=args.precision,
                                                 inputs=file_checksums(files), extra={"n_maps": len(names)}))
     top = table.head(5)
     print(f"recouple associate: {len(names)} map{'s' if len(names) != 1 else ''} x {res.n_perm} nulls, "
@@ -139,6 +144,8 @@ def run(args) -> int:
     note = res.resolution_note()
     if note:
         print(f"  note: {note}")
+    if args.precision != "float64":
+        print("  " + precision_note(args.precision, tie_rtol(args.precision, Y.shape[1])))
     for _, row in top.iterrows():
         print(f"  {row['map']:<24s} r={row['r']:+.3f}  p={row['p']:.4g}  fdr={row['p_fdr']:.4g}  "
               f"fwer={row['p_fwer']:.4g}", file=sys.stdout)

@@ -9,6 +9,7 @@ enrichment table, plus ``provenance.json``.
 from __future__ import annotations
 
 from .nulls import add_geometry_arguments, geometry_from_args
+from .options import add_precision_argument
 
 
 def add_parser(sub):
@@ -39,6 +40,7 @@ def add_parser(sub):
                    help="generalised-Pareto tail p-values for small gene p-values (column pvalue; the plain "
                    "permutation p goes to pvalue_permutation)")
     p.add_argument("--alternative", choices=("two-sided", "greater", "less"), default="two-sided")
+    add_precision_argument(p, needs="Gene correlations only; needs maps, expression and nulls without missing values.")
     p.add_argument("--pls", type=int, default=0, metavar="N", help="fit PLS with N components (0 = no PLS)")
     p.add_argument("--n-boot", type=int, default=1000, help="PLS bootstrap resamples (default 1000)")
     p.add_argument("--gene-sets", default=None, metavar="GMT", help="gene sets for category enrichment")
@@ -121,11 +123,13 @@ def run(args) -> int:
     try:
         common = {"labels": labels, "missing": args.missing, **null_kw}
         assoc = G.associate(values, expr, nulls=nulls, method=args.method, alternative=args.alternative,
-                            map_names=names, tail_approximation=args.tail_approximation, **common)
+                            map_names=names, tail_approximation=args.tail_approximation, precision=args.precision,
+                            **common)
         summary.append(f"genes: {len(assoc.maps)} map(s) x {assoc.genes.size} genes over {assoc.regions.size} "
                        f"regions, {args.method} correlation, "
                        + (f"{assoc.n_perm} nulls ({Path(args.nulls).name})"
                           + (", GPD tail p-values" if args.tail_approximation else "")
+                          + (", float32 null products" if args.precision != "float64" else "")
                           if assoc.pvalue is not None else "no nulls"))
         for i, name in enumerate(assoc.maps):
             written.append(write_table(out / f"genes_{name}.csv", assoc.ranked(i)))
@@ -175,7 +179,7 @@ def run(args) -> int:
     finally:
         bar.close()
     params = {k: v for k, v in vars(args).items() if not k.startswith("_")}
-    prov = build_provenance(analysis="genes", params=params, backend=args.backend, seed=args.seed,
+    prov = build_provenance(analysis="genes", params=params, backend=args.backend, seed=args.seed, dtype=args.precision,
                             extra={"outputs": [str(p) for p in written], "n_genes": int(expr.genes.size)})
     write_provenance_file(out, prov)
     for line in summary:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..kernels.pvalues import ALTERNATIVES
 from ..kernels.pvalues import tie_rtol as perm_tie_rtol
+from .options import add_precision_argument, precision_note
 
 
 def add_parser(sub):
@@ -54,11 +55,7 @@ def add_parser(sub):
     p.add_argument("--n-nodes", type=int, default=None, help="number of nodes for (scans, edges) NBS input")
     p.add_argument("--mask", default=None, help="3-D NIfTI mask for 4-D NIfTI data")
     p.add_argument("--connectivity", type=int, choices=(6, 18, 26), default=6)
-    p.add_argument("--precision", choices=("float64", "float32"), default="float64",
-                   help="arithmetic of the null's matrix products (default float64). float32: about twice as fast "
-                        "on CPUs, more on GPUs with slow float64; observed statistics stay float64 and null draws "
-                        "within the float32 rounding bound count as ties, so p-values are never smaller than "
-                        "float64's. Not with --tfce or --nbs")
+    add_precision_argument(p, needs="Not with --tfce or --nbs.")
     p.add_argument("--memory-limit", default=None, help="memory budget, e.g. 4GB (default half of the available memory)")
     p.add_argument("-o", "--out", required=True, help="output prefix, e.g. results/ect")
     return p
@@ -352,9 +349,8 @@ def run(args) -> int:
         print(f"warning: {w.message}")
     print(f"recouple permute: {y.shape[0]} scans, {int(np.prod(y.shape[1:]))} elements, {prov['n_perm']} "
           f"{prov['resampling']} resamples, {elapsed:.1f}s")
-    if args.precision == "float32":
-        print(f"  float32 null products: draws within {perm_tie_rtol(args.precision, y.shape[0]):.1e} x max(|g|, 1) "
-              "of the observed score count as ties (p-values never below float64's)")
+    if args.precision != "float64":
+        print("  " + precision_note(args.precision, perm_tie_rtol(args.precision, y.shape[0])))
     for i, eb in enumerate(exchangeability):
         if eb.get("blocks") == "subject":
             print(f"  c{i + 1} exchangeability: {eb['rule']}")

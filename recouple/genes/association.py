@@ -93,7 +93,7 @@ def _map_position(names, which):
 def associate(maps, expression, *, labels=None, nulls=None, method="spearman", alternative="two-sided",
               n_perm=1000, seed=0, coords=None, hemi=None, distance=None, missing="error",
               map_names=None, batch_size=None, progress=False, backend=None, tail_approximation=False,
-              duplicate_genes="error") -> GeneAssociation:
+              duplicate_genes="error", precision="float64") -> GeneAssociation:
     """Correlate every gene with one or more brain maps, with spatial nulls.
 
     Parameters
@@ -125,6 +125,10 @@ def associate(maps, expression, *, labels=None, nulls=None, method="spearman", a
     duplicate_genes : {"error", "drop", "first", "mean"}
         For an expression given as a path or DataFrame: genes named twice
         (see :func:`load_expression`).
+    precision : {"float64", "float32"}
+        Arithmetic of the null correlations (see
+        :func:`recouple.nulls.compare_maps`; float32 needs maps, expression
+        and nulls without missing values).
 
     Returns
     -------
@@ -144,6 +148,7 @@ def associate(maps, expression, *, labels=None, nulls=None, method="spearman", a
     """
     check_choice("method", method, METHODS)
     check_choice("alternative", alternative, _kp.ALTERNATIVES)
+    check_choice("precision", precision, _kp.PRECISIONS)
     vals, y, index, names, aligned, _ = _prepare(expression, maps, labels, missing, map_names, duplicate_genes)
     genes_t = np.ascontiguousarray(vals.T)
     y_used = y[:, index]
@@ -159,11 +164,11 @@ def associate(maps, expression, *, labels=None, nulls=None, method="spearman", a
         spec = _spec.as_null_maps(source, y)[:, :, index]
     res = compare_maps(y_used, genes_t, nulls=spec, method=method, alternative=alternative,
                        batch_size=batch_size, progress=progress, backend=backend,
-                       tail_approximation=tail_approximation)
+                       tail_approximation=tail_approximation, precision=precision)
     return GeneAssociation(r=res.r, pvalue=res.pvalue, pvalue_fdr=res.pvalue_fdr, pvalue_fwer=res.pvalue_fwer,
                            genes=aligned.genes, maps=names, regions=aligned.regions, n_perm=int(res.n_perm),
                            params={"method": method, "alternative": alternative, "seed": seed,
-                                   "tail_approximation": bool(tail_approximation)},
+                                   "tail_approximation": bool(tail_approximation), "precision": precision},
                            tail_approximation=bool(tail_approximation), pvalue_permutation=res.pvalue_permutation)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._xp import float_dtype, is_numpy_namespace, namespace
-from .pvalues import _count_true, exceedance_counts, tail_score, tail_score_inplace, tie_threshold
+from .pvalues import TIE_RTOL, _count_true, exceedance_counts, tail_score, tail_score_inplace, tie_threshold
 from .stats import _standardize_rows, correlate_pairwise, rankdata
 
 __all__ = [
@@ -94,6 +94,7 @@ def association_block(
     alternative="two-sided",
     store=False,
     min_count=3,
+    rtol=TIE_RTOL,
 ):
     """Correlations of a block of null maps with a block of target maps, reduced.
 
@@ -117,6 +118,11 @@ def association_block(
     alternative : {"two-sided", "greater", "less"}
     store : bool
         Also return the ``(M, K, G)`` null correlations.
+    min_count : int
+        Fewest regions a pairwise-complete correlation needs.
+    rtol : float
+        Tie tolerance (:func:`recouple.kernels.pvalues.tie_rtol`; wider for
+        float32 nulls, ``gemm`` mode).
 
     Returns
     -------
@@ -135,7 +141,7 @@ def association_block(
             flat = standardize_rows(flat, method=method)
         row_ok = xp.reshape(~xp.isnan(flat[:, 0]), (m, k))
         n_valid = xp.sum(xp.astype(row_ok, dt), axis=1)[:, None] + xp.zeros((m, target.shape[0]), dtype=dt)
-        thr = tie_threshold(tail_score(r_obs, alternative, xp=xp), xp=xp)
+        thr = tie_threshold(tail_score(r_obs, alternative, xp=xp), xp=xp, rtol=rtol)
         if is_numpy_namespace(xp) and not store:
             count, smax = _gemm_reduce_numpy(np.asarray(flat), np.asarray(target), np.asarray(thr), m, k, alternative)
         else:
@@ -168,7 +174,7 @@ def association_observed(x, target, *, method="pearson", mode="gemm", min_count=
 
 
 def association_step(nulls, source, target, r_obs, count, n_valid, *, gather=True, method="pearson", mode="gemm",
-                     standardized=False, alternative="two-sided", store=False, min_count=3):
+                     standardized=False, alternative="two-sided", store=False, min_count=3, rtol=TIE_RTOL):
     """One block of a device-resident association loop: :func:`association_block`
     of a block of nulls, its counts added to the running ``count``/``n_valid``.
 
@@ -191,7 +197,7 @@ def association_step(nulls, source, target, r_obs, count, n_valid, *, gather=Tru
     """
     xnull = gather_nulls(source, nulls) if gather else nulls
     res = association_block(xnull, target, r_obs, method=method, mode=mode, standardized=standardized,
-                            alternative=alternative, store=store, min_count=min_count)
+                            alternative=alternative, store=store, min_count=min_count, rtol=rtol)
     res["count"] = count + res["count"]
     res["n_valid"] = n_valid + res["n_valid"]
     return res

@@ -40,6 +40,7 @@ from .. import store as cohort_store
 from ..engine.backend import available_backends, get_backend
 from ..engine import voxel as voxel_engine
 from ..engine.perf import measure_gemm_gflops
+from ..kernels import pvalues as _kp
 from ..exceptions import InputError
 from ..genes import load_expression
 from ..host.jit import describe as describe_host_loops
@@ -347,7 +348,8 @@ def _assoc_setup(quick):
 
 
 def _assoc_run(d, backend):
-    return nulls.compare_maps(d["x"], d["Y"], nulls=d["nulls"], method="pearson", backend=backend)
+    return nulls.compare_maps(d["x"], d["Y"], nulls=d["nulls"], method="pearson", backend=backend,
+                              precision=_PRECISION["value"])
 
 
 def _assoc_flops(d):
@@ -430,21 +432,26 @@ def _fl_flops(d):
     return 2.0 * rows * d["n_perm"] * n * v
 
 
-PRECISION_TESTS = ("signflip_paired", "freedman_lane_glm")
+PRECISION_TESTS = ("association", "signflip_paired", "freedman_lane_glm")
 
 
 def _precision_setup(quick):
-    return {"signflip_paired": _signflip_setup(quick), "freedman_lane_glm": _fl_setup(quick)}
+    return {"association": _assoc_setup(quick), "signflip_paired": _signflip_setup(quick),
+            "freedman_lane_glm": _fl_setup(quick)}
 
 
 def _precision_measure(d, backend, repeats):
-    """The float32 option of the permutation tests against float64 on the
-    same data and resamples: time, float32 GEMM fraction, and how many
-    p-values moved (by how many null draws)."""
+    """The float32 option of map association and the permutation tests
+    against float64 on the same data and resamples: time, float32 GEMM
+    fraction, and how many p-values moved (by how many null draws)."""
     gemm32 = measure_gemm_gflops(get_backend(backend), n=1024, dtype=np.float32, repeats=3)
-    runs = {"signflip_paired": _signflip_run, "freedman_lane_glm": _fl_run}
-    flops = {"signflip_paired": _signflip_flops, "freedman_lane_glm": _fl_flops}
-    sizes = {"signflip_paired": lambda x: f"{x['pre'].shape[0]} pairs x {x['pre'].shape[1]} edges x "
+    runs = {"association": _assoc_run, "signflip_paired": _signflip_run, "freedman_lane_glm": _fl_run}
+    flops = {"association": _assoc_flops, "signflip_paired": _signflip_flops, "freedman_lane_glm": _fl_flops}
+    terms = {"association": lambda x: x["x"].size, "signflip_paired": lambda x: x["pre"].shape[0],
+             "freedman_lane_glm": lambda x: x["y"].shape[0]}
+    sizes = {"association": lambda x: f"1 map vs {x['Y'].shape[0]} maps, {x['x'].size} parcels, "
+                                      f"{x['nulls'].shape[0]} nulls",
+             "signflip_paired": lambda x: f"{x['pre'].shape[0]} pairs x {x['pre'].shape[1]} edges x "
                                           f"{x['n_perm']} flips",
              "freedman_lane_glm": lambda x: f"{x['y'].shape[0]} scans x {x['y'].shape[1]} elements x "
                                             f"{x['n_perm']} permutations, 3 nuisance"}
@@ -463,12 +470,12 @@ def _precision_measure(d, backend, repeats):
         moved = np.round((r32.pvalue - r64.pvalue) * (k + 1))
         out.append({
             "variant": name, "size": sizes[name](data), "time_s": t32, "first_call_s": first32,
-            "items": data["n_perm"], "unit": "permutations/s", "flops": None,
+            "items": k, "unit": "nulls/s" if name == "association" else "permutations/s", "flops": None,
             "extra": {"float64_s": t64, "float32_over_float64": t64 / t32,
                       "gemm32_fraction": flops[name](data) / t32 / (gemm32 * 1e9), "gemm32_gflops": gemm32,
                       "pvalues_moved": int(np.count_nonzero(moved)), "max_draws_moved": int(moved.max()),
                       "min_draws_moved": int(moved.min()), "n_elements": int(moved.size),
-                      "tie_rtol": r32.params["tie_rtol"]}})
+                      "tie_rtol": _kp.tie_rtol("float32", terms[name](data))}})
     return out
 
 
@@ -871,7 +878,8 @@ def _precision_lines(result):
 
 PRECISION_HEAD = ["float32 option", "backend", "float64 (s)", "float32 (s)", "float64/float32", "float32 GEMM frac",
                   "tie band", "p-values moved"]
-PRECISION_NOTE = ("float32 option: `Resampling(precision=\"float32\")` on the same data and resamples; float32 GEMM "
+PRECISION_NOTE = ("float32 option: `precision=\"float32\"` (`compare_maps`, `Resampling`) on the same data and nulls; "
+                  "float32 GEMM "
                   "frac: essential flops / time / the measured float32 GEMM rate; tie band: null draws within it "
                   "of the observed score count as ties; p-values moved: elements whose p is above float64's and "
                   "by how many null draws (a p-value below float64's would be flagged LOWER).")
