@@ -241,3 +241,27 @@ def test_cli_associate_precision(tmp_path, capsys):
         tables[precision] = pd.read_csv(out).set_index("map").sort_index()
     np.testing.assert_array_equal(tables["float32"]["r"], tables["float64"]["r"])
     assert np.all(tables["float32"]["p"] >= tables["float64"]["p"])
+
+
+@pytest.mark.parametrize("backend", ["numpy", "array_api_strict", "jax"])
+def test_threshold_in_float32_is_exact(backend):
+    """A float64 threshold brought to float32 (the largest float32 not above
+    it) gives exactly the comparisons of the float64 threshold."""
+    rng = np.random.default_rng(0)
+    t = rng.standard_normal(5000)
+    s = np.concatenate([t.astype(np.float32), np.nextafter(t.astype(np.float32), np.float32(np.inf)),
+                        np.nextafter(t.astype(np.float32), np.float32(-np.inf)),
+                        rng.standard_normal(5000).astype(np.float32)])
+    tt = np.tile(t, 4)
+    want = s.astype(np.float64) >= tt
+    if backend == "numpy":
+        got = s >= np.asarray(kp.threshold_in(tt, np.float32))
+    else:
+        xp = pytest.importorskip(backend if backend != "jax" else "jax.numpy")
+        if backend == "jax":
+            rc.get_backend("jax")
+        thr = kp.threshold_in(xp.asarray(tt), xp.float32, xp=xp)
+        assert thr.dtype == xp.float32
+        got = np.asarray(xp.asarray(s) >= thr)
+    np.testing.assert_array_equal(got, want)
+    assert kp.threshold_in(tt, np.float64) is tt

@@ -13,7 +13,15 @@ from __future__ import annotations
 import numpy as np
 
 from ._xp import float_dtype, is_numpy_namespace, namespace
-from .pvalues import TIE_RTOL, _count_true, exceedance_counts, tail_score, tail_score_inplace, tie_threshold
+from .pvalues import (
+    TIE_RTOL,
+    _count_true,
+    exceedance_counts,
+    tail_score,
+    tail_score_inplace,
+    threshold_in,
+    tie_threshold,
+)
 from .stats import _standardize_rows, correlate_pairwise, rankdata
 
 __all__ = [
@@ -141,7 +149,7 @@ def association_block(
             flat = standardize_rows(flat, method=method)
         row_ok = xp.reshape(~xp.isnan(flat[:, 0]), (m, k))
         n_valid = xp.sum(xp.astype(row_ok, dt), axis=1)[:, None] + xp.zeros((m, target.shape[0]), dtype=dt)
-        thr = tie_threshold(tail_score(r_obs, alternative, xp=xp), xp=xp, rtol=rtol)
+        thr = threshold_in(tie_threshold(tail_score(r_obs, alternative, xp=xp), xp=xp, rtol=rtol), flat.dtype, xp=xp)
         if is_numpy_namespace(xp) and not store:
             count, smax = _gemm_reduce_numpy(np.asarray(flat), np.asarray(target), np.asarray(thr), m, k, alternative)
         else:

@@ -131,6 +131,22 @@ def tie_threshold(score, *, xp=None, rtol=TIE_RTOL):
     return xp.where(finite, safe - rtol * xp.maximum(xp.abs(safe), one), score)
 
 
+def threshold_in(threshold, dtype, *, xp=None):
+    """``threshold`` as the smallest value of ``dtype`` not below it.
+
+    For a null ``s`` held in ``dtype`` (float32 nulls), ``s >= result`` is
+    exactly ``s >= threshold`` (no value of ``dtype`` lies between them),
+    without promoting every null value to the threshold's float64 in the
+    comparison. Same dtype: unchanged.
+    """
+    xp = namespace(threshold) if xp is None else xp
+    if threshold.dtype == dtype:
+        return threshold
+    near = xp.astype(threshold, dtype)
+    below = xp.astype(near, threshold.dtype) < threshold
+    return xp.where(below, xp.nextafter(near, xp.asarray(float("inf"), dtype=dtype)), near)
+
+
 def _count_true(xp, hit, axis, dt):
     fn = getattr(xp, "count_nonzero", None)
     if fn is not None:

@@ -123,6 +123,8 @@ def _fit_contrast(y, design, contrast, *, drawn, alternative, resampling, spatia
     null_data = scaled.astype(np.float32) if resampling.precision == "float32" else scaled
     score_cmp = np.where(np.isnan(score_obs), np.inf,
                          _kp.tie_threshold(np.asarray(score_obs, dtype=np.float64), rtol=rtol))
+    # compared with nulls of the data's dtype without promoting them (same counts)
+    score_cmp = np.asarray(_kp.threshold_in(score_cmp, null_data.dtype))
     matrix = drawn.matrix
     resample = matrix if mode == "signflip" else np.argsort(matrix, axis=1)
     k_total = matrix.shape[0]
