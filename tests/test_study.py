@@ -88,6 +88,30 @@ def test_rerun_resumes_everything(study):
     np.testing.assert_array_equal(again.steps["genes"]["r"], res.steps["genes"]["r"])
 
 
+def test_rerun_from_another_folder_resumes_everything(study, monkeypatch):
+    """The study file's relative store path reached from another working
+    folder (as after `recouple demo`, whose summary says to `cd` and run
+    `recouple run STUDY.toml`) is the same store: nothing is recomputed."""
+    _, path, res = study
+    monkeypatch.chdir(path.parent)
+    log = []
+    again = rc.run_study(path.name, log=log.append)
+    assert not [s for s in again.computed if s != "coupling"], log
+    assert not [line for line in log if "recomputing" in line]
+
+
+def test_demo_then_run_resumes_everything(tmp_path, monkeypatch, capsys):
+    from recouple.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo", "--out", "d", "--n-perm", "200", "--n-nulls", "100"]) == 0
+    monkeypatch.chdir(tmp_path / "d")
+    capsys.readouterr()
+    assert main(["run", "STUDY.toml"]) == 0
+    out = capsys.readouterr().out + capsys.readouterr().err
+    assert "recomputing" not in out, out
+
+
 def test_float32_precision_is_a_new_step_and_said_in_the_methods(study, tmp_path):
     """precision = "float32" recomputes the contrasts (it is part of their
     step key), gives p-values never below the float64 run's, and the

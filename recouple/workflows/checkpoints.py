@@ -10,7 +10,9 @@ and the digest of ``<step>.npz``. The key has two parts:
   BLAKE2b digest of every file the parameters name (expression tables, gene
   sets, map tables, nulls, geometry or design files) — found by walking the
   parameters for strings that name existing files, so a new file setting is
-  keyed by its content without further code.
+  keyed by its content without further code. The paths themselves are not
+  part of the key: the same files reached by other paths (the study run
+  from another folder, a moved project) resume.
 
 A re-run reuses a step only when both parts match; otherwise it says what
 changed ("[genes] recomputing (expression.csv changed)") and recomputes.
@@ -88,6 +90,20 @@ def _file_params(obj, found: list) -> None:
             found.append(text)
 
 
+def _paths_replaced(obj, paths: set):
+    """``obj`` with every string in ``paths`` replaced by ``"<file>"``: a
+    file enters a key by its content (an input digest), not by the path
+    that reached it, so the same study run from another folder (relative
+    paths) or after the project moved resumes."""
+    if isinstance(obj, dict):
+        return {k: _paths_replaced(v, paths) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_paths_replaced(v, paths) for v in obj]
+    if isinstance(obj, os.PathLike):
+        obj = os.fspath(obj)
+    return "<file>" if isinstance(obj, str) and obj in paths else obj
+
+
 def _join(words: list[str]) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
 
@@ -129,6 +145,7 @@ class Steps:
             params = {k: v for k, v in params.items() if k != "inputs"}
         paths: list[str] = []
         _file_params(params, paths)
+        params = _paths_replaced(params, set(paths))
         paths = sorted({p for p in paths if os.path.realpath(p) not in self.exclude})
         names = [os.path.basename(p) for p in paths]
         for p, name in zip(paths, names):

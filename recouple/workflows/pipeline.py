@@ -73,10 +73,11 @@ def _array_digest(a) -> str:
 def _input_fingerprint(store_path, coupling, scans) -> dict:
     """What downstream steps read from the store, by content: the coupling
     values, the scans table, the stored maps and the region table (labels,
-    hemispheres, centroids, surface geometry)."""
+    hemispheres, centroids, surface geometry). Not the store's path: the
+    same store reached by another path (a relative path from another
+    folder, a moved project) resumes."""
     stored = checksum(store_path, ["maps", "regions"])
     return {
-        "store": str(store_path),
         "coupling values": _array_digest(coupling),
         "scans table": hashlib.sha256(scans.to_csv(index=False).encode()).hexdigest(),
         "store /maps": stored.get("maps"),
