@@ -3,6 +3,7 @@ validation errors, crash-and-resume, and the report in a headless browser."""
 
 from __future__ import annotations
 
+import html
 import os
 import shutil
 import signal
@@ -130,6 +131,7 @@ def test_float32_precision_is_a_new_step_and_said_in_the_methods(study, tmp_path
     np.testing.assert_array_equal(b["statistic"], a["statistic"])
     assert np.all(b["pvalue"] >= a["pvalue"]) and np.all(b["pvalue_fwer"] >= a["pvalue_fwer"])
     assert "computed in float32" in f32.report.read_text()
+    assert "in float64, except the permutation nulls' matrix products (float32" in html.unescape(f32.report.read_text())
     assert "computed in float32" not in res.report.read_text()
 
 

@@ -484,5 +484,7 @@ def methods_paragraph(cfg: dict, result) -> str:
             f"{null_short(nl['method'])}: category score = mean gene score, categories of "
             + (f"at least {enr['min_size']}" if enr["max_size"] is None else f"{enr['min_size']}-{enr['max_size']}")
             + " genes, p from the same statistic on the null maps, false discovery rate across categories.")
-    parts.append(f"Computation ran on the {cfg['compute'].get('backend')} backend in float64.")
+    parts.append(f"Computation ran on the {cfg['compute'].get('backend')} backend in float64"
+                 + (", except the permutation nulls' matrix products (float32, see above)."
+                    if perm.get("precision") == "float32" else "."))
     return " ".join(parts)
