@@ -227,6 +227,8 @@ def test_plan_device_tiles():
     assert streaming.plan_device_tiles(10_000, 50, 4, 1.0, backend="jax")[1] == 50
     assert streaming.plan_device_tiles(30, 79_800, 1, 1.0, backend="jax", batch_size=7)[0] == 7
     assert streaming.plan_device_tiles(5, 79_800, 1, 1.0, backend="jax")[0] == 5
+    # a small memory budget bounds the block (2 MB at 64 kB a resample: 32 resamples)
+    assert streaming.plan_device_tiles(10_000, 79_800, 1, 2**16, backend="jax", memory_limit=2**21)[0] == 32
 
 
 @pytest.mark.parametrize("v, tile", [(10, 4), (12, 4), (3, 8), (7, 1)])

@@ -114,7 +114,7 @@ def plan_device_tiles(n_resamples: int, n_elements: int, rows_per_resample: int,
     element tile at a time (:func:`tile_columns`, ``Backend.map_leading``).
 
     On a CPU device (JAX-CPU) the block holds :data:`CPU_DEVICE_TILED_BATCH`
-    resamples (fewer if ``K`` is smaller) and each tile of elements is
+    resamples (fewer if ``K`` or the memory budget is smaller) and each tile of elements is
     sized so the tile's product ``(batch x rows_per_resample, tile)`` is
     about :data:`CPU_DEVICE_TILE_BYTES` (a power of two, at least 128
     elements). On an accelerator the batch is planned from the memory
@@ -126,7 +126,11 @@ def plan_device_tiles(n_resamples: int, n_elements: int, rows_per_resample: int,
     if not str(get_backend(backend).device).startswith("cpu"):
         bs = plan_resample_batch(k, bytes_per_resample, batch_size=batch_size, memory_limit=memory_limit)
         return max(1, min(bs, k)), v
-    bs = max(1, int(batch_size)) if batch_size is not None else CPU_DEVICE_TILED_BATCH
+    if batch_size is not None:
+        bs = max(1, int(batch_size))
+    else:  # within the memory budget too (the estimate of a whole-V block bounds a tiled one)
+        bs = min(CPU_DEVICE_TILED_BATCH, plan_resample_batch(k, bytes_per_resample, memory_limit=memory_limit,
+                                                             cache_cap=None))
     bs = min(bs, k)
     per_element = 8.0 * bs * max(1, int(rows_per_resample))
     tile = 128
