@@ -1,4 +1,4 @@
-"""rc.nulls.associate against per-pair SciPy loops, and its invariances and errors."""
+"""rc.nulls.compare_maps against per-pair SciPy loops, and its invariances and errors."""
 
 from __future__ import annotations
 

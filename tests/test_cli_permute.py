@@ -11,6 +11,7 @@ import pytest
 import recouple as rc
 from recouple.cli import main
 from recouple.io import design as dio
+from recouple.permutation import Resampling, Spatial
 
 
 def test_fsl_design_roundtrip(tmp_path):
@@ -72,7 +73,7 @@ def test_cli_table_formula_regions(tmp_path, capsys):
     tstat = pd.read_csv(f"{out}_tstat_c1.csv")
     assert tstat["element"].tolist() == names
     design = np.column_stack([np.ones(16), group, age])
-    ref = rc.permutation.glm(y, design, [0, 1, 0], n_perm=200, seed=3)
+    ref = rc.permutation.glm(y, design, [0, 1, 0], resampling=Resampling(n_perm=200, seed=3))
     np.testing.assert_allclose(tstat["value"], ref.statistic, atol=1e-10)
     np.testing.assert_allclose(pd.read_csv(f"{out}_fwep_c1.csv")["value"], ref.pvalue_fwer)
     np.testing.assert_allclose(pd.read_csv(f"{out}_fdrp_c1.csv")["value"], ref.pvalue_fdr)
@@ -92,7 +93,7 @@ def test_cli_fsl_design_npy_two_contrasts(tmp_path):
                  str(tmp_path / "design.con"), "--n-perm", "99", "--correction", "fdr", "-o", str(out)]) == 0
     for c in ("c1", "c2"):
         assert (tmp_path / f"fsl_tstat_{c}.csv").exists() and (tmp_path / f"fsl_fwep_{c}.csv").exists()
-    ref = rc.permutation.glm(y, m, [0, 0, 1], n_perm=99, seed=0)
+    ref = rc.permutation.glm(y, m, [0, 0, 1], resampling=Resampling(n_perm=99, seed=0))
     np.testing.assert_allclose(pd.read_csv(tmp_path / "fsl_tstat_c2.csv")["value"], ref.statistic, atol=1e-10)
 
 
@@ -120,7 +121,8 @@ def test_cli_nifti_tfce(tmp_path, capsys):
     t = np.asarray(nib.load(f"{out}_tstat_c1.nii.gz").dataobj)
     data = np.moveaxis(vols.astype(np.float32).astype(np.float64)[mask > 0], -1, 0)
     with pytest.warns(UserWarning):
-        ref = rc.permutation.one_sample(data, n_perm=500, tfce=True, mask=mask > 0)
+        ref = rc.permutation.one_sample(data, resampling=Resampling(n_perm=500),
+                                        spatial=Spatial(tfce=True, mask=mask > 0))
     np.testing.assert_allclose(t[mask > 0], ref.statistic, rtol=1e-5)
     np.testing.assert_allclose(np.asarray(tf.dataobj)[mask > 0], ref.tfce.pvalue_fwer, rtol=1e-6)
 

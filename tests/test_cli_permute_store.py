@@ -7,6 +7,7 @@ import pandas as pd
 
 import recouple as rc
 from recouple.cli import main
+from recouple.permutation import Resampling
 
 
 def _one_scan_per_subject(sim):
@@ -34,7 +35,7 @@ def test_permute_reads_coupling_from_store(tmp_path, capsys):
     coup = cohort_coupling(path).coupling
     scans = rc.store.read_table(path, "scans")
     x = np.column_stack([np.ones(len(scans)), (scans["group"] == "patient").to_numpy(float), scans["age"]])
-    ref = rc.permutation.glm(coup, x, np.array([0.0, 1.0, 0.0]), n_perm=200, seed=1)
+    ref = rc.permutation.glm(coup, x, np.array([0.0, 1.0, 0.0]), resampling=Resampling(n_perm=200, seed=1))
     np.testing.assert_allclose(tstat.iloc[:, -1].to_numpy(), ref.statistic.ravel(), atol=1e-10)
 
 

@@ -8,6 +8,7 @@ import pytest
 import recouple as rc
 from recouple.exceptions import InputError, ShapeError
 from recouple.kernels import glm as kglm
+from recouple.permutation import Resampling
 from recouple.permutation.design import partition as _partition, prepare as _prepare
 
 
@@ -38,7 +39,7 @@ def test_observed_t_matches_statsmodels(rng):
     sm = pytest.importorskip("statsmodels.api")
     m = _design(rng)
     y = rng.normal(size=(24, 30)) + 0.5 * m[:, :1]
-    res = rc.permutation.glm(y, m, [1, 0, 0, 0], n_perm=20)
+    res = rc.permutation.glm(y, m, [1, 0, 0, 0], resampling=Resampling(n_perm=20))
     ref = np.array([sm.OLS(y[:, j], m).fit().t_test([1, 0, 0, 0]).tvalue.item() for j in range(30)])
     np.testing.assert_allclose(res.statistic, ref, rtol=0, atol=1e-10)
     assert res.df == 24 - 4
@@ -49,7 +50,7 @@ def test_observed_f_matches_statsmodels(rng):
     m = _design(rng)
     y = rng.normal(size=(24, 12))
     c = np.array([[1.0, 0, 0, 0], [0, 0, 1, -1]])
-    res = rc.permutation.glm(y, m, c, test="F", n_perm=20)
+    res = rc.permutation.glm(y, m, c, test="F", resampling=Resampling(n_perm=20))
     ref = np.array([float(sm.OLS(y[:, j], m).fit().f_test(c).fvalue) for j in range(12)])
     np.testing.assert_allclose(res.statistic, ref, rtol=1e-10)
     assert res.stat == "F"
@@ -61,7 +62,7 @@ def test_batched_freedman_lane_equals_direct(rng):
     y = rng.normal(size=(16, 7)) + m[:, 2:3]
     c = np.array([1.0, 0, 0, 0])
     perms = rc.permutation.permutation_matrix(16, n_perm=12, seed=3)
-    res = rc.permutation.glm(y, m, c, permutations=perms, keep_null=True)
+    res = rc.permutation.glm(y, m, c, resampling=Resampling(permutations=perms, keep_null=True))
     direct = np.array([_freedman_lane_direct(y, m, c, perm=p) for p in perms])
     np.testing.assert_allclose(res.null, direct, atol=1e-10)
     np.testing.assert_allclose(res.null_max, np.abs(direct).max(1), atol=1e-10)
@@ -72,7 +73,7 @@ def test_batched_signflip_with_covariates_equals_direct(rng):
     cov = rng.normal(size=(n, 2))
     y = rng.normal(size=(n, 5)) + cov[:, :1]
     signs = rc.permutation.sign_flip_matrix(n, n_perm=9, seed=2)
-    res = rc.permutation.one_sample(y, covariates=cov, signs=signs, keep_null=True)
+    res = rc.permutation.one_sample(y, covariates=cov, resampling=Resampling(signs=signs, keep_null=True))
     m = np.column_stack([np.ones(n), cov])
     direct = np.array([_freedman_lane_direct(y, m, np.array([1.0, 0, 0]), signs=s) for s in signs])
     np.testing.assert_allclose(res.null, direct, atol=1e-10)
@@ -106,9 +107,9 @@ def test_t_from_monotone_roundtrip(rng):
 def test_batch_size_and_backend_invariance(rng):
     m = _design(rng, n=20)
     y = rng.normal(size=(20, 9))
-    a = rc.permutation.glm(y, m, [1, 0, 0, 0], n_perm=57, seed=5, batch_size=7)
-    b = rc.permutation.glm(y, m, [1, 0, 0, 0], n_perm=57, seed=5, batch_size=1000)
-    c = rc.permutation.glm(y, m, [1, 0, 0, 0], n_perm=57, seed=5, batch_size=13, backend="jax")
+    a = rc.permutation.glm(y, m, [1, 0, 0, 0], resampling=Resampling(n_perm=57, seed=5, batch_size=7))
+    b = rc.permutation.glm(y, m, [1, 0, 0, 0], resampling=Resampling(n_perm=57, seed=5, batch_size=1000))
+    c = rc.permutation.glm(y, m, [1, 0, 0, 0], resampling=Resampling(n_perm=57, seed=5, batch_size=13, backend="jax"))
     np.testing.assert_array_equal(a.permutations, b.permutations)
     np.testing.assert_allclose(a.null_max, b.null_max, atol=1e-12)
     np.testing.assert_array_equal(a.pvalue, b.pvalue)
@@ -119,7 +120,7 @@ def test_batch_size_and_backend_invariance(rng):
 def test_pvalues_use_package_conventions(rng):
     m = _design(rng, n=18)
     y = rng.normal(size=(18, 8))
-    res = rc.permutation.glm(y, m, [1, 0, 0, 0], n_perm=99, seed=1, keep_null=True)
+    res = rc.permutation.glm(y, m, [1, 0, 0, 0], resampling=Resampling(n_perm=99, seed=1, keep_null=True))
     p = rc.stats.permutation_pvalue(res.statistic, res.null)
     np.testing.assert_allclose(res.pvalue, p, atol=1e-12)
     fw = rc.stats.permutation_pvalue(np.abs(res.statistic), np.abs(res.null).max(1)[:, None], alternative="greater")
@@ -132,11 +133,11 @@ def test_multiple_contrasts_and_fwer_across(rng):
     m = _design(rng, n=22)
     y = rng.normal(size=(22, 10))
     c = np.array([[1.0, 0, 0, 0], [0, 0, 1, 0]])
-    res = rc.permutation.glm(y, m, c, n_perm=60, fwer_across_contrasts=True)
+    res = rc.permutation.glm(y, m, c, fwer_across_contrasts=True, resampling=Resampling(n_perm=60))
     assert res.statistic.shape == (2, 10)
     joint = res.null_max.max(0)
     np.testing.assert_allclose(res.pvalue_fwer[1], (1 + (joint[:, None] >= np.abs(res.statistic[1])).sum(0)) / 61)
-    single = rc.permutation.glm(y, m, c[1], n_perm=60)
+    single = rc.permutation.glm(y, m, c[1], resampling=Resampling(n_perm=60))
     np.testing.assert_allclose(single.statistic, res.statistic[1], atol=1e-12)
     assert (res.pvalue_fwer[1] >= single.pvalue_fwer - 1e-15).all()
 
@@ -144,8 +145,8 @@ def test_multiple_contrasts_and_fwer_across(rng):
 def test_one_sided_alternatives(rng):
     y = rng.normal(size=(15, 6)) + 0.3
     signs = rc.permutation.sign_flip_matrix(15, n_perm=80, seed=0)
-    g = rc.permutation.one_sample(y, signs=signs, alternative="greater", keep_null=True)
-    ls = rc.permutation.one_sample(y, signs=signs, alternative="less", keep_null=True)
+    g = rc.permutation.one_sample(y, alternative="greater", resampling=Resampling(signs=signs, keep_null=True))
+    ls = rc.permutation.one_sample(y, alternative="less", resampling=Resampling(signs=signs, keep_null=True))
     np.testing.assert_allclose(g.null_max, g.null.max(1), atol=1e-12)
     np.testing.assert_allclose(ls.null_max, (-ls.null).max(1), atol=1e-12)
     np.testing.assert_allclose(g.pvalue, (1 + (g.null >= g.statistic).sum(0)) / 81)
@@ -155,7 +156,7 @@ def test_one_sided_alternatives(rng):
 def test_constant_column_gives_nan(rng):
     y = rng.normal(size=(12, 4))
     y[:, 2] = 0.0
-    res = rc.permutation.one_sample(y, n_perm=30)
+    res = rc.permutation.one_sample(y, resampling=Resampling(n_perm=30))
     assert np.isnan(res.statistic[2]) and np.isnan(res.pvalue[2]) and np.isnan(res.pvalue_fdr[2])
     assert np.isfinite(res.statistic[[0, 1, 3]]).all() and np.isfinite(res.pvalue_fwer[[0, 1, 3]]).all()
 
@@ -184,25 +185,26 @@ def test_bad_input(rng, kwargs, exc, words):
         y[4, 1] = np.nan
     c = kwargs.get("contrast", [1.0] + [0.0] * (m.shape[1] - 1))
     with pytest.raises(exc, match=words):
-        rc.permutation.glm(y, m, c, n_perm=10)
+        rc.permutation.glm(y, m, c, resampling=Resampling(n_perm=10))
 
 
 def test_f_contrast_rejects_one_sided(rng):
     m = _design(rng, n=20)
     with pytest.raises(InputError, match="two-sided"):
-        rc.permutation.glm(rng.normal(size=(20, 3)), m, [[1, 0, 0, 0], [0, 0, 1, 0]], test="F",
-                           alternative="greater", n_perm=10)
+        rc.permutation.glm(rng.normal(size=(20, 3)), m, [[1, 0, 0, 0], [0, 0, 1, 0]], test="F", alternative="greater",
+                           resampling=Resampling(n_perm=10))
 
 
 def test_one_row_f_contrast_reports_f_not_t():
     rng = np.random.default_rng(3)
     y = rng.standard_normal((20, 4))
     x = np.column_stack([np.ones(20), rng.standard_normal(20)])
-    f = rc.permutation.glm(y, x, np.array([[0.0, 1.0]]), test="F", n_perm=60, seed=1)
-    t = rc.permutation.glm(y, x, np.array([0.0, 1.0]), test="t", n_perm=60, seed=1)
+    f = rc.permutation.glm(y, x, np.array([[0.0, 1.0]]), test="F", resampling=Resampling(n_perm=60, seed=1))
+    t = rc.permutation.glm(y, x, np.array([0.0, 1.0]), test="t", resampling=Resampling(n_perm=60, seed=1))
     assert f.stat == "F"
     np.testing.assert_allclose(f.statistic, t.statistic ** 2, rtol=1e-12)
     np.testing.assert_array_equal(f.pvalue, t.pvalue)
     np.testing.assert_array_equal(f.pvalue_fwer, t.pvalue_fwer)
     with pytest.raises(rc.InputError, match="two-sided"):
-        rc.permutation.glm(y, x, np.array([[0.0, 1.0]]), test="F", alternative="greater", n_perm=60)
+        rc.permutation.glm(y, x, np.array([[0.0, 1.0]]), test="F", alternative="greater",
+                           resampling=Resampling(n_perm=60))

@@ -10,6 +10,7 @@ import recouple as rc
 from recouple.workflows.coupling import cohort_coupling
 from recouple.workflows.inference import cohort_permutation
 from recouple.exceptions import InputError, ShapeError
+from recouple.permutation import Resampling
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +28,7 @@ def store(tmp_path_factory):
 def test_chunked_equals_unchunked(store, width, scheduler):
     path, coup, x = store
     c = np.array([0.0, 1.0, 0.0])
-    ref = rc.permutation.glm(coup.coupling, x, c, n_perm=300, seed=3)
+    ref = rc.permutation.glm(coup.coupling, x, c, resampling=Resampling(n_perm=300, seed=3))
     res = cohort_permutation(path, coup.analysis, x, c, n_perm=300, seed=3, chunk_size=width,
                              scheduler=scheduler, name=f"perm_{width}_{scheduler}")
     np.testing.assert_allclose(res.statistic, np.ravel(ref.statistic), atol=1e-10)

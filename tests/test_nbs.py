@@ -11,6 +11,7 @@ from scipy.sparse.csgraph import connected_components
 
 import recouple as rc
 from recouple.exceptions import InputError, ShapeError
+from recouple.permutation import Resampling
 
 
 def _groups(seed=0, n_nodes=14, nx=8, ny=7, effect=1.5):
@@ -47,8 +48,8 @@ def test_two_sample_nbs_matches_bctpy():
         pval, adj, null = bct.nbs_bct(x.transpose(1, 2, 0), y.transpose(1, 2, 0), 2.0, k=60, seed=11)
     data = np.concatenate([x, y])
     design = np.column_stack([np.r_[np.ones(8), np.zeros(7)], np.ones(15)])
-    res = rc.permutation.nbs(data, design, [1, 0], threshold=2.0, alternative="two-sided",
-                             permutations=_bct_permutations(11, 60, 15), plus_one=False)
+    res = rc.permutation.nbs(data, design, [1, 0], threshold=2.0, alternative="two-sided", plus_one=False,
+                             resampling=Resampling(permutations=_bct_permutations(11, 60, 15)))
     np.testing.assert_allclose(res.null_max, null)
     iu = np.triu_indices(14, 1)
     bct_sizes = sorted([int((adj[iu] == c).sum()) for c in np.unique(adj[iu][adj[iu] > 0])], reverse=True)
@@ -64,8 +65,8 @@ def test_paired_nbs_matches_bctpy():
     x, y = _groups(seed=3, nx=9, ny=9, effect=1.2)
     with contextlib.redirect_stdout(io.StringIO()):
         pval, adj, null = bct.nbs_bct(x.transpose(1, 2, 0), y.transpose(1, 2, 0), 2.5, k=50, paired=True, seed=5)
-    res = rc.permutation.nbs(x - y, np.ones((9, 1)), [1], threshold=2.5, alternative="two-sided",
-                             signs=_bct_signs(5, 50, 9), plus_one=False)
+    res = rc.permutation.nbs(x - y, np.ones((9, 1)), [1], threshold=2.5, alternative="two-sided", plus_one=False,
+                             resampling=Resampling(signs=_bct_signs(5, 50, 9)))
     np.testing.assert_allclose(res.null_max, null)
     np.testing.assert_allclose(sorted(res.pvalue), sorted(pval))
 
@@ -88,11 +89,12 @@ def test_intensity_and_extent_match_direct():
     data = np.concatenate([x, y])
     design = np.column_stack([np.r_[np.ones(8), np.zeros(7)], np.ones(15)])
     for measure in ("extent", "intensity"):
-        res = rc.permutation.nbs(data, design, [1, 0], threshold=1.8, measure=measure, n_perm=30, seed=2)
+        res = rc.permutation.nbs(data, design, [1, 0], threshold=1.8, measure=measure,
+                                 resampling=Resampling(n_perm=30, seed=2))
         np.testing.assert_allclose(res.component_size, _direct_components(res.statistic, 14, 1.8,
                                                                            measure == "intensity"), rtol=1e-12)
-        glm = rc.permutation.glm(data[:, *np.triu_indices(14, 1)], design, [1, 0], permutations=res.permutations,
-                                 keep_null=True)
+        glm = rc.permutation.glm(data[:, *np.triu_indices(14, 1)], design, [1, 0],
+                                 resampling=Resampling(permutations=res.permutations, keep_null=True))
         np.testing.assert_allclose(res.statistic, glm.statistic, atol=1e-12)
         k = 4
         ref = _direct_components(glm.null[k], 14, 1.8, measure == "intensity")

@@ -10,6 +10,7 @@ from scipy import ndimage, sparse
 
 import recouple as rc
 from recouple.host import labels as clusters
+from recouple.permutation import Resampling, Spatial
 
 
 def _neighbours(connectivity):
@@ -125,7 +126,8 @@ def test_tfce_in_one_sample_permutation():
     vols = ndimage.gaussian_filter(rng.normal(size=(n,) + shape), (0, 1, 1, 1))
     vols[:, 2:4, 2:4, 1:3] += 0.8
     data = vols[:, mask]
-    res = rc.permutation.one_sample(data, tfce=True, mask=mask, n_perm=40, seed=1, keep_null=True)
+    res = rc.permutation.one_sample(data, resampling=Resampling(n_perm=40, seed=1, keep_null=True),
+                                    spatial=Spatial(tfce=True, mask=mask))
     tf = res.tfce
     vol_t = np.zeros(shape)
     vol_t[mask] = res.statistic
@@ -135,13 +137,15 @@ def test_tfce_in_one_sample_permutation():
     vol_k[mask] = res.null[k]
     assert tf.null_max[k] == pytest.approx(np.abs(clusters.tfce(vol_k[None])[0]).max(), rel=1e-12)
     np.testing.assert_allclose(tf.pvalue_fwer, (1 + (tf.null_max[:, None] >= np.abs(tf.statistic)).sum(0)) / 41)
-    cl = rc.permutation.one_sample(data, cluster_threshold=2.5, mask=mask, n_perm=40, seed=1).clusters
+    cl = rc.permutation.one_sample(data, resampling=Resampling(n_perm=40, seed=1),
+                                   spatial=Spatial(cluster_threshold=2.5, mask=mask)).clusters
     assert cl.extent.size == cl.pvalue_extent.size and (cl.labels > 0).sum() == cl.extent.sum()
 
 
 def test_tfce_needs_neighbourhood():
     with pytest.raises(rc.InputError, match="neighbourhood"):
-        rc.permutation.one_sample(np.random.default_rng(0).normal(size=(8, 5)), tfce=True, n_perm=10)
+        rc.permutation.one_sample(np.random.default_rng(0).normal(size=(8, 5)), resampling=Resampling(n_perm=10),
+                                  spatial=Spatial(tfce=True))
     with pytest.raises(rc.exceptions.ShapeError, match="one True voxel per data column"):
-        rc.permutation.one_sample(np.random.default_rng(0).normal(size=(8, 5)), tfce=True,
-                                  mask=np.ones((2, 2, 2), bool), n_perm=10)
+        rc.permutation.one_sample(np.random.default_rng(0).normal(size=(8, 5)), resampling=Resampling(n_perm=10),
+                                  spatial=Spatial(tfce=True, mask=np.ones((2, 2, 2), bool)))
