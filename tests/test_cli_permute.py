@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -78,7 +79,7 @@ def test_cli_table_formula_regions(tmp_path, capsys):
     np.testing.assert_allclose(pd.read_csv(f"{out}_fwep_c1.csv")["value"], ref.pvalue_fwer)
     np.testing.assert_allclose(pd.read_csv(f"{out}_fdrp_c1.csv")["value"], ref.pvalue_fdr)
     np.testing.assert_allclose(pd.read_csv(f"{out}_uncp_c1.csv")["value"], ref.pvalue)
-    prov = json.loads(open(f"{out}.provenance.json").read())
+    prov = json.loads(Path(f"{out}.provenance.json").read_text())
     assert prov["n_perm"] == 200 and prov["design_columns"] == ["Intercept", "group[T.patient]", "age"]
 
 
@@ -115,7 +116,7 @@ def test_cli_nifti_tfce(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "warning: only 256 distinct sign flips" in text and "TFCE" in text
-    assert json.loads(open(f"{out}.provenance.json").read())["exhaustive"] is True
+    assert json.loads(Path(f"{out}.provenance.json").read_text())["exhaustive"] is True
     tf = nib.load(f"{out}_tfce_fwep_c1.nii.gz")
     assert tf.shape == shape
     t = np.asarray(nib.load(f"{out}_tstat_c1.nii.gz").dataobj)

@@ -6,6 +6,7 @@ within-subject permutation for a within-subject effect, refusal otherwise."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -75,7 +76,7 @@ def test_cli_store_between_subject_uses_whole_blocks(prepost, tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "whole-block permutation by subject" in text
-    prov = json.loads(open(f"{out}.provenance.json").read())
+    prov = json.loads(Path(f"{out}.provenance.json").read_text())
     eb = prov["parameters"]["exchangeability"][0]
     assert eb["blocks"] == "subject" and eb["whole_blocks"] is True
     # equals the GLM with subject blocks permuted whole
@@ -99,7 +100,7 @@ def test_cli_store_within_subject_effect(prepost, tmp_path, capsys):
             "session[T.pre]", "--n-perm", "100", "-o", str(out)]
     assert main(args) == 0
     assert "permutation within subject" in capsys.readouterr().out
-    prov = json.loads(open(f"{out}.provenance.json").read())
+    prov = json.loads(Path(f"{out}.provenance.json").read_text())
     assert prov["parameters"]["exchangeability"][0]["whole_blocks"] is False
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -163,7 +164,7 @@ def test_cli_precision(tmp_path, capsys):
                      "-o", str(out)]) == 0
         text = capsys.readouterr().out
         assert ("float32 null products" in text) == (precision == "float32")
-        prov = json.loads(open(f"{out}.provenance.json").read())
+        prov = json.loads(Path(f"{out}.provenance.json").read_text())
         assert prov["parameters"]["precision"] == precision and prov["dtype"] == precision
         outs[precision] = pd.read_csv(f"{out}_uncp_c1.csv")["value"].to_numpy()
     assert np.all(outs["float32"] >= outs["float64"])
@@ -237,7 +238,7 @@ def test_cli_associate_precision(tmp_path, capsys):
                      "permutation", "--n-perm", "300", "--precision", precision, "--out", str(out)]) == 0
         text = capsys.readouterr().out
         assert ("float32 null products" in text) == (precision == "float32")
-        assert json.loads(open(f"{out}.provenance.json").read())["parameters"]["precision"] == precision
+        assert json.loads(Path(f"{out}.provenance.json").read_text())["parameters"]["precision"] == precision
         tables[precision] = pd.read_csv(out).set_index("map").sort_index()
     np.testing.assert_array_equal(tables["float32"]["r"], tables["float64"]["r"])
     assert np.all(tables["float32"]["p"] >= tables["float64"]["p"])

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from pathlib import Path
 
 from ..exceptions import InputError
 
@@ -58,7 +59,7 @@ def run(args) -> int:
         raise InputError(f"--repeats must be a positive integer; got {args.repeats}. Pass --repeats 1 or more.")
     if args.readme:
         try:
-            text = open(args.readme).read()
+            text = Path(args.readme).read_text()
         except OSError as exc:
             raise InputError(f"--readme must name a readable file; reading {args.readme!r} failed: {exc}.") from exc
         if README_START not in text or README_END not in text:
