@@ -150,7 +150,8 @@ def _ranks_last_axis(xp, x, valid, *, packed=None):
     if packed:
         order, same = _packed_sort_order(xp, x, valid, b)
     else:
-        key = xp.where(valid, x, xp.asarray(float("inf"), dtype=x.dtype))
+        # excluded entries as NaN: sorted after every number, +inf included
+        key = xp.where(valid, x, nan)
         order = xp.argsort(key, axis=-1, stable=True)
         s = take_along(xp, key, order, axis=-1)
         same = s[..., 1:] == s[..., :-1]
@@ -184,6 +185,8 @@ def _ranks_last_axis_numpy(x, valid, *, fill_invalid=True, invalid_is_inf=False)
     times faster than take/put_along_axis). ``invalid_is_inf``: the entries
     that are not valid already hold +inf."""
     n = x.shape[-1]
+    if x.size == 0:  # no entries (an empty axis, or no rows)
+        return np.full(x.shape, np.nan, dtype=x.dtype), False
     key = x if invalid_is_inf else np.where(valid, x, np.inf)
     order = np.argsort(key, axis=-1)
     flat = order + (np.arange(key.size // max(n, 1), dtype=order.dtype) * n).reshape(key.shape[:-1] + (1,))
