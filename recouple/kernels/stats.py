@@ -375,9 +375,30 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
     valid = ~(xp.isnan(a) | xp.isnan(b))
     if mask is not None:
         valid = valid & xp.astype(mask, xp.bool, copy=False)
-    ra = rankdata(a, axis=axis, mask=valid)
-    rb = rankdata(b, axis=axis, mask=valid)
-    return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=axis)
+    if axis not in (-1, a.ndim - 1):
+        a, b, valid = (xp.moveaxis(v, axis, -1) for v in (a, b, valid))
+    ra = _ranks_last_axis(xp, a, valid)
+    rb = _ranks_last_axis(xp, b, valid)
+    return _pearson_of_ranks(xp, ra, rb, valid, min_count)
+
+
+def _pearson_of_ranks(xp, ra, rb, valid, min_count):
+    """Pearson r along the last axis of average ranks taken over the same
+    ``valid`` entries of each slice. Their mean is (k + 1) / 2 for k valid
+    entries, and every deviation, square and sum is a multiple of 1/4 held
+    exactly (slices shorter than 2**17), so a slice is constant exactly when
+    its sum of squares is 0 and r is rounded only in the last three steps."""
+    k = xp.sum(xp.astype(valid, ra.dtype), axis=-1, keepdims=True)
+    mean = (k + 1) / 2
+    zero = xp.asarray(0.0, dtype=ra.dtype)
+    da = xp.where(valid, ra - mean, zero)
+    db = xp.where(valid, rb - mean, zero)
+    saa = xp.sum(da * da, axis=-1)
+    sbb = xp.sum(db * db, axis=-1)
+    sab = xp.sum(da * db, axis=-1)
+    defined = (k[..., 0] >= min_count) & (saa > 0) & (sbb > 0)
+    r = xp.clip(sab / xp.sqrt(xp.where(defined, saa * sbb, 1.0)), -1.0, 1.0)
+    return xp.where(defined, r, xp.asarray(float("nan"), dtype=ra.dtype))
 
 
 def _spearman_from_permutation_ranks(ra, rb, valid, min_count):
