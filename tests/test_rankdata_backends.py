@@ -5,6 +5,11 @@ keys, used on JAX and CuPy; a stable argsort elsewhere) agree on NumPy arrays.""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import array_api_compat.numpy as anp
 import numpy as np
 import pytest
@@ -135,3 +140,20 @@ def test_jax_spearman_kernel_equals_scipy_with_ties(rng):
     fc = rng.standard_normal((1, 6, 6))
     r, n_edges = jax.jit(KC.nodal_coupling)(jnp.asarray(sc), jnp.asarray(fc))
     assert np.isnan(np.asarray(r)).all() and (np.asarray(n_edges) == 5).all()
+
+
+def test_jax_without_x64_ranks_float32(tmp_path):
+    # without x64 JAX has no 64-bit integers: float32 ranks take the argsort ordering
+    pytest.importorskip("jax")
+    script = (
+        "import jax, jax.numpy as jnp, numpy as np, scipy.stats as ss\n"
+        "from recouple.kernels import stats as K\n"
+        "assert not jax.config.jax_enable_x64\n"
+        "x = np.array([[3.0, 1.0, 3.0, -0.0, 0.0, 2.0], [1.0, 1.0, 1.0, 1.0, 1.0, 1.0]], dtype=np.float32)\n"
+        "r = np.asarray(jax.jit(K.rankdata)(jnp.asarray(x)))\n"
+        "assert r.dtype == np.float32 and np.array_equal(r, ss.rankdata(x, axis=-1)), r\n"
+    )
+    env = {**os.environ, "JAX_ENABLE_X64": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-W", "error", "-c", script], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -52,8 +52,10 @@ def _inverse_permutation(xp, order, axis):
 
 
 def _can_bitcast(xp, x):
-    return (array_api_compat.is_jax_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
-            or is_numpy_namespace(xp)) and x.dtype in (xp.float32, xp.float64)
+    # float bits readable as integers, and 64-bit integers (JAX has them only with x64 enabled)
+    return ((array_api_compat.is_jax_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+             or is_numpy_namespace(xp)) and x.dtype in (xp.float32, xp.float64)
+            and xp.result_type(xp.int64) == xp.int64)
 
 
 def _sortable_bits(xp, x):
