@@ -3,7 +3,9 @@ one-vs-many correlation as a matrix product, permutation p-values and FDR.
 
 All functions are batched over leading axes and work in any array-API
 namespace. A NumPy fast path for ranking sits behind an explicit
-``is_numpy_namespace`` branch; every other namespace uses the portable code.
+``is_numpy_namespace`` branch; every other namespace uses the portable code,
+which on JAX and CuPy orders by sorts of packed integer keys (see the notes
+above :func:`_can_bitcast`).
 """
 
 from __future__ import annotations
@@ -52,7 +54,8 @@ def _inverse_permutation(xp, order, axis):
 
 
 def _can_bitcast(xp, x):
-    # float bits readable as integers, and 64-bit integers (JAX has them only with x64 enabled)
+    # float bits readable as integers, and 64-bit integers (JAX has them only with x64 enabled);
+    # NumPy arrays reach this only from tests (rankdata takes its NumPy fast path first)
     return ((array_api_compat.is_jax_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
              or is_numpy_namespace(xp)) and x.dtype in (xp.float32, xp.float64)
             and xp.result_type(xp.int64) == xp.int64)
@@ -377,6 +380,10 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
     valid = ~(xp.isnan(a) | xp.isnan(b))
     if mask is not None:
         valid = valid & xp.astype(mask, xp.bool, copy=False)
+    if is_numpy_namespace(xp):  # one slice
+        ra = rankdata(a, axis=axis, mask=valid)
+        rb = rankdata(b, axis=axis, mask=valid)
+        return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=axis)
     if axis not in (-1, a.ndim - 1):
         a, b, valid = (xp.moveaxis(v, axis, -1) for v in (a, b, valid))
     ra = _ranks_last_axis(xp, a, valid)
