@@ -14,6 +14,9 @@ import array_api_compat.numpy as anp
 import numpy as np
 import pytest
 import scipy.stats as ss
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import recouple as rc
 from recouple.kernels import coupling as KC
@@ -157,3 +160,23 @@ def test_jax_without_x64_ranks_float32(tmp_path):
     done = subprocess.run([sys.executable, "-W", "error", "-c", script], env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+_values = st.sampled_from([0.0, -0.0, 1.0, -1.0, 2.5, 1e-300, -5e-324, 5e-324, 1e300, -np.inf, np.inf, np.nan,
+                           1.0000000000000002, 0.9999999999999999]) | st.floats(-4, 4)
+
+
+@settings(max_examples=80, deadline=None)
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, min_side=0, max_side=9), elements=_values),
+       st.data())
+def test_array_api_orderings_property(x, data):
+    # both orderings of the array-API path (packed keys: JAX, CuPy; argsort: the rest) against scipy
+    valid = ~np.isnan(x) & data.draw(hnp.arrays(bool, x.shape))
+    ref = _reference(x, valid)
+    for packed in (True, False):
+        np.testing.assert_array_equal(K._ranks_last_axis(anp, x, valid, packed=packed), ref)
+        with np.errstate(over="ignore"):  # 1e300 becomes inf in float32
+            x32 = x.astype(np.float32)
+        valid32 = valid & ~np.isnan(x32)
+        np.testing.assert_array_equal(K._ranks_last_axis(anp, x32, valid32, packed=packed),
+                                      _reference(x32.astype(np.float64), valid32))
