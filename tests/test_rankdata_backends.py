@@ -158,7 +158,7 @@ def test_jax_without_x64_ranks_float32(tmp_path):
     )
     env = {**os.environ, "JAX_ENABLE_X64": "0", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, "-W", "error", "-c", script], env=env, capture_output=True, text=True,
-                          timeout=300)
+                          check=False, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
