@@ -222,15 +222,19 @@ def enrichment(map, expression, gene_sets, *, nulls=None, null_type="spatial", l
                          "Check gene symbols or relax min_size/max_size.")
     genes_t = np.ascontiguousarray(vals.T)
     static = {"method": method}
-    profiles = call_kernel(_kg.category_profiles, genes_t, mem, backend=backend, static=static)
+    # the kernels read 0/1 membership as bool (an eighth of the bytes to move to a device);
+    # category_scores reads the expression and membership only for aggregate="absmean"
+    member = mem != 0
+    score_inputs = (genes_t, member) if aggregate != "mean" else (None, None)
+    profiles = call_kernel(_kg.category_profiles, genes_t, member, backend=backend, static=static)
     observed_map = y2[:, index]
     gene_scores = call_kernel(_ks.correlate, observed_map[0], genes_t, backend=backend, static=static)
-    score = call_kernel(_kg.category_scores, observed_map, genes_t, mem, profiles, backend=backend,
+    score = call_kernel(_kg.category_scores, observed_map, *score_inputs, profiles, backend=backend,
                         static={**static, "aggregate": aggregate})[0]
     if null_type == "random-genes":
         perms = permutation_indices(seed, check_positive_int("n_perm", n_perm), genes_t.shape[0],
                                     purpose="gene-permutation")
-        null_scores = call_kernel(_kg.gene_label_null_scores, gene_scores, perms, mem, backend=backend,
+        null_scores = call_kernel(_kg.gene_label_null_scores, gene_scores, perms, member, backend=backend,
                                   static={"aggregate": aggregate})
     else:
         if nulls is None or (isinstance(nulls, str) and nulls.lower() == "none"):
@@ -245,7 +249,7 @@ def enrichment(map, expression, gene_sets, *, nulls=None, null_type="spatial", l
                              "regions. Use nulls without dropped regions.")
         step = batch_size or (null.shape[0] if aggregate == "mean" else 256)
         null_scores = np.concatenate([
-            call_kernel(_kg.category_scores, null[s:s + step], genes_t, mem, profiles, backend=backend,
+            call_kernel(_kg.category_scores, null[s:s + step], *score_inputs, profiles, backend=backend,
                         static={**static, "aggregate": aggregate})
             for s in range(0, null.shape[0], step)])
     p = call_kernel(_kp.permutation_pvalue, score, null_scores, backend=backend,

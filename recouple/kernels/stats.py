@@ -3,11 +3,14 @@ one-vs-many correlation as a matrix product, permutation p-values and FDR.
 
 All functions are batched over leading axes and work in any array-API
 namespace. A NumPy fast path for ranking sits behind an explicit
-``is_numpy_namespace`` branch; every other namespace uses the portable code.
+``is_numpy_namespace`` branch; every other namespace uses the portable code,
+which on JAX and CuPy orders by sorts of packed integer keys (see the notes
+above :func:`_can_bitcast`).
 """
 
 from __future__ import annotations
 
+import array_api_compat
 import numpy as np
 
 from ._xp import as_float, cumulative_min, float_dtype, is_numpy_namespace, namespace, take_along
@@ -37,16 +40,146 @@ def _inverse_permutation(xp, order, axis):
     return xp.argsort(order, axis=axis, stable=True)
 
 
+# --- ranks in array-API namespaces -------------------------------------------------------
+#
+# One ordering of each slice, tie groups from the sorted values (group start and end by a
+# running max / min of group boundaries, average rank = (start + end) / 2 + 1), and one
+# move back to the original positions. Where the namespace can reinterpret float bits as
+# integers (JAX, CuPy), the ordering sorts int64 keys alone -- the float bits mapped to
+# integers of the same order with the position packed into the low bits -- because a
+# one-operand integer sort is several times faster than an argsort (a key-value sort with
+# a float comparator) on XLA's CPU backend. A float64 key and a position do not fit in 64
+# bits together, so float64 takes two such sorts (least significant digit first: the low
+# bits of the key, then the high bits); float32 takes one.
+
+
+def _can_bitcast(xp, x):
+    # float bits readable as integers, and 64-bit integers (JAX has them only with x64 enabled);
+    # NumPy arrays reach this only from tests (rankdata takes its NumPy fast path first)
+    return ((array_api_compat.is_jax_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+             or is_numpy_namespace(xp)) and x.dtype in (xp.float32, xp.float64)
+            and xp.result_type(xp.int64) == xp.int64)
+
+
+def _sortable_bits(xp, x):
+    """Integers ordered as the floats ``x`` (no NaN): the IEEE bits with the
+    magnitude bits of negative numbers reversed; -0.0 maps to +0.0's integer
+    (they compare equal as floats, so they must tie)."""
+    itype = xp.int64 if x.dtype == xp.float64 else xp.int32
+    width = 64 if itype == xp.int64 else 32
+    bits = x.view(itype)  # a bit-level reinterpretation (no array-API spelling exists)
+    mono = xp.where(bits < 0, bits ^ (2 ** (width - 1) - 1), bits)
+    neg_zero = xp.asarray(-(2 ** (width - 1)), dtype=itype)
+    return xp.where(bits == neg_zero, xp.zeros_like(bits), mono)
+
+
+def _packed_sort_order(xp, x, valid, b):
+    """Ascending order of ``x`` along the last axis (entries not ``valid``
+    last, ties by position) and, for each sorted entry after the first,
+    whether it equals the one before it. ``b`` bits hold a position."""
+    n = x.shape[-1]
+    mask = (1 << b) - 1
+    idx = xp.arange(n, dtype=xp.int64)
+    mono = xp.astype(_sortable_bits(xp, x), xp.int64)
+    if x.dtype == xp.float32:
+        # a 32-bit key and the position fit in one int64; invalid entries get a key above every float
+        s = xp.sort((xp.where(valid, mono, xp.asarray(2 ** 31, dtype=xp.int64)) << b) | idx, axis=-1)
+        key = s >> b
+        return s & mask, key[..., 1:] == key[..., :-1]
+    # float64: sort by the low b key bits (ties by position), then by the high bits with
+    # each entry's place in the first sort as the tie-break: the order of (key, position)
+    lo = mono & mask
+    hi_max = (2 ** 63 - 1) >> b  # above the high bits of every float, +inf included
+    hi = xp.where(valid, mono >> b, xp.asarray(hi_max, dtype=xp.int64))
+    narrow = xp.int32 if 2 * b <= 31 else xp.int64  # a narrower sort is faster
+    first = xp.sort((xp.astype(lo, narrow) << b) | xp.astype(idx, narrow), axis=-1)
+    hi1 = take_along(xp, hi, xp.astype(first & mask, xp.int64), axis=-1)
+    second = xp.sort((hi1 << b) | idx, axis=-1)
+    back = take_along(xp, first, second & mask, axis=-1)  # (low bits, position) in final order
+    hi2 = second >> b
+    lo2 = back >> b
+    same = (hi2[..., 1:] == hi2[..., :-1]) & (lo2[..., 1:] == lo2[..., :-1])
+    return xp.astype(back & mask, xp.int64), same
+
+
+def _running(xp, x, op, fill):
+    """Running ``op`` (``xp.maximum`` or ``xp.minimum``) along the last axis:
+    the ufunc's ``accumulate`` on NumPy and JAX, else a log-depth
+    (Hillis-Steele) scan of slices and ``op``."""
+    if is_numpy_namespace(xp) or array_api_compat.is_jax_namespace(xp):
+        return op.accumulate(x, axis=-1)
+    n = x.shape[-1]
+    s = 1
+    while s < n:
+        pad = xp.full(x.shape[:-1] + (s,), fill, dtype=x.dtype)
+        x = op(x, xp.concat([pad, x[..., :n - s]], axis=-1))
+        s *= 2
+    return x
+
+
+def _unpermute(xp, values, order, b):
+    """``out[..., order[..., j]] = values[..., j]`` for a permutation ``order``
+    of the last axis: one scatter on JAX, else a gather through the inverse
+    permutation (a sort of packed integers where ``b`` is given, else an
+    argsort)."""
+    n = values.shape[-1]
+    if array_api_compat.is_jax_namespace(xp):
+        rows = values.size // n
+        offset = xp.reshape(xp.arange(rows, dtype=order.dtype) * n, values.shape[:-1] + (1,))
+        flat = xp.reshape(order + offset, (-1,))
+        out = xp.zeros((values.size,), dtype=values.dtype)
+        # .at is JAX's functional scatter (no array-API spelling); order is a permutation
+        out = out.at[flat].set(xp.reshape(values, (-1,)), unique_indices=True, mode="promise_in_bounds")
+        return xp.reshape(out, values.shape)
+    if b is None:
+        inverse = xp.argsort(order, axis=-1, stable=True)
+    else:
+        idx = xp.arange(n, dtype=order.dtype)
+        inverse = xp.sort((order << b) | idx, axis=-1) & ((1 << b) - 1)
+    return take_along(xp, values, inverse, axis=-1)
+
+
+def _ranks_last_axis(xp, x, valid, *, packed=None):
+    """Average ranks along the last axis (NaN where not ``valid``) in any
+    namespace: one ordering (:func:`_packed_sort_order` where float bits can
+    be read as integers, else a stable argsort), tie groups from the sorted
+    values, one move back. ``packed`` forces (True) or forbids (False) the
+    integer-key ordering."""
+    n = x.shape[-1]
+    nan = xp.asarray(float("nan"), dtype=x.dtype)
+    if x.size == 0:
+        return xp.where(valid, x, nan)
+    b = max(1, (n - 1).bit_length())
+    if packed is None:
+        packed = _can_bitcast(xp, x)
+    if packed:
+        order, same = _packed_sort_order(xp, x, valid, b)
+    else:
+        # excluded entries as NaN: sorted after every number, +inf included
+        key = xp.where(valid, x, nan)
+        order = xp.argsort(key, axis=-1, stable=True)
+        s = take_along(xp, key, order, axis=-1)
+        same = s[..., 1:] == s[..., :-1]
+    # tie groups in sorted order: start = last group start so far, end = next group end
+    itype = xp.int32 if n < 2 ** 31 else xp.int64
+    pos = xp.broadcast_to(xp.arange(n, dtype=itype), order.shape)
+    first = xp.ones(order.shape[:-1] + (1,), dtype=xp.bool)
+    new = xp.concat([first, ~same], axis=-1)
+    last = xp.concat([~same, first], axis=-1)
+    start = _running(xp, xp.where(new, pos, 0), xp.maximum, 0)
+    end = xp.flip(_running(xp, xp.flip(xp.where(last, pos, n - 1), axis=-1), xp.minimum, n - 1), axis=-1)
+    r_sorted = xp.astype(start + end, x.dtype) / 2 + 1
+    ranks = _unpermute(xp, r_sorted, order, b if packed else None)
+    return xp.where(valid, ranks, nan)
+
+
 def _rankdata_portable(xp, x, valid, axis):
-    # Average ranks from two stable sorts: ties broken by position forwards and
-    # backwards; the mean of the two ranks is the average rank of the tie group.
-    key = xp.where(valid, x, xp.asarray(float("inf"), dtype=x.dtype))
-    r_fwd = _inverse_permutation(xp, xp.argsort(key, axis=axis, stable=True), axis)
-    key_rev = xp.flip(key, axis=axis)
-    r_rev = _inverse_permutation(xp, xp.argsort(key_rev, axis=axis, stable=True), axis)
-    r_rev = xp.flip(r_rev, axis=axis)
-    ranks = (xp.astype(r_fwd, x.dtype) + xp.astype(r_rev, x.dtype)) / 2 + 1
-    return xp.where(valid, ranks, xp.asarray(float("nan"), dtype=x.dtype))
+    last = axis in (-1, x.ndim - 1)
+    if not last:
+        x = xp.moveaxis(x, axis, -1)
+        valid = xp.moveaxis(valid, axis, -1)
+    ranks = _ranks_last_axis(xp, x, valid)
+    return ranks if last else xp.moveaxis(ranks, -1, axis)
 
 
 def _ranks_last_axis_numpy(x, valid, *, fill_invalid=True, invalid_is_inf=False):
@@ -57,6 +190,8 @@ def _ranks_last_axis_numpy(x, valid, *, fill_invalid=True, invalid_is_inf=False)
     times faster than take/put_along_axis). ``invalid_is_inf``: the entries
     that are not valid already hold +inf."""
     n = x.shape[-1]
+    if x.size == 0:  # no entries (an empty axis, or no rows)
+        return np.full(x.shape, np.nan, dtype=x.dtype), False
     key = x if invalid_is_inf else np.where(valid, x, np.inf)
     order = np.argsort(key, axis=-1)
     flat = order + (np.arange(key.size // max(n, 1), dtype=order.dtype) * n).reshape(key.shape[:-1] + (1,))
@@ -245,9 +380,34 @@ def spearman_rows(a, b, *, mask=None, min_count=3, axis=-1):
     valid = ~(xp.isnan(a) | xp.isnan(b))
     if mask is not None:
         valid = valid & xp.astype(mask, xp.bool, copy=False)
-    ra = rankdata(a, axis=axis, mask=valid)
-    rb = rankdata(b, axis=axis, mask=valid)
-    return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=axis)
+    if is_numpy_namespace(xp):  # one slice
+        ra = rankdata(a, axis=axis, mask=valid)
+        rb = rankdata(b, axis=axis, mask=valid)
+        return pearson_rows(ra, rb, mask=valid, min_count=min_count, axis=axis)
+    if axis not in (-1, a.ndim - 1):
+        a, b, valid = (xp.moveaxis(v, axis, -1) for v in (a, b, valid))
+    ra = _ranks_last_axis(xp, a, valid)
+    rb = _ranks_last_axis(xp, b, valid)
+    return _pearson_of_ranks(xp, ra, rb, valid, min_count)
+
+
+def _pearson_of_ranks(xp, ra, rb, valid, min_count):
+    """Pearson r along the last axis of average ranks taken over the same
+    ``valid`` entries of each slice. Their mean is (k + 1) / 2 for k valid
+    entries, and every deviation, square and sum is a multiple of 1/4 held
+    exactly (slices shorter than 2**17), so a slice is constant exactly when
+    its sum of squares is 0 and r is rounded only in the last three steps."""
+    k = xp.sum(xp.astype(valid, ra.dtype), axis=-1, keepdims=True)
+    mean = (k + 1) / 2
+    zero = xp.asarray(0.0, dtype=ra.dtype)
+    da = xp.where(valid, ra - mean, zero)
+    db = xp.where(valid, rb - mean, zero)
+    saa = xp.sum(da * da, axis=-1)
+    sbb = xp.sum(db * db, axis=-1)
+    sab = xp.sum(da * db, axis=-1)
+    defined = (k[..., 0] >= min_count) & (saa > 0) & (sbb > 0)
+    r = xp.clip(sab / xp.sqrt(xp.where(defined, saa * sbb, 1.0)), -1.0, 1.0)
+    return xp.where(defined, r, xp.asarray(float("nan"), dtype=ra.dtype))
 
 
 def _spearman_from_permutation_ranks(ra, rb, valid, min_count):
