@@ -131,3 +131,38 @@ def test_engine_dense_chunk_equals_whole_rows():
         r0, n0 = kv.coupling_from_fc(fc, vals, cols, valid, rows, method=method)
         np.testing.assert_array_equal(n, n0)
         assert r.tobytes() == r0.tobytes()
+
+
+def test_crossover_is_nominal_unless_the_machine_is_clearly_unlike_it(monkeypatch):
+    nominal = ev.NOMINAL_CROSSOVER["host"]
+    margin = ev.CROSSOVER_MARGIN
+    for measured, expected in ((nominal, nominal), (nominal * 0.5 * margin, nominal), (nominal / margin, nominal),
+                               (nominal * 1.01 * margin, nominal * 1.01 * margin),
+                               (nominal / (1.01 * margin), nominal / (1.01 * margin))):
+        monkeypatch.setattr(ev, "fc_rates", lambda be, t, m=measured: (1e10, m * 1e10))
+        assert ev.crossover_density("numpy", 300) == pytest.approx(expected, rel=1e-12)
+    # the same chunk takes the same path whatever the measured rates, within the margin
+    modes = set()
+    for measured in np.geomspace(nominal / margin, nominal * margin, 9):
+        monkeypatch.setattr(ev, "fc_rates", lambda be, t, m=measured: (1e10, m * 1e10))
+        modes.add(ev.plan_chunk_mode("auto", nnz=int(0.9 * nominal * 1000 * 5000), n_rows=1000, n_voxels=5000,
+                                     n_timepoints=300, backend="numpy"))
+    assert modes == {"sampled"}
+    assert ev.plan_chunk_mode("auto", nnz=int(1.1 * nominal * 1000 * 5000), n_rows=1000, n_voxels=5000,
+                              n_timepoints=300, backend="numpy") == "dense"
+    assert ev.plan_chunk_mode("sampled", nnz=10**9, n_rows=1, n_voxels=1, n_timepoints=3) == "sampled"
+    with pytest.raises(InputError, match="fc_mode"):
+        ev.plan_chunk_mode("sparse", nnz=1, n_rows=1, n_voxels=1, n_timepoints=3)
+
+
+def test_crossover_kind_follows_the_sampled_path(monkeypatch):
+    from recouple.engine.backend import get_backend
+
+    assert ev._sampled_kind(get_backend("numpy")) == "host"
+    monkeypatch.setenv("RECOUPLE_JIT", "0")
+    assert ev._sampled_kind(get_backend("numpy")) == "cpu"
+
+
+def test_fc_rates_measure_both_paths_once():
+    rates = ev.fc_rates("numpy", 9)
+    assert all(r > 0 for r in rates) and ev.fc_rates("numpy", 9) == rates
