@@ -166,3 +166,12 @@ def test_crossover_kind_follows_the_sampled_path(monkeypatch):
 def test_fc_rates_measure_both_paths_once():
     rates = ev.fc_rates("numpy", 9)
     assert all(r > 0 for r in rates) and ev.fc_rates("numpy", 9) == rates
+
+
+def test_dense_fc_rows_that_are_a_block_of_the_series():
+    # z_rows = z_all[:C] and a block of C columns starting at 0: z_rows @ block.T is A @ A.T, which NumPy
+    # hands to syrk, the whole product to gemm; the values must still be the whole product's
+    z, cols = _random_chunk(v=2000, t=300, c=500, k=64, seed=4)
+    zr = z[:500]
+    ref = _whole_rows(zr, z, cols)
+    assert kv.dense_fc(zr, z, cols, block_cols=500).tobytes() == ref.tobytes()

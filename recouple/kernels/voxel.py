@@ -112,9 +112,9 @@ def dense_fc(z_rows, z_all, sc_indices, *, block_cols=None):
     over T the same way in a block as in the whole product. OpenBLAS does
     for any number of columns, but sums in another order on one thread than
     on several, and takes very small products (below ~2.6e5 multiply-adds,
-    or a single column) on one thread or through other kernels: the default
-    blocks hold at least 4M products (``DENSE_BLOCK_BYTES / 8``), far above,
-    so they run the way the whole product runs.
+    or a single column) on one thread or through other kernels: a default
+    block holds at least half of ``DENSE_BLOCK_BYTES / 8`` = 4M products
+    (2M, far above), so it runs the way the whole product runs.
 
     Parameters
     ----------
