@@ -14,6 +14,13 @@ chunk), plus the path ``fc_mode="auto"`` takes. Chunks hold at most 2**21
 structural entries (C = 1,000 rows at low densities, fewer at high ones);
 voxels/s is per row, so the figures compare across chunk sizes.
 
+``gemm_fraction`` (extra info of ``test_voxel_to_voxel``; ``python
+bench/bench_voxel.py --fraction``): the kernel's useful flops (2 C V T) per
+second over this machine's float64 GEMM rate (a 2048 x 2048 product, as
+``recouple bench``), both timed in alternation, round by round, so that on a
+shared machine both meet the same load; the best of each and the median of
+the per-round ratios are reported.
+
 Peak memory of a whole store run (V = 50,000, T = 300, 1,000-voxel chunks):
 ``python bench/bench_voxel.py --rss [--voxels 50000 --timepoints 300 --chunk 1000]``
 builds a one-scan store in a temporary folder (in a separate process) and
@@ -84,10 +91,59 @@ def test_voxel_to_voxel(benchmark, data, backend):
     gemm_s = _timed(lambda: gemm(zc, z), be)
     benchmark.pedantic(run, rounds=3, iterations=1)
     total = benchmark.stats.stats.min
+    frac = gemm_fraction(backend, data=data, rounds=3)
     benchmark.extra_info.update(
         backend=backend, device=be.device, dtype="float64", n_voxels=V, n_timepoints=T, chunk=C, nnz_per_row=K,
-        voxels_per_s=C / total, gemm_s=gemm_s, matmul_share=gemm_s / total,
+        voxels_per_s=C / total, gemm_s=gemm_s, matmul_share=gemm_s / total, gemm_fraction=frac["best"],
+        gemm_fraction_median=frac["median"],
     )
+
+
+def gemm_fraction(backend="numpy", *, data=None, rounds=5, gemm_n=2048):
+    """The voxel kernel's GEMM fraction with the reference GEMM timed in alternation.
+
+    Per round: one ``gemm_n``-square float64 product, then one call of the
+    kernel (Spearman, ``both_nonzero``, dense FC) on ``data`` (the module's
+    fixture layout; default V, T, C, K of this module). Returns the best-of
+    fraction (best kernel time against best GEMM time), the median of the
+    per-round fractions, and the times.
+    """
+    from recouple.engine.backend import get_backend
+    from recouple.kernels.voxel import standardize_timeseries, voxel_to_voxel_coupling
+
+    be = get_backend(backend)
+    if data is None:
+        rng = np.random.default_rng(0)
+        z = standardize_timeseries(rng.standard_normal((V, T)) + 0.3 * rng.standard_normal(T))
+        values, cols, _ = _csr(V, K)
+        data = (z, values.reshape(V, K)[:C], cols.reshape(V, K)[:C], np.ones((C, K), bool), np.arange(C))
+    z, vals, cols, valid, rows = (be.to_device(a) for a in data)
+    c = cols.shape[0]
+    v, t = z.shape
+    kernel = be.compile(voxel_to_voxel_coupling, static_argnames=("method", "edges", "min_edges"))
+    rng = np.random.default_rng(1)
+    a, b = (be.to_device(rng.standard_normal((gemm_n, gemm_n))) for _ in range(2))
+    matmul = be.compile(lambda x, y: x @ y)
+
+    def run():
+        return kernel(z[:c], z, vals, cols, valid, rows, method="spearman", edges="both_nonzero", min_edges=3)[0]
+
+    be.synchronize(run())
+    be.synchronize(matmul(a, b))
+    gemm_s, kernel_s = [], []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        be.synchronize(matmul(a, b))
+        gemm_s.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        be.synchronize(run())
+        kernel_s.append(time.perf_counter() - t0)
+    flops = 2.0 * c * v * t
+    ref = 2.0 * gemm_n**3
+    per_round = [(flops / k) / (ref / g) for g, k in zip(gemm_s, kernel_s)]
+    return {"best": (flops / min(kernel_s)) / (ref / min(gemm_s)), "median": float(np.median(per_round)),
+            "per_round": per_round, "kernel_s": kernel_s, "gemm_s": gemm_s, "backend": be.name,
+            "size": f"{c} voxels of V = {v}, T = {t}, {cols.shape[1]} non-zeros a row"}
 
 
 @pytest.mark.benchmark(group="voxel_to_voxel_coupling")
@@ -216,6 +272,17 @@ if __name__ == "__main__":
     p.add_argument("--chunk", type=int, default=1000)
     p.add_argument("--nnz", type=int, default=256)
     p.add_argument("--memory-limit", default="4GB")
+    p.add_argument("--fraction", action="store_true",
+                   help="GEMM fraction of the dense voxel kernel (V = 50,000, T = 300, C = 1,000, K = 256), "
+                        "the reference GEMM timed in alternation")
+    p.add_argument("--backend", default="numpy")
+    p.add_argument("--rounds", type=int, default=5)
     a = p.parse_args()
     if a.rss:
         print(measure_rss(a.voxels, a.timepoints, a.chunk, a.nnz, a.memory_limit))
+    if a.fraction:
+        V, T, C, K = 50000, 300, 1000, 256
+        f = gemm_fraction(a.backend, rounds=a.rounds)
+        print(f"{f['backend']}: {f['size']}: GEMM fraction best {100 * f['best']:.0f}%, median of rounds "
+              f"{100 * f['median']:.0f}% (rounds: {', '.join(f'{100 * x:.0f}%' for x in f['per_round'])}; "
+              f"kernel best {min(f['kernel_s']):.3f} s, GEMM best {min(f['gemm_s']):.3f} s)")

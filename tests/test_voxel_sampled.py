@@ -230,7 +230,7 @@ def test_auto_chooses_by_density():
     dense_rate, sampled_rate = ev.fc_rates("numpy", 17)
     assert dense_rate > 0 and sampled_rate > 0
     assert ev.fc_rates("numpy", 17) == (dense_rate, sampled_rate)  # measured once
-    crossover = sampled_rate / dense_rate
+    crossover = ev.crossover_density("numpy", 17)
     _, _, z, vals, cols, valid, rows = _chunk("random")
     density = valid.sum() / (valid.shape[0] * z.shape[0])
     _, _, mode = ev.chunk_coupling(z, z, vals, cols, valid, rows)

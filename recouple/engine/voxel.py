@@ -1,12 +1,16 @@
 """Voxel-to-voxel coupling of one chunk: choose how its FC is computed, then run it.
 
 A chunk of C voxel rows needs FC only at its ``nnz`` structural entries. The
-dense way (one GEMM of whole FC rows, C x V x T multiply-adds) wins when the
-chunk is dense; the sampled way (one dot product per entry, nnz x T) wins at
-tractography densities. :func:`chunk_coupling` measures the chunk's density,
-takes this machine's two rates from :func:`fc_rates` (measured once per
-process, backend and T) and lets :func:`recouple.engine.planner.plan_fc_mode`
-choose, unless ``fc_mode`` names one. On NumPy the sampled FC comes from the
+dense way (matrix products of whole FC rows, C x V x T multiply-adds) wins
+when the chunk is dense; the sampled way (one dot product per entry, nnz x T)
+wins at tractography densities. :func:`chunk_coupling` measures the chunk's
+density and lets :func:`recouple.engine.planner.plan_fc_mode` choose against
+the crossover density of :func:`crossover_density`, unless ``fc_mode`` names
+one. That crossover is a fixed nominal value per kind of backend, replaced by
+this machine's measured one (:func:`fc_rates`, once per process, backend and
+T) only when the two differ by more than :data:`CROSSOVER_MARGIN`: the same
+chunk takes the same path in every run on a loaded machine, and a machine
+clearly unlike the nominal one still gets its own crossover. On NumPy the sampled FC comes from the
 compiled loop :func:`recouple.host.voxel.sampled_fc` (the array-API kernel
 when compiled loops are off); on JAX/CuPy from
 :func:`recouple.kernels.voxel.sampled_fc` (gather + batched products, static
@@ -31,7 +35,17 @@ from .dispatch import (call_kernel, device_get, device_put, host_map, host_threa
                        resident_step)
 from .planner import FC_MODES, plan_fc_mode
 
-__all__ = ["FC_MODES", "chunk_coupling", "fc_rates", "scan_coupling", "synthetic_chunk", "throughput"]
+__all__ = ["CROSSOVER_MARGIN", "FC_MODES", "NOMINAL_CROSSOVER", "chunk_coupling", "crossover_density", "fc_rates",
+           "plan_chunk_mode", "scan_coupling", "synthetic_chunk", "throughput"]
+
+#: Nominal crossover density (sampled rate / dense rate: below it the sampled
+#: way is cheaper) by how a backend computes sampled FC: ``"host"`` the
+#: compiled loop (NumPy), ``"cpu"`` the array-API kernel on a CPU (JAX, or
+#: NumPy with compiled loops off), ``"gpu"`` the kernel on a GPU. Measured
+#: here (2-core AMD EPYC, T = 300): host 0.07-0.17, JAX CPU 0.02-0.05.
+NOMINAL_CROSSOVER = {"host": 0.1, "cpu": 0.03, "gpu": 0.01}
+#: factor by which a measured crossover must differ from the nominal one to replace it
+CROSSOVER_MARGIN = 4.0
 
 _RATES: dict = {}
 _RATES_LOCK = threading.Lock()
@@ -62,14 +76,20 @@ def _host_sampled_fc(z_rows, z_all, sc_indices, sc_valid):
     return out
 
 
-def _best_time(fn, be, repeats=2):
-    be.synchronize(fn())  # warm up (compile)
-    best = float("inf")
+def _best_times(fns, be, repeats=3):
+    """Best time of each of ``fns`` over ``repeats`` rounds that call them in
+    turn (after one warm-up call each): on a shared machine every round meets
+    about the same load for all of them, so their ratio holds when the load
+    changes between rounds."""
+    for fn in fns:
+        be.synchronize(fn())  # warm up (compile)
+    best = [float("inf")] * len(fns)
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        be.synchronize(fn())
-        best = min(best, time.perf_counter() - t0)
-    return max(best, 1e-9)
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            be.synchronize(fn())
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return [max(b, 1e-9) for b in best]
 
 
 def fc_rates(backend=None, n_timepoints: int = 300) -> tuple[float, float]:
@@ -77,8 +97,11 @@ def fc_rates(backend=None, n_timepoints: int = 300) -> tuple[float, float]:
 
     Measured once per process, backend and ``n_timepoints`` on synthetic
     standardised series (V = 16,384 of them, out of the fastest caches): the
-    dense GEMM of 128 rows against all V, and 128 rows x 64 random targets by
-    the sampled path this backend uses. Takes well under a second.
+    dense path (:func:`recouple.kernels.voxel.dense_fc`: 128 rows against all
+    V, gathered at 64 random targets a row) and the same 128 rows x 64
+    targets by the sampled path this backend uses, timed in alternation
+    (best of three rounds each) so that both meet the same load. Takes well
+    under a second.
 
     Returns
     -------
@@ -92,19 +115,64 @@ def fc_rates(backend=None, n_timepoints: int = 300) -> tuple[float, float]:
             return _RATES[key]
     v, c, k = 16384, 128, 64
     z, _, cols, valid, _ = synthetic_chunk(v, t, c, k / v, seed=1)
-    zd, zr = be.to_device(z), be.to_device(z[:c])
-    gemm = be.compile(kv.fc_rows)
-    dense_s = _best_time(lambda: gemm(zr, zd), be)
+    zd, zr, cd = be.to_device(z), be.to_device(z[:c]), be.to_device(cols)
+    dense = be.compile(kv.dense_fc)
     if _host_sampled(be.name):
-        sampled_s = _best_time(lambda: _host_sampled_fc(z[:c], z, cols, valid), be)
+        def sampled():
+            return _host_sampled_fc(z[:c], z, cols, valid)
     else:
         kern = be.compile(kv.sampled_fc, static_argnames=("block_rows",))
-        cd = be.to_device(cols)
-        sampled_s = _best_time(lambda: kern(zr, zd, cd, block_rows=kv.sampled_block_rows(k, t)), be)
+
+        def sampled():
+            return kern(zr, zd, cd, block_rows=kv.sampled_block_rows(k, t))
+    dense_s, sampled_s = _best_times([lambda: dense(zr, zd, cd), sampled], be)
     rates = (c * v * t / dense_s, c * k * t / sampled_s)
     with _RATES_LOCK:
         _RATES[key] = rates
     return rates
+
+
+def _sampled_kind(be) -> str:
+    if _host_sampled(be.name):
+        return "host"
+    if be.name == "cupy" or any(g in str(be.device).lower() for g in ("gpu", "cuda")):
+        return "gpu"
+    return "cpu"
+
+
+def crossover_density(backend=None, n_timepoints: int = 300) -> float:
+    """Structural density ``nnz / (C * V)`` below which sampled FC is taken instead of dense.
+
+    :data:`NOMINAL_CROSSOVER` for the backend's kind, unless this machine's
+    measured crossover (``sampled_rate / dense_rate`` of :func:`fc_rates`)
+    lies more than :data:`CROSSOVER_MARGIN` times above or below it; then
+    the measured one. Near the crossover the two ways cost about the same,
+    so the nominal value loses little where it is not exact, and a fixed
+    value keeps the choice the same from run to run, however loaded the
+    machine is when the rates are measured.
+    """
+    be = get_backend(backend)
+    nominal = NOMINAL_CROSSOVER[_sampled_kind(be)]
+    dense_rate, sampled_rate = fc_rates(be, n_timepoints)
+    measured = sampled_rate / max(dense_rate, 1e-300)
+    if nominal / CROSSOVER_MARGIN <= measured <= nominal * CROSSOVER_MARGIN:
+        return nominal
+    return measured
+
+
+def plan_chunk_mode(fc_mode: str, *, nnz: int, n_rows: int, n_voxels: int, n_timepoints: int, backend=None) -> str:
+    """``"dense"`` or ``"sampled"`` for a chunk of ``n_rows`` rows with ``nnz`` valid structural entries.
+
+    ``fc_mode`` ``"dense"`` or ``"sampled"`` as is; ``"auto"``:
+    :func:`recouple.engine.planner.plan_fc_mode` with the crossover of
+    :func:`crossover_density` (sampled below it; ties go to dense).
+    """
+    if fc_mode != "auto":
+        return plan_fc_mode(fc_mode, nnz=0, n_rows=n_rows, n_voxels=n_voxels, n_timepoints=n_timepoints,
+                            dense_rate=1.0, sampled_rate=1.0)
+    crossover = crossover_density(backend, n_timepoints)
+    return plan_fc_mode("auto", nnz=nnz, n_rows=n_rows, n_voxels=n_voxels, n_timepoints=n_timepoints,
+                        dense_rate=1.0, sampled_rate=crossover)
 
 
 def chunk_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, *, method="spearman",
@@ -117,8 +185,8 @@ def chunk_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, *, meth
     z_rows, z_all, sc_values, sc_indices, sc_valid, rows, method, edges, min_edges
         As :func:`recouple.kernels.voxel.voxel_to_voxel_coupling` (host arrays).
     fc_mode : {"auto", "dense", "sampled"}
-        ``"auto"``: :func:`recouple.engine.planner.plan_fc_mode` from the
-        chunk's density ``nnz / (C * V)`` (valid entries) and :func:`fc_rates`.
+        ``"auto"``: :func:`plan_chunk_mode` from the chunk's density
+        ``nnz / (C * V)`` (valid entries) and :func:`crossover_density`.
     backend : str, optional
 
     Returns
@@ -130,14 +198,8 @@ def chunk_coupling(z_rows, z_all, sc_values, sc_indices, sc_valid, rows, *, meth
     """
     be = get_backend(backend)
     c, v, t = sc_indices.shape[0], z_all.shape[0], z_all.shape[1]
-    if fc_mode == "auto":
-        nnz = int(np.count_nonzero(sc_valid))
-        dense_rate, sampled_rate = fc_rates(be, t)
-        mode = plan_fc_mode("auto", nnz=nnz, n_rows=c, n_voxels=v, n_timepoints=t, dense_rate=dense_rate,
-                            sampled_rate=sampled_rate)
-    else:
-        mode = plan_fc_mode(fc_mode, nnz=0, n_rows=c, n_voxels=v, n_timepoints=t, dense_rate=1.0,
-                            sampled_rate=1.0)
+    nnz = int(np.count_nonzero(sc_valid)) if fc_mode == "auto" else 0
+    mode = plan_chunk_mode(fc_mode, nnz=nnz, n_rows=c, n_voxels=v, n_timepoints=t, backend=be)
     static = {"method": method, "edges": edges, "min_edges": min_edges}
     if mode == "sampled" and _host_sampled(be.name):
         fc_g = _host_sampled_fc(z_rows, z_all, sc_indices, sc_valid)
@@ -194,12 +256,8 @@ def scan_coupling(z, sc_values, sc_indices, sc_valid, *, rows_per_chunk=1000, me
     z = np.asarray(z, dtype=np.float64)
     v, t = z.shape
     c = max(1, min(int(rows_per_chunk), v))
-    if fc_mode == "auto":
-        dense_rate, sampled_rate = fc_rates(be, t)
-        mode = plan_fc_mode("auto", nnz=int(np.count_nonzero(sc_valid)), n_rows=v, n_voxels=v, n_timepoints=t,
-                            dense_rate=dense_rate, sampled_rate=sampled_rate)
-    else:
-        mode = plan_fc_mode(fc_mode, nnz=0, n_rows=v, n_voxels=v, n_timepoints=t, dense_rate=1.0, sampled_rate=1.0)
+    nnz = int(np.count_nonzero(sc_valid)) if fc_mode == "auto" else 0
+    mode = plan_chunk_mode(fc_mode, nnz=nnz, n_rows=v, n_voxels=v, n_timepoints=t, backend=be)
     starts = range(0, v, c)
     if be.name == "numpy":
         pieces = []

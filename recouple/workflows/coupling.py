@@ -34,6 +34,8 @@ from ..exceptions import StoreError
 from ..io.store import _open_h5, iter_rows
 from ..kernels.coupling import EDGE_SETS
 from ..kernels.voxel import (
+    DENSE_BLOCK_BYTES,
+    SAMPLED_BLOCK_BYTES,
     profile_coupling,
     standardize_timeseries,
 )
@@ -377,9 +379,12 @@ def _plan_voxel(st, path, *, method, edges, min_edges, backend, chunk_size, memo
             width = max(width, int(np.diff(indptr).max()) if indptr.size > 1 else 1)
         width = int(math.ceil(width / 8) * 8)
         if chunk_size is None:
-            # per worker: z of the whole scan and its raw read; per voxel row: one FC row
-            # (and its clipped copy) plus the gathered, ranked and masked profile entries
-            chunk_size = plan_chunk_size(v, 3 * 8 * v + 24 * 8 * width, fixed_bytes=2 * 8 * v * t,
+            # per worker: z of the whole scan and its raw read, and one block of FC columns
+            # (kernels.voxel.dense_fc) or of gathered series (sampled_fc); per voxel row: its
+            # share of a block at the narrowest (256 columns) plus the gathered, ranked and
+            # masked profile entries
+            block = max(DENSE_BLOCK_BYTES, SAMPLED_BLOCK_BYTES)
+            chunk_size = plan_chunk_size(v, 8 * 256 + 24 * 8 * width, fixed_bytes=2 * 8 * v * t + block,
                                          memory_limit=memory_limit, workers=workers, maximum=4096)
         chunk_size = min(chunk_size, v)
         task = functools.partial(_voxel_task, path=path, method=method, edges=edges, min_edges=min_edges,
