@@ -8,8 +8,9 @@ every row of an operation that runs on both, ``jax_vs_numpy`` = NumPy time /
 JAX time), the speed-up over the peer (when the peer is installed; peers are
 timed on fewer items and scaled linearly, which is stated in the
 ``peer_note``), and for the matrix-bound kernels the GEMM fraction: their
-essential float64 flops / time / this machine's float64 matrix-multiply rate
-measured in the same run.
+essential float64 flops / time / this machine's float64 matrix-multiply rate,
+timed before and after each repeat of the operation (the median of the
+repeats' ratios), so that both meet the same load on a shared machine.
 
 ``voxel_fc`` sweeps the voxel FC paths (:func:`recouple.engine.voxel.throughput`):
 dense, sampled and auto at structural densities 0.1%, 1%, 10% and 100%.
@@ -732,14 +733,14 @@ def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None,
     for op in ops:
         data = op.setup(quick)
         try:
-            rows += _run_operation(op, data, names, repeats, gemm_runs[0], log)
+            rows += _run_operation(op, data, names, repeats, gemm_runs[0], log, gemm_n=gemm_n)
         finally:
             if op.teardown:
                 op.teardown(data)
     gemm_runs.append({b: measure_gemm_gflops(get_backend(b), n=gemm_n, repeats=5) for b in names})
     gemm = {b: max(r[b] for r in gemm_runs) for b in names}
-    for row in rows:  # the fractions against the best rate
-        if row.gemm_fraction is not None:
+    for row in rows:  # the fractions not measured in pairs: against the best rate
+        if row.gemm_fraction is not None and "gemm_paired_gflops" not in row.extra:
             row.gemm_fraction *= gemm_runs[0][row.backend] / gemm[row.backend]
     return {
         "machine": machine_info(names),
@@ -783,7 +784,7 @@ def _blas_name() -> str:
         return "unknown BLAS"
 
 
-def _run_operation(op, data, names, repeats, gemm, log) -> list:
+def _run_operation(op, data, names, repeats, gemm, log, *, gemm_n=2048) -> list:
     peer = None
     try:
         peer = op.peer(data) if op.peer else None
@@ -795,7 +796,7 @@ def _run_operation(op, data, names, repeats, gemm, log) -> list:
     for b in names:
         if b not in op.backends:
             continue
-        for m in (op.measure(data, b, repeats) if op.measure else [_time_run(op, data, b, repeats)]):
+        for m in (op.measure(data, b, repeats) if op.measure else [_time_run(op, data, b, repeats, gemm_n)]):
             row = BenchRow(operation=op.name, size=m["size"], backend=b, time_s=m["time_s"],
                            throughput=m["items"] / m["time_s"], unit=m["unit"], variant=m.get("variant"),
                            first_call_s=m.get("first_call_s"), extra=m.get("extra") or {})
@@ -804,10 +805,13 @@ def _run_operation(op, data, names, repeats, gemm, log) -> list:
                 row.speedup_vs_peer = peer[0] / row.time_s
                 row.peer_note = peer[1]
                 row.peer = peer[1].split(",")[0]
-            if m.get("flops") is not None:
-                row.gemm_fraction = m["flops"] / row.time_s / (gemm[b] * 1e9)
             if op.extra is not None:
                 row.extra = op.extra(data, b)
+            if m.get("gemm_fraction") is not None:  # measured in pairs with the reference GEMM
+                row.gemm_fraction = m["gemm_fraction"]
+                row.extra["gemm_paired_gflops"] = m["gemm_paired_gflops"]
+            elif m.get("flops") is not None:
+                row.gemm_fraction = m["flops"] / row.time_s / (gemm[b] * 1e9)
             rows.append(row)
             if log:
                 label = f"{op.name} [{row.variant}]" if row.variant else op.name
@@ -824,17 +828,37 @@ def _run_operation(op, data, names, repeats, gemm, log) -> list:
     return rows
 
 
-def _time_run(op, data, backend, repeats) -> dict:
-    """One operation on one backend: a warm-up call (imports, compilation, caches), then best of ``repeats``."""
+def _time_run(op, data, backend, repeats, gemm_n=2048) -> dict:
+    """One operation on one backend: a warm-up call (imports, compilation, caches), then best of ``repeats``.
+
+    For an operation with a flop count, the reference GEMM is timed before
+    and after every repeat, and the GEMM fraction of each repeat is its
+    flop rate over the mean of the GEMM rates around it; the row's fraction
+    is the median of those. On a shared machine the kernel and its reference
+    then meet the same load, which a rate measured minutes away does not.
+    """
     first = None
     if op.warmup:
         t0 = time.perf_counter()
         op.run(data, backend)
         first = time.perf_counter() - t0
-    t = _best(lambda: op.run(data, backend), repeats)
     items, unit = op.items(data)
-    return {"size": op.size(data), "time_s": t, "first_call_s": first, "items": items, "unit": unit,
-            "flops": op.flops(data) if op.flops is not None else None}
+    out = {"size": op.size(data), "first_call_s": first, "items": items, "unit": unit,
+           "flops": op.flops(data) if op.flops is not None else None}
+    if out["flops"] is None:
+        out["time_s"] = _best(lambda: op.run(data, backend), repeats)
+        return out
+    be = get_backend(backend)
+    rates = [measure_gemm_gflops(be, n=gemm_n, repeats=1)]
+    times = []
+    for _ in range(repeats):
+        times.append(_best(lambda: op.run(data, backend), 1))
+        rates.append(measure_gemm_gflops(be, n=gemm_n, repeats=1))
+    paired = [(rates[i] + rates[i + 1]) / 2 for i in range(repeats)]
+    out["time_s"] = min(times)
+    out["gemm_fraction"] = float(np.median([out["flops"] / t / (g * 1e9) for t, g in zip(times, paired)]))
+    out["gemm_paired_gflops"] = float(np.median(paired))
+    return out
 
 
 def _extra_lines(extra: dict) -> list:
@@ -993,7 +1017,8 @@ def format_markdown(result: dict) -> str:
     out = [report_header(result), ""] + _md_table(head, lines)
     out += ["", "NumPy (s): recouple on the NumPy backend, best of the repeats after a warm-up call; "
                 "vs peer: peer time / recouple time; GEMM fraction: essential float64 flops / time / the "
-                "GEMM rate above; <backend> vs NumPy: NumPy time / that backend's time (>1: faster than NumPy); "
+                "GEMM rate timed just before and after each repeat (median over the repeats; the voxel FC "
+                "paths below: against the rate above); <backend> vs NumPy: NumPy time / that backend's time (>1: faster than NumPy); "
                 "1st call: the warm-up call (on JAX it includes compilation)."]
     vox = _voxel_rows(result)
     if vox:
