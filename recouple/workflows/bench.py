@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 
 import datetime
+import multiprocessing
 import os
 import platform
 import shutil
@@ -69,6 +70,9 @@ class Operation:
     # instead of timing ``run``: (data, backend, repeats) -> one dict per variant with
     # variant, size, time_s, first_call_s, items, unit, flops (or None), extra
     measure: Callable[[dict, str, int], list] | None = None
+    # set up, timed and torn down in a fresh process (as `recouple run` is), so that what the
+    # operations before it left in this process (caches, threads, a grown heap) does not count
+    isolated: bool = False
 
 
 @dataclass
@@ -710,7 +714,7 @@ OPERATIONS: list[Operation] = [
               lambda d: (d["nulls"].shape[0], "nulls/s")),
     Operation("study", _study_setup, _study_run, _study_size, lambda d: (1, "studies/s"), backends=("numpy",),
               extra=_study_kernels, teardown=lambda d: shutil.rmtree(d["folder"], ignore_errors=True),
-              warmup=False),
+              warmup=False, isolated=True),
 ]
 
 
@@ -731,6 +735,9 @@ def run_benchmarks(*, quick=False, backends=None, operations=None, repeats=None,
     ops = [op for op in OPERATIONS if operations is None or op.name in operations]
     started = datetime.datetime.now().astimezone()
     for op in ops:
+        if op.isolated:
+            rows += _run_isolated(op, quick, names, repeats, gemm_runs[0], log, gemm_n=gemm_n)
+            continue
         data = op.setup(quick)
         try:
             rows += _run_operation(op, data, names, repeats, gemm_runs[0], log, gemm_n=gemm_n)
@@ -826,6 +833,29 @@ def _run_operation(op, data, names, repeats, gemm, log, *, gemm_n=2048) -> list:
         if row.variant in base and row.variant in jax:
             row.jax_vs_numpy = base[row.variant] / jax[row.variant]
     return rows
+
+
+def _run_isolated(op, quick, names, repeats, gemm, log, *, gemm_n) -> list:
+    """:func:`_run_operation` of ``op`` in a fresh (spawned) process: setup, timing and teardown there."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(1) as pool:
+        rows = pool.apply(_isolated_rows, (op.name, quick, names, repeats, gemm, gemm_n))
+    if log:
+        for row in rows:
+            log(f"  {row.operation:<40} {row.backend:<6} {row.time_s:9.3f} s (fresh process)")
+            for line in _extra_lines(row.extra):
+                log("    " + line)
+    return rows
+
+
+def _isolated_rows(name, quick, names, repeats, gemm, gemm_n) -> list:
+    op = next(o for o in OPERATIONS if o.name == name)
+    data = op.setup(quick)
+    try:
+        return _run_operation(op, data, names, repeats, gemm, None, gemm_n=gemm_n)
+    finally:
+        if op.teardown:
+            op.teardown(data)
 
 
 def _time_run(op, data, backend, repeats, gemm_n=2048) -> dict:
