@@ -182,7 +182,7 @@ def test_bench_quick_study_times_every_step(tmp_path, capsys):
 
 def test_bench_quick_float32_option(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["bench", "--quick", "--only", "permutation_float32", "--backend", "numpy", "--json", str(out)]) == 0
+    assert main(["bench", "--quick", "--only", "float32_option", "--backend", "numpy", "--json", str(out)]) == 0
     table = capsys.readouterr().out
     assert "float32 option" in table and "p-values moved" in table and "(LOWER by" not in table
     rows = json.loads(out.read_text())["rows"]
@@ -193,6 +193,6 @@ def test_bench_quick_float32_option(tmp_path, capsys):
         assert e["min_draws_moved"] >= 0 and e["pvalues_moved"] <= e["n_elements"]
         assert e["tie_rtol"] > 1e-10
     md = tmp_path / "speed.md"
-    assert main(["bench", "--quick", "--only", "permutation_float32", "--backend", "numpy", "--markdown",
+    assert main(["bench", "--quick", "--only", "float32_option", "--backend", "numpy", "--markdown",
                  str(md)]) == 0
     assert "| float32 option |" in md.read_text()

@@ -700,7 +700,7 @@ OPERATIONS: list[Operation] = [
               lambda d: f"{d['y'].shape[0]} scans x {d['y'].shape[1]} elements x {d['n_perm']} permutations, "
                         "3 nuisance",
               lambda d: (d["n_perm"], "permutations/s"), flops=_fl_flops),
-    Operation("permutation_float32", _precision_setup, None, lambda d: "", lambda d: (1, "permutations/s"),
+    Operation("float32_option", _precision_setup, None, lambda d: "", lambda d: (1, "permutations/s"),
               backends=("numpy", "jax", "cupy"), measure=_precision_measure),
     Operation("tfce", _tfce_setup, _tfce_run,
               lambda d: f"{'x'.join(map(str, d['mask'].shape))} map, {d['data'].shape[0]} subjects, "
@@ -913,14 +913,14 @@ def _pct_or_dash(x):
 
 
 def _table_rows(result):
-    return [r for r in result["rows"] if r["operation"] not in ("voxel_fc", "permutation_float32")]
+    return [r for r in result["rows"] if r["operation"] not in ("voxel_fc", "float32_option")]
 
 
 def _precision_lines(result):
-    """One line per permutation test and backend of ``permutation_float32``."""
+    """One line per null-based test (association, sign-flip, Freedman-Lane) and backend of ``float32_option``."""
     lines = []
     for r in result["rows"]:
-        if r["operation"] == "permutation_float32":
+        if r["operation"] == "float32_option":
             e = r["extra"]
             lines.append([r["variant"], r["backend"], f"{e['float64_s']:.3g}", f"{r['time_s']:.3g}",
                           f"{e['float32_over_float64']:.2f}x", _pct_or_dash(e["gemm32_fraction"]),
