@@ -11,8 +11,8 @@ import pytest
 
 from recouple.cli import main
 from recouple.engine.backend import available_backends
-from recouple.workflows.bench import (OPERATIONS, README_END, README_START, VOXEL_DENSITIES, VOXEL_MODES,
-                                      format_markdown)
+from recouple.workflows.bench import OPERATIONS, VOXEL_DENSITIES, VOXEL_MODES
+from recouple.workflows.benchreport import README_END, README_START, format_markdown
 
 MATRIX_BOUND = {"association", "signflip_paired", "freedman_lane_glm", "voxel_coupling", "pls_bootstrap"}
 

@@ -47,8 +47,9 @@ def _command(args) -> str:
 
 def run(args) -> int:
     # the analysis stack loads only when the verb runs, so `recouple --help` stays fast
-    from ..workflows.bench import (OPERATIONS, README_END, README_START, format_markdown, format_table,
-                                   replace_readme_block, run_benchmarks)
+    from ..workflows.bench import OPERATIONS, run_benchmarks
+    from ..workflows.benchreport import (README_END, README_START, format_markdown, format_table,
+                                         replace_readme_block)
 
     names = [op.name for op in OPERATIONS]
     if args.only:
