@@ -3,7 +3,6 @@ and write a table of r, p, FDR and FWER sorted by effect size."""
 
 from __future__ import annotations
 
-from ..kernels.pvalues import tie_rtol
 from .nulls import add_geometry_arguments, geometry_from_args
 from .options import add_precision_argument, precision_note
 
@@ -145,7 +144,7 @@ def run(args) -> int:
     if note:
         print(f"  note: {note}")
     if args.precision != "float64":
-        print("  " + precision_note(args.precision, tie_rtol(args.precision, Y.shape[1])))
+        print("  " + precision_note(args.precision, Y.shape[1]))
     for _, row in top.iterrows():
         print(f"  {row['map']:<24s} r={row['r']:+.3f}  p={row['p']:.4g}  fdr={row['p_fdr']:.4g}  "
               f"fwer={row['p_fwer']:.4g}", file=sys.stdout)

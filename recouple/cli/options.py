@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..kernels.pvalues import PRECISIONS
+from ..kernels.pvalues import PRECISIONS, tie_rtol
 
 
 def add_precision_argument(p, *, needs: str):
@@ -17,9 +17,10 @@ def add_precision_argument(p, *, needs: str):
                         f"float64's. {needs}")
 
 
-def precision_note(precision: str, rtol: float) -> str:
-    """The line a verb prints when it ran with float32 nulls ('' for float64)."""
+def precision_note(precision: str, n_terms: int) -> str:
+    """The line a verb prints when its nulls' products of ``n_terms`` terms
+    ran in float32 ('' for float64)."""
     if precision == "float64":
         return ""
-    return (f"float32 null products: draws within {rtol:.1e} x max(|score|, 1) of the observed score count as ties "
-            "(p-values never below float64's)")
+    return (f"float32 null products: draws within {tie_rtol(precision, n_terms):.1e} x max(|score|, 1) of the "
+            "observed score count as ties (p-values never below float64's)")

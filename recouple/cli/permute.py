@@ -5,7 +5,6 @@ summary. Heavy imports stay inside the functions so ``--help`` is fast."""
 from __future__ import annotations
 
 from ..kernels.pvalues import ALTERNATIVES
-from ..kernels.pvalues import tie_rtol as perm_tie_rtol
 from .options import add_precision_argument, precision_note
 
 
@@ -350,7 +349,7 @@ def run(args) -> int:
     print(f"recouple permute: {y.shape[0]} scans, {int(np.prod(y.shape[1:]))} elements, {prov['n_perm']} "
           f"{prov['resampling']} resamples, {elapsed:.1f}s")
     if args.precision != "float64":
-        print("  " + precision_note(args.precision, perm_tie_rtol(args.precision, y.shape[0])))
+        print("  " + precision_note(args.precision, y.shape[0]))
     for i, eb in enumerate(exchangeability):
         if eb.get("blocks") == "subject":
             print(f"  c{i + 1} exchangeability: {eb['rule']}")
