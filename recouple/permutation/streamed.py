@@ -37,9 +37,10 @@ def identity_row(mode, n):
     return np.ones(n) if mode == "signflip" else np.arange(n)
 
 
-def null_basis(part, mode):
+def null_basis(part, mode, dtype=np.float64):
     """Rows every resample projects on: ``[basis_x; basis_z]``, for
-    permutations without the constant direction of the nuisance space.
+    permutations without the constant direction of the nuisance space, in
+    ``dtype`` (the data's: float32 nulls multiply float32 by float32).
 
     When the intercept lies in the nuisance space, every column of the
     reduced-model residuals ``E`` sums to zero, and a permutation keeps that
@@ -58,7 +59,7 @@ def null_basis(part, mode):
             # orthonormal basis of the complement of a in R^q: rows of bz orthogonal to the constant
             u, _, _ = np.linalg.svd(np.eye(bz.shape[0]) - np.outer(a, a) / float(a @ a))
             bz = u[:, : bz.shape[0] - 1].T @ bz
-    return np.ascontiguousarray(_glm.stacked_basis(part.basis_x, bz))
+    return np.ascontiguousarray(_glm.stacked_basis(part.basis_x, bz), dtype=dtype)
 
 
 def observed_g(scaled, part, *, mode, backend):
@@ -89,7 +90,7 @@ def stream_scores(scaled, part, resample, score_cmp, *, mode, alternative, resam
     """
     n, v = scaled.shape
     k = resample.shape[0]
-    basis = null_basis(part, mode).astype(scaled.dtype, copy=False)  # float32 nulls: both factors float32
+    basis = null_basis(part, mode, scaled.dtype)
     be = get_backend(resampling.backend)
     if be.name == "numpy":
         bs = resampling.batch_size if resampling.batch_size is not None else min(k, HOST_BLOCK)
@@ -139,7 +140,7 @@ def null_batches(scaled, part, resample, *, mode, backend, batch_size):
     runs under :func:`~recouple.engine.streaming.device_loop_guard`).
     """
     be = get_backend(backend)
-    basis = null_basis(part, mode).astype(scaled.dtype, copy=False)
+    basis = null_basis(part, mode, scaled.dtype)
     static = {"rank": part.rank, "mode": mode}
     if be.name == "numpy":
         return lambda start, stop: _glm.null_batch(scaled, basis, resample[start:stop], **static)
